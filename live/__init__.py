@@ -1,0 +1,12 @@
+"""live: the runtime. Reads frames, embeds them with an ImageNet backbone and classifies the
+last few seconds with a small trained sequence model. Knows nothing of `training/`."""
+import os
+
+# TensorFlow prints start-up chatter to stderr before Python can silence it; users see only ours.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+# OpenCV and FFmpeg warn on stderr about files they can't open; we report those ourselves.
+os.environ.setdefault("OPENCV_LOG_LEVEL", "SILENT")
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+
+__version__ = "0.1.0"

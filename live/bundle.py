@@ -1,0 +1,126 @@
+"""The model bundle: `weights/<name>/` with model.keras, labels.txt and manifest.json.
+
+Loading checks every part against the others and refuses a bundle that does not add up,
+so a user never gets silent nonsense. Writing is atomic: a complete bundle or none.
+"""
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from live.backbones import BACKBONES
+from live.errors import UserError
+
+FORMAT_VERSION = 1
+MODEL_FILE, LABELS_FILE, MANIFEST_FILE = "model.keras", "labels.txt", "manifest.json"
+DEFAULT_BUNDLE = Path(__file__).resolve().parent.parent / "weights" / "default"
+REQUIRED_KEYS = ("format_version", "backbone", "image_size", "feature_size", "backbone_fingerprint",
+                 "seq_len", "frame_step", "frame_rate")
+
+
+@dataclass
+class Bundle:
+    path: Path
+    model: object
+    labels: list
+    manifest: dict
+
+    @property
+    def seq_len(self):
+        return self.manifest["seq_len"]
+
+
+def default_bundle_path():
+    return Path(os.environ.get("LIVE_WEIGHTS") or DEFAULT_BUNDLE)
+
+
+def read_manifest(path):
+    """Read and check a bundle's manifest and labels, without loading the model."""
+    path = Path(path)
+    if not path.is_dir():
+        raise UserError(f"no model bundle at {path}: train one with `train fit --data DIR --out {path}` "
+                        "or pass --weights DIR")
+    missing = [name for name in (MODEL_FILE, LABELS_FILE, MANIFEST_FILE) if not (path / name).is_file()]
+    if missing:
+        raise UserError(f"model bundle {path} is incomplete (missing {', '.join(missing)}); "
+                        "retrain it or pass another --weights DIR")
+    try:
+        manifest = json.loads((path / MANIFEST_FILE).read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UserError(f"model bundle {path} has an unreadable manifest.json ({exc}); retrain it") from None
+    absent = [key for key in REQUIRED_KEYS if key not in manifest]
+    if absent:
+        raise UserError(f"model bundle {path}: manifest.json lacks {', '.join(absent)}; retrain it")
+    if manifest["format_version"] != FORMAT_VERSION:
+        raise UserError(f"model bundle {path} has format version {manifest['format_version']}, "
+                        f"this live reads version {FORMAT_VERSION}; retrain it or update live")
+    backbone = BACKBONES.get(manifest["backbone"])
+    if backbone is None:
+        raise UserError(f"model bundle {path} needs backbone '{manifest['backbone']}', "
+                        f"which this live lacks (it has {', '.join(BACKBONES)})")
+    if (manifest["feature_size"], manifest["image_size"]) != (backbone.feature_size, backbone.image_size):
+        raise UserError(f"model bundle {path} expects {manifest['feature_size']} features at "
+                        f"{manifest['image_size']}px, but {backbone.name} gives {backbone.feature_size} "
+                        f"at {backbone.image_size}px; the bundle is mismatched")
+    labels = [line.strip() for line in (path / LABELS_FILE).read_text().splitlines() if line.strip()]
+    if not labels:
+        raise UserError(f"model bundle {path} has an empty labels.txt")
+    return manifest, labels
+
+
+def load_bundle(path):
+    path = Path(path)
+    manifest, labels = read_manifest(path)
+    import live.sequence_layers  # noqa: F401  registers the custom layers for safe loading
+    from live.quiet import keras
+
+    try:
+        model = keras.saving.load_model(path / MODEL_FILE, safe_mode=True, compile=False)
+    except Exception as exc:
+        raise UserError(f"model bundle {path}: model.keras does not load ({type(exc).__name__}: "
+                        f"{str(exc).splitlines()[0][:200]}); retrain it") from None
+    features_shape, mask_shape = (tuple(i.shape) for i in model.inputs)
+    if features_shape[1:] != (manifest["seq_len"], manifest["feature_size"]):
+        raise UserError(f"model bundle {path}: the model takes windows of {features_shape[1:]}, the "
+                        f"manifest says ({manifest['seq_len']}, {manifest['feature_size']}); it is mismatched")
+    outputs = model.outputs[0].shape[-1]
+    if outputs != len(labels):
+        raise UserError(f"model bundle {path}: the model has {outputs} outputs but labels.txt has "
+                        f"{len(labels)} labels; it is mismatched")
+    return Bundle(path, model, labels, manifest)
+
+
+def check_fingerprint(bundle, weights_fingerprint):
+    expected = bundle.manifest["backbone_fingerprint"]
+    if weights_fingerprint != expected:
+        raise UserError(
+            f"model bundle {bundle.path} was trained on {bundle.manifest['backbone']} weights with "
+            f"fingerprint {expected}, but the loaded weights have fingerprint {weights_fingerprint}; "
+            "its features would not match. Load the same backbone weights (--backbone-weights) "
+            "or retrain the bundle")
+
+
+def write_bundle(path, model, labels, manifest, force=False):
+    """Write the bundle to a temporary folder beside `path`, then rename it into place."""
+    path = Path(path)
+    if path.exists() and not force:
+        raise UserError(f"{path} already exists; choose another --out or pass --force to replace it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        model.save(staging / MODEL_FILE)
+        (staging / LABELS_FILE).write_text("".join(f"{label}\n" for label in labels))
+        (staging / MANIFEST_FILE).write_text(json.dumps({"format_version": FORMAT_VERSION, **manifest},
+                                                        indent=2) + "\n")
+        if path.exists():
+            retired = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
+            os.replace(path, retired / path.name)
+            os.replace(staging, path)
+            shutil.rmtree(retired, ignore_errors=True)
+        else:
+            os.replace(staging, path)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return path

@@ -1,0 +1,158 @@
+"""`live`: the entry point. Wiring only: parse options, open the source, the classifier and
+the outputs, run the pipeline, print the summary. Exit codes: 0 done (also after SIGTERM),
+1 the source failed part-way, 2 bad input or setup, 130 stopped with Ctrl-C."""
+import os
+import signal
+import sys
+import time
+
+import click
+
+from live.errors import UserError
+
+EXIT_INTERRUPTED = 130
+
+
+class StopRequest:
+    """Turns SIGINT/SIGTERM into a flag the frame loop checks, so outputs close cleanly.
+    A second Ctrl-C falls back to the default behaviour, for a hard stop."""
+
+    def __init__(self):
+        self.signal = None
+        signal.signal(signal.SIGTERM, self._handle)
+        signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum, _frame):
+        self.signal = signum
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def __bool__(self):
+        return self.signal is not None
+
+
+def run_with_errors(function, *args, **kwargs):
+    """Run a command body; turn every failure into one `error: …` line and an exit code."""
+    try:
+        return function(*args, **kwargs)
+    except UserError as exc:
+        click.echo(f"error: {exc}", err=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        click.echo("stopped", err=True)
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # a bug or an unforeseen fault: still one line, not a traceback
+        if os.environ.get("LIVE_DEBUG"):
+            raise
+        click.echo(f"error: unexpected {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
+                   "(rerun with LIVE_DEBUG=1 for details)", err=True)
+        return 3
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--camera", type=int, metavar="INDEX", help="Read a webcam (0 is the first).")
+@click.option("--file", "file", metavar="PATH|URL", help="Read a video file, or an http/rtsp stream.")
+@click.option("--weights", metavar="DIR", help="Model bundle folder [default: the shipped weights/default].")
+@click.option("--runtime", type=click.Choice(["litert", "litert-int8", "keras"]), default="litert",
+              show_default=True, help="How the backbone runs.")
+@click.option("--backbone-weights", metavar="FILE", help="Local ImageNet weights for the bundle's backbone.")
+@click.option("--display/--no-display", default=None, help="Show a window [default: when a screen exists].")
+@click.option("--output", metavar="PATH", help="Write the annotated video (.mp4 or .avi).")
+@click.option("--jsonl", metavar="PATH", help="Write one JSON object per frame; '-' for stdout.")
+@click.option("--top-k", type=click.IntRange(1), default=3, show_default=True, help="Labels listed on screen.")
+@click.option("--smooth", type=click.IntRange(1), default=1, show_default=True,
+              help="Average the last N probability vectors.")
+@click.option("--threshold", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Below this score, show 'uncertain'.")
+@click.option("--max-frames", type=click.IntRange(1), help="Stop after N frames.")
+def main(**options):
+    """Classify the action in a camera, file or stream, frame by frame, with an on-screen overlay.
+
+    Ctrl-C stops cleanly with exit code 130; SIGTERM stops cleanly with exit code 0.
+    """
+    sys.exit(run_with_errors(run, **options))
+
+
+def update_status(status, result, source, started, classified):
+    """The figures the overlay shows: a smoothed frame rate, the latency, the share dropped."""
+    now = time.perf_counter()
+    previous = status.get("_last", started)
+    if classified:
+        status["fps"] = 0.9 * status["fps"] + 0.1 / max(now - previous, 1e-6) if status["fps"] else \
+            1 / max(now - previous, 1e-6)
+    status["_last"] = now
+    status["latency_ms"] = result.timings["latency_ms"]
+    if source.live:
+        status["dropped_fraction"] = source.dropped / max(source.frames_read, 1)
+
+
+def run(camera, file, weights, runtime, backbone_weights, display, output, jsonl, top_k, smooth,
+        threshold, max_frames):
+    from live.bundle import default_bundle_path
+    from live.display import Window, screen_problem
+    from live.outputs import JsonlWriter, RunSummary, VideoOutput
+    from live.pipeline import classify, load_classifier, warm_up
+    from live.render import OverlayRenderer
+    from live.sources import open_source
+
+    stop = StopRequest()
+    source = open_source(camera=camera, file=file)
+    closers = [source.close]
+    try:
+        classifier = load_classifier(weights or default_bundle_path(), runtime, backbone_weights)
+        if display is None or display:
+            problem = screen_problem()
+            if problem:
+                if display:
+                    click.echo(f"note: {problem}; running headless", err=True)
+                display = False
+            else:
+                display = True
+        window = Window(source.size) if display else None
+        if window:
+            closers.append(window.close)
+        jsonl_writer = JsonlWriter(jsonl) if jsonl else None
+        if jsonl_writer:
+            closers.append(jsonl_writer.close)
+        video = VideoOutput(output, source.size, source.fps) if output else None
+        if video:
+            closers.append(video.close)
+        renderer = OverlayRenderer(top_k=top_k, threshold=threshold, min_height=360 if window else 0)
+        warm_up(classifier)
+
+        summary, started = RunSummary(), time.perf_counter()
+        status = {"fps": 0.0, "latency_ms": 0.0, "dropped_fraction": 0.0}
+        failure, exhausted = None, False
+        try:
+            for result in classify(classifier, source.frames(), smooth=smooth):
+                update_status(status, result, source, started, summary.classified)
+                if window or video:
+                    drawn = time.perf_counter()
+                    annotated = renderer.draw(result.frame.image, result, status)
+                    result.timings["draw"] = (time.perf_counter() - drawn) * 1000
+                    if video:
+                        video.write(annotated)
+                    if window and not window.show(annotated):
+                        break
+                if jsonl_writer:
+                    jsonl_writer.write(result)
+                summary.add(result)
+                if stop or (max_frames and summary.classified >= max_frames):
+                    break
+            else:
+                exhausted = True
+        except UserError as exc:  # the source failed part-way: keep what was done, then report
+            failure = exc
+        elapsed = time.perf_counter() - started
+    finally:
+        for close in reversed(closers):
+            close()
+    click.echo(summary.text(source.frames_read, elapsed), err=True)
+    if failure:
+        raise failure
+    truncated = source.stopped_early() if exhausted else None
+    if truncated:
+        raise UserError(f"{source.name} stopped decoding after {truncated[0]} of {truncated[1]} frames; "
+                        "the rest of the file is damaged or missing", exit_code=1)
+    if stop.signal == signal.SIGINT:
+        return EXIT_INTERRUPTED
+    return 0

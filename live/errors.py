@@ -1,0 +1,12 @@
+"""The one exception type that reaches the user, printed as a single `error: …` line."""
+
+
+class UserError(Exception):
+    """Something the user can fix: a bad path, a missing bundle, an unreachable stream.
+
+    The message says what is wrong and what to do; `exit_code` is the process status.
+    """
+
+    def __init__(self, message, exit_code=2):
+        super().__init__(message)
+        self.exit_code = exit_code

@@ -1,0 +1,95 @@
+"""The classification pipeline: frame -> frame path -> embedder -> buffer -> sequence model
+-> smoothing. Each step has its own timer; results come out one per frame, as a generator,
+so memory stays flat however long the source runs."""
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from live.backbones import fingerprint, get_backbone, load_backbone_model
+from live.buffer import EmbeddingBuffer
+from live.bundle import check_fingerprint, load_bundle
+from live.frames import TimeSampler, to_model_input
+from live.runtimes import compiled_call, make_embedder
+
+STEPS = ("read", "preprocess", "embed", "gru")
+
+
+@dataclass
+class Result:
+    frame: object            # the source Frame
+    labels: list
+    seq_len: int
+    filled: int              # valid slots in the buffer, 1..seq_len
+    probs: np.ndarray        # smoothed probabilities, in label order
+    sampled: bool            # whether this frame entered the buffer
+    timings: dict = field(default_factory=dict)  # milliseconds per step, and latency_ms
+
+    @property
+    def top(self):
+        return int(np.argmax(self.probs))
+
+    @property
+    def label(self):
+        return self.labels[self.top]
+
+    @property
+    def score(self):
+        return float(self.probs[self.top])
+
+
+@dataclass
+class Classifier:
+    bundle: object
+    embedder: object   # images (N, S, S, 3) uint8 -> features (N, F)
+    head: object       # (features, mask) -> probabilities
+    image_size: int
+
+
+def load_classifier(weights_dir, runtime, backbone_weights=None):
+    """Setup: load and check the bundle, its backbone (fingerprint included) and the runtimes."""
+    bundle = load_bundle(weights_dir)
+    backbone = get_backbone(bundle.manifest["backbone"])
+    backbone_model = load_backbone_model(backbone.name, backbone_weights)
+    weights_fingerprint = fingerprint(backbone_model)
+    check_fingerprint(bundle, weights_fingerprint)
+    embedder = make_embedder(backbone_model, weights_fingerprint, runtime)
+    return Classifier(bundle, embedder, compiled_call(bundle.model), backbone.image_size)
+
+
+def warm_up(classifier):
+    """Trace and allocate every runtime once, so the first real frame is not slow."""
+    size = classifier.image_size
+    features = classifier.embedder(np.zeros((1, size, size, 3), np.uint8))
+    buffer = EmbeddingBuffer(classifier.bundle.seq_len, features.shape[-1])
+    buffer.append(features[0])
+    classifier.head(buffer.features, buffer.mask)
+
+
+def classify(classifier, frames, smooth=1):
+    """Yield one Result per frame of `frames` (Frame objects, in order)."""
+    manifest = classifier.bundle.manifest
+    sampler = TimeSampler(manifest["frame_step"], manifest.get("frame_rate"))
+    buffer = EmbeddingBuffer(manifest["seq_len"], manifest["feature_size"])
+    recent = deque(maxlen=max(1, smooth))
+    labels = classifier.bundle.labels
+    probs = None
+    for frame in frames:
+        timings = {"read": frame.read_ms, "preprocess": 0.0, "embed": 0.0, "gru": 0.0}
+        sampled = sampler.keep(frame.timestamp)
+        if sampled:
+            started = time.perf_counter()
+            image = to_model_input(frame.image, classifier.image_size)[None]
+            embedded = time.perf_counter()
+            buffer.append(classifier.embedder(image)[0])
+            predicted = time.perf_counter()
+            recent.append(classifier.head(buffer.features, buffer.mask)[0])
+            finished = time.perf_counter()
+            timings.update(preprocess=(embedded - started) * 1000, embed=(predicted - embedded) * 1000,
+                           gru=(finished - predicted) * 1000)
+            probs = np.mean(recent, axis=0) if len(recent) > 1 else recent[0]
+        if probs is None:
+            continue  # nothing sampled yet (only when the first frames are skipped)
+        timings["latency_ms"] = (time.perf_counter() - frame.read_at) * 1000
+        yield Result(frame, labels, buffer.seq_len, buffer.filled, probs, sampled, timings)

@@ -1,0 +1,62 @@
+"""The renderer: the one place that draws on frames."""
+import cv2
+import numpy as np
+
+FONT = cv2.FONT_HERSHEY_SIMPLEX
+WHITE, GREY, GREEN, AMBER, BLACK = (255, 255, 255), (200, 200, 200), (80, 220, 80), (0, 190, 255), (0, 0, 0)
+
+
+class OverlayRenderer:
+    """Draws the top label, the top-k list with bars, fps and latency, and the warm-up and
+    falling-behind notes. Text scales with the frame; frames under `min_height` pixels are
+    enlarged first so the overlay stays legible (the saved video keeps the source size)."""
+
+    def __init__(self, top_k=3, threshold=0.0, min_height=0):
+        self.top_k = top_k
+        self.threshold = threshold
+        self.min_height = min_height
+
+    def draw(self, image, result, status):
+        """Return an annotated BGR copy of `image` for `result` (a Result) and `status` (a dict
+        with fps, latency_ms and dropped_fraction)."""
+        if image.ndim == 2:
+            image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+        elif image.shape[2] == 4:
+            image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+        height, width = image.shape[:2]
+        if height < self.min_height:
+            factor = self.min_height / height
+            image = cv2.resize(image, (round(width * factor), self.min_height), interpolation=cv2.INTER_LINEAR)
+        else:
+            image = image.copy()
+        height, width = image.shape[:2]
+        scale = max(0.35, min(width, height) / 720)
+        line = int(32 * scale)
+        x, y = int(10 * scale), int(10 * scale)
+
+        if result.filled < result.seq_len:
+            headline, colour = f"warming up {result.filled}/{result.seq_len}", AMBER
+        elif result.score < self.threshold:
+            headline, colour = f"uncertain ({result.label} {result.score:.0%})", AMBER
+        else:
+            headline, colour = f"{result.label} {result.score:.0%}", GREEN
+        rows = [(headline, colour, 1.0, None)]
+        for index in np.argsort(result.probs)[::-1][:self.top_k]:
+            rows.append((f"{result.labels[index]} {result.probs[index]:.0%}", WHITE, 0.7, float(result.probs[index])))
+        stats = f"{status['fps']:.1f} fps  {status['latency_ms']:.0f} ms"
+        rows.append((stats, GREY, 0.6, None))
+        if status.get("dropped_fraction", 0) > 0.05:
+            rows.append((f"falling behind: dropping {status['dropped_fraction']:.0%} of frames", AMBER, 0.6, None))
+
+        box_width = max(cv2.getTextSize(text, FONT, size * scale, 2)[0][0] for text, _, size, _ in rows) + 2 * x
+        box_height = sum(int(line * max(size, 0.7)) for _, _, size, _ in rows) + y
+        overlay = image[:min(box_height, height), :min(box_width, width)]
+        overlay[:] = (overlay * 0.45).astype(np.uint8)  # darken behind the text so it reads on any picture
+        for text, text_colour, size, bar in rows:
+            y += int(line * max(size, 0.7))
+            if bar is not None:
+                bar_end = x + int(bar * (box_width - 2 * x))
+                cv2.rectangle(image, (x, y - int(line * 0.6)), (bar_end, y + int(line * 0.1)), (90, 90, 90), -1)
+            thickness = 2 if size >= 1.0 else 1
+            cv2.putText(image, text, (x, y), FONT, size * scale, text_colour, thickness, cv2.LINE_AA)
+        return image

@@ -1,0 +1,229 @@
+"""Frame sources: one class per kind of input, behind `open_source`.
+
+- FileSource: every frame, in order, nothing dropped, so a replay is deterministic.
+- CameraSource and StreamSource: a reader thread keeps only the newest frame, so the picture
+  never lags behind reality when the machine can't keep up; dropped frames are counted.
+"""
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from live.errors import UserError
+
+URL_SCHEMES = ("http://", "https://", "rtsp://", "rtsps://", "rtmp://", "udp://", "tcp://", "srt://")
+
+
+@dataclass
+class Frame:
+    index: int          # 0-based index of the frame in the source
+    timestamp: float    # seconds, from the container for files, from the clock for live sources
+    image: np.ndarray   # as decoded (BGR, or grayscale)
+    read_at: float      # time.perf_counter() when it was read: latency is measured from here
+    read_ms: float      # how long reading it took
+
+
+class FileSource:
+    """A video file: all frames in order. Notes when decoding stops before the end."""
+
+    live = False
+
+    def __init__(self, path):
+        self.name = str(path)
+        file = Path(path)
+        if not file.exists():
+            raise UserError(f"no such file: {path}")
+        if file.is_dir():
+            raise UserError(f"{path} is a directory; give a video file")
+        if file.stat().st_size == 0:
+            raise UserError(f"{path} is empty (0 bytes); give a video file")
+        self._capture = cv2.VideoCapture(str(file))
+        first = self._capture.read()[1] if self._capture.isOpened() else None
+        if first is None:
+            self._capture.release()
+            raise UserError(f"{path} is not a video OpenCV can decode; give an mp4, avi, mkv, gif or similar")
+        self.fps = self._capture.get(cv2.CAP_PROP_FPS) or 0.0
+        if not 0 < self.fps < 1000:
+            self.fps = 25.0
+        self.frame_count = int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        self.size = (first.shape[1], first.shape[0])
+        self._first = first
+        self.frames_read = 0
+        self.dropped = 0
+
+    def frames(self):
+        """Yield Frames with their own read time attached."""
+        read_ms = 0.0
+        image, index = self._first, 0
+        while image is not None:
+            self.frames_read += 1
+            yield Frame(index, index / self.fps, image, time.perf_counter() - read_ms / 1000, read_ms)
+            started = time.perf_counter()
+            ok, image = self._capture.read()
+            read_ms = (time.perf_counter() - started) * 1000
+            index += 1
+            if not ok:
+                image = None
+
+    def stopped_early(self):
+        """(frames read, frames expected) when decoding stopped well before the container's count."""
+        expected = self.frame_count
+        if expected > 0 and self.frames_read < expected - max(2, expected // 50):
+            return self.frames_read, expected
+        return None
+
+    def close(self):
+        self._capture.release()
+
+
+class _LatestFrameSource:
+    """Base for live sources: a thread reads as fast as the source delivers and keeps the
+    newest frame only. `frames()` hands out each new frame once, waiting for the next."""
+
+    live = True
+    reconnect_attempts = 0
+
+    def __init__(self, name):
+        self.name = name
+        self._capture = self._open()
+        ok, first = self._capture.read()
+        if not ok or first is None:
+            self._capture.release()
+            raise UserError(self._unavailable_message())
+        self.fps = self._capture.get(cv2.CAP_PROP_FPS) or 0.0
+        self.frame_count = 0
+        self.size = (first.shape[1], first.shape[0])
+        self.frames_read = 0      # frames the reader took from the source
+        self.frames_delivered = 0
+        self.dropped = 0          # frames replaced by a newer one before they were used
+        self._started = time.perf_counter()
+        self._latest = Frame(0, 0.0, first, self._started, 0.0)
+        self.frames_read = 1
+        self._condition = threading.Condition()
+        self._failure = None
+        self._stopped = False
+        self._thread = threading.Thread(target=self._read_loop, name=f"reader:{name}", daemon=True)
+        self._thread.start()
+
+    def _open(self):
+        raise NotImplementedError
+
+    def _unavailable_message(self):
+        raise NotImplementedError
+
+    def _reconnect(self):
+        """Try to reopen after a failed read; True when frames flow again."""
+        for attempt in range(self.reconnect_attempts):
+            if self._stopped:
+                return False
+            time.sleep(min(0.5 * 2 ** attempt, 4.0))
+            self._capture.release()
+            self._capture = self._open()
+            if self._capture.isOpened() and self._capture.grab():
+                self.reconnects += 1
+                return True
+        return False
+
+    def _read_loop(self):
+        index = 1
+        while not self._stopped:
+            started = time.perf_counter()
+            ok, image = self._capture.read()
+            if not ok or image is None:
+                if self._stopped:
+                    break
+                if self._reconnect():
+                    continue
+                with self._condition:
+                    self._failure = self._lost_message()
+                    self._condition.notify_all()
+                return
+            now = time.perf_counter()
+            frame = Frame(index, now - self._started, image, now, (now - started) * 1000)
+            with self._condition:
+                if self._latest is not None:
+                    self.dropped += 1
+                self._latest = frame
+                self.frames_read += 1
+                self._condition.notify_all()
+            index += 1
+
+    def frames(self):
+        while True:
+            with self._condition:
+                while self._latest is None and self._failure is None and not self._stopped:
+                    self._condition.wait(timeout=0.5)
+                if self._latest is None:
+                    if self._failure:
+                        raise UserError(self._failure, exit_code=1)
+                    return
+                frame, self._latest = self._latest, None
+            self.frames_delivered += 1
+            yield frame
+
+    def stopped_early(self):
+        return None
+
+    def close(self):
+        self._stopped = True
+        self._thread.join(timeout=2.0)
+        self._capture.release()
+
+
+class CameraSource(_LatestFrameSource):
+    def __init__(self, index):
+        self.index = index
+        self.reconnects = 0
+        super().__init__(f"camera {index}")
+
+    def _open(self):
+        return cv2.VideoCapture(self.index)
+
+    def _unavailable_message(self):
+        return (f"camera {self.index} is not available: it does not exist or another program is using "
+                "it; check the index (0 is the first camera) and close other camera apps")
+
+    def _lost_message(self):
+        return f"camera {self.index} stopped delivering frames (unplugged or taken by another program)"
+
+
+class StreamSource(_LatestFrameSource):
+    """A network stream (http, rtsp, …). Reconnects with backoff when it drops."""
+
+    reconnect_attempts = 3
+
+    def __init__(self, url):
+        self.url = url
+        self.reconnects = 0
+        super().__init__(url)
+
+    def _open(self):
+        # Time out instead of hanging forever on a server that accepts and then says nothing.
+        return cv2.VideoCapture(self.url, cv2.CAP_FFMPEG, [
+            cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, 5000, cv2.CAP_PROP_READ_TIMEOUT_MSEC, 5000])
+
+    def _unavailable_message(self):
+        return f"cannot open stream {self.url}: no answer or not a video stream; check the URL and the server"
+
+    def _lost_message(self):
+        return (f"stream {self.url} dropped and did not come back after "
+                f"{self.reconnect_attempts} reconnect attempts")
+
+
+def is_url(text):
+    return str(text).lower().startswith(URL_SCHEMES)
+
+
+def open_source(camera=None, file=None):
+    """The one way to open an input: a camera index, or a file path or URL."""
+    if (camera is None) == (file is None):
+        raise UserError("give exactly one input: --camera INDEX or --file PATH_OR_URL")
+    if camera is not None:
+        return CameraSource(int(camera))
+    if is_url(file):
+        return StreamSource(file)
+    return FileSource(os.fspath(file))

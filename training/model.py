@@ -1,0 +1,41 @@
+"""The sequence models that read a window of frame embeddings.
+
+- "motion" (the default): the features standardised with training statistics, then
+  TemporalStats (mean over the window for appearance, per-feature slopes over time and the
+  trend of the frame-to-frame change for motion) into a small dense head. Order matters to
+  it: on clips whose frames look alike both ways round it tells forward from reversed.
+- "reference": the Keras example's GRU(16) -> GRU(8) -> Dropout(0.4) -> Dense(8) head.
+"""
+from live.quiet import keras
+import numpy as np
+
+from live.sequence_layers import TemporalStats
+
+MODEL_KINDS = ("motion", "reference")
+
+
+def build_sequence_model(kind, seq_len, feature_size, num_classes, feature_mean=None, feature_var=None):
+    features = keras.Input((seq_len, feature_size), name="features")
+    mask = keras.Input((seq_len,), dtype="bool", name="mask")
+    if feature_mean is None:
+        feature_mean, feature_var = np.zeros(feature_size), np.ones(feature_size)
+    normalised = keras.layers.Normalization(mean=np.asarray(feature_mean, np.float32).tolist(),
+                                            variance=np.asarray(feature_var, np.float32).tolist(),
+                                            name="standardise")(features)
+    if kind == "motion":
+        x = TemporalStats(name="temporal_stats")([normalised, mask])
+        x = keras.layers.Dropout(0.5)(x)
+        x = keras.layers.Dense(16, activation="relu", kernel_regularizer=keras.regularizers.l2(1e-3))(x)
+        x = keras.layers.Dropout(0.3)(x)
+    elif kind == "reference":
+        x = keras.layers.GRU(16, return_sequences=True)(normalised, mask=mask)
+        x = keras.layers.GRU(8)(x)
+        x = keras.layers.Dropout(0.4)(x)
+        x = keras.layers.Dense(8, activation="relu")(x)
+    else:
+        raise ValueError(f"unknown model kind {kind!r}; choose one of {MODEL_KINDS}")
+    probabilities = keras.layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
+    model = keras.Model([features, mask], probabilities, name=f"{kind}_sequence_model")
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    return model
