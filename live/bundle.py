@@ -102,8 +102,9 @@ def check_fingerprint(bundle, weights_fingerprint):
             "or retrain the bundle")
 
 
-def write_bundle(path, model, labels, manifest, force=False):
-    """Write the bundle to a temporary folder beside `path`, then rename it into place."""
+def write_bundle(path, model, labels, manifest, force=False, extra_files=None):
+    """Write the bundle (and `extra_files`, {name: bytes}, such as a report) to a temporary
+    folder beside `path`, then rename it into place."""
     path = Path(path)
     if path.exists() and not force:
         raise UserError(f"{path} already exists; choose another --out or pass --force to replace it")
@@ -114,6 +115,8 @@ def write_bundle(path, model, labels, manifest, force=False):
         (staging / LABELS_FILE).write_text("".join(f"{label}\n" for label in labels))
         (staging / MANIFEST_FILE).write_text(json.dumps({"format_version": FORMAT_VERSION, **manifest},
                                                         indent=2) + "\n")
+        for name, data in (extra_files or {}).items():
+            (staging / name).write_bytes(data)
         if path.exists():
             retired = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
             os.replace(path, retired / path.name)

@@ -1,0 +1,70 @@
+"""Clips made from real photos for a task that one frame can't solve: each pair of classes is
+one change and its time reversal (fade in/out, focus in/out, saturate/desaturate, zoom
+in/out). Single frames of the two look alike; only the order tells them apart."""
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "photos"
+PAIRS = [("fade_in", "fade_out"), ("focus_in", "focus_out"), ("saturate", "desaturate"), ("zoom_in", "zoom_out")]
+TWIN = {a: b for pair in PAIRS for a, b in (pair, pair[::-1])}
+TEST_PHOTOS = ["baboon", "orange", "cards", "rubberwhale1"]
+SIZE, FRAMES, FPS = 176, 20, 25
+
+
+def photo_names():
+    return sorted(p.stem for p in PHOTOS.iterdir() if p.suffix in (".jpg", ".png"))
+
+
+def _frame(image, kind, amount, rng_crop):
+    """`amount` runs 0 -> 1 over the 'forward' change of each pair's first class."""
+    x0, y0, side = rng_crop
+    if kind == "zoom":
+        zoom = 1 + 2.0 * amount  # strong zoom: up to 3x
+        inner = side / zoom
+        cx, cy = x0 + side / 2, y0 + side / 2
+        crop = image[int(cy - inner / 2):int(cy + inner / 2), int(cx - inner / 2):int(cx + inner / 2)]
+        return cv2.resize(crop, (SIZE, SIZE), interpolation=cv2.INTER_AREA)
+    frame = cv2.resize(image[y0:y0 + side, x0:x0 + side], (SIZE, SIZE), interpolation=cv2.INTER_AREA)
+    if kind == "fade":
+        return (frame * (0.05 + 0.95 * amount)).astype(np.uint8)
+    if kind == "focus":
+        sigma = 0.1 + 6.0 * (1 - amount)
+        return cv2.GaussianBlur(frame, (0, 0), sigma)
+    if kind == "saturate":
+        hsv = cv2.cvtColor(frame, cv2.COLOR_BGR2HSV).astype(np.float32)
+        hsv[..., 1] *= amount
+        return cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2BGR)
+    raise ValueError(kind)
+
+
+def write_clip(path, photo, label, rng):
+    image = cv2.imread(str(PHOTOS / f"{photo}.png")) if (PHOTOS / f"{photo}.png").exists() else \
+        cv2.imread(str(PHOTOS / f"{photo}.jpg"))
+    height, width = image.shape[:2]
+    side = int(min(height, width) * rng.uniform(0.6, 1.0))
+    crop = (int(rng.integers(0, width - side + 1)), int(rng.integers(0, height - side + 1)), side)
+    kind = label.split("_")[0] if label not in ("saturate", "desaturate") else "saturate"
+    forward = label in ("fade_in", "focus_in", "saturate", "zoom_in")
+    amounts = np.linspace(0, 1, FRAMES)
+    if not forward:
+        amounts = amounts[::-1]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), FPS, (SIZE, SIZE))
+    for amount in amounts:
+        writer.write(_frame(image, kind, amount, crop))
+    writer.release()
+
+
+def make_dataset(root, clips_per_photo=3, test_clips_per_photo=2, seed=0):
+    """root/train/<class>/<photo>__<n>.avi from most photos, root/test/... from TEST_PHOTOS."""
+    rng = np.random.default_rng(seed)
+    root = Path(root)
+    for photo in photo_names():
+        split = "test" if photo in TEST_PHOTOS else "train"
+        count = test_clips_per_photo if split == "test" else clips_per_photo
+        for label in TWIN:
+            for n in range(count):
+                write_clip(root / split / label / f"{photo}__{n}.avi", photo, label, rng)
+    return root

@@ -1,0 +1,158 @@
+"""`train`: the offline trainer's commands. Wiring only; the work is in the modules."""
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from live.cli import run_with_errors
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main():
+    """Train, evaluate and try the sequence models that `live` runs."""
+
+
+def _run(function, **options):
+    code = run_with_errors(function, **options)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+backbone_option = click.option("--backbone", default="inception_v3", show_default=True,
+                               help="Frame backbone: inception_v3 or efficientnet_lite0.")
+backbone_weights_option = click.option("--backbone-weights", metavar="FILE",
+                                       help="Local ImageNet weights for the backbone.")
+runtime_option = click.option("--runtime", type=click.Choice(["litert", "litert-int8", "keras"]),
+                              default="litert", show_default=True, help="How the backbone runs.")
+
+
+@main.command()
+@click.option("--data", required=True, metavar="DIR", help="Dataset folder (layout detected).")
+@click.option("--out", required=True, metavar="DIR", help="Bundle folder to write, e.g. weights/NAME.")
+@backbone_option
+@backbone_weights_option
+@runtime_option
+@click.option("--seq-len", type=click.IntRange(2), default=20, show_default=True)
+@click.option("--frame-step", type=click.IntRange(1), default=1, show_default=True)
+@click.option("--frame-rate", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Sample frames by timestamp at frame-rate/frame-step per second [default: by index].")
+@click.option("--epochs", type=click.IntRange(1), default=60, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--model", "model_kind", type=click.Choice(["motion", "reference"]), default="motion",
+              show_default=True, help="Sequence model: motion-aware head, or the reference GRU.")
+@click.option("--split", type=click.IntRange(1, 3), default=1, show_default=True, help="UCF101 split.")
+@click.option("--classes", help="Comma-separated subset of classes.")
+@click.option("--test-fraction", type=click.FloatRange(0, 1), default=0.25, show_default=True,
+              help="Held out for testing when the dataset has no test split.")
+@click.option("--shuffle-frames", is_flag=True, help="Ablation: shuffle frames inside each training window.")
+@click.option("--cache", "cache_root", metavar="DIR", help="Feature cache folder.")
+@click.option("--description", help="What this model is, for its manifest.")
+@click.option("--force", is_flag=True, help="Replace an existing bundle.")
+@click.option("--quiet", is_flag=True, help="No progress output.")
+def fit(quiet, **options):
+    """Extract features, train a sequence model, evaluate it and write a bundle."""
+    from training.fit import fit as fit_bundle
+
+    _run(fit_bundle, progress=not quiet, **options)
+
+
+def _load(weights, runtime, backbone_weights):
+    from live.pipeline import load_classifier
+
+    return load_classifier(weights, runtime, backbone_weights)
+
+
+def _clip_features(classifier, videos, progress):
+    from live.backbones import get_backbone
+    from training.features import FeatureCache, FramePath, extract_features
+
+    manifest = classifier.bundle.manifest
+    frame_path = FramePath(manifest["backbone"], manifest["backbone_fingerprint"],
+                           get_backbone(manifest["backbone"]).image_size, manifest["frame_step"],
+                           manifest.get("frame_rate"))
+    return extract_features(videos, classifier.embedder, frame_path, FeatureCache(frame_path), progress=progress)
+
+
+@main.command()
+@click.option("--weights", required=True, metavar="DIR", help="Model bundle.")
+@click.option("--data", required=True, metavar="DIR", help="Dataset folder; its test split is used.")
+@backbone_weights_option
+@runtime_option
+@click.option("--split", type=click.IntRange(1, 3), default=1, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the held-out split.")
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+def evaluate(**options):
+    """Accuracy, per-class precision and recall, and the confusion matrix on a test split."""
+    _run(_evaluate, **options)
+
+
+def _evaluate(weights, data, backbone_weights, runtime, split, seed, as_json):
+    from live.errors import UserError
+    from training.datasets import load_dataset
+    from training.fit import evaluate_clips
+    from training.report import metrics_text
+
+    classifier = _load(weights, runtime, backbone_weights)
+    labels = classifier.bundle.labels
+    dataset = load_dataset(data, split=split, seed=seed)
+    unknown = sorted({c.label for c in dataset.test} - set(labels))
+    if unknown:
+        raise UserError(f"{data} has classes the model does not know: {', '.join(unknown)}")
+    features, skipped, _ = _clip_features(classifier, [str(c.path) for c in dataset.test], not as_json)
+    clips = [c for c in dataset.test if str(c.path) in features]
+    metrics = evaluate_clips(classifier.head, clips, features, labels, classifier.bundle.seq_len)
+    metrics["skipped"] = skipped
+    if as_json:
+        click.echo(json.dumps(metrics))
+    else:
+        click.echo(metrics_text(metrics["all_windows"], "mean over all windows"))
+        click.echo(f"first window only: accuracy {metrics['first_window']['accuracy']:.1%}")
+    return 0
+
+
+@main.command()
+@click.option("--weights", required=True, metavar="DIR", help="Model bundle.")
+@click.argument("videos", nargs=-1, required=True)
+@backbone_weights_option
+@runtime_option
+@click.option("--top-k", type=click.IntRange(1), default=3, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per clip.")
+def predict(**options):
+    """Top labels for each clip: for its first window, and for the mean over all its windows."""
+    _run(_predict, **options)
+
+
+def _predict(weights, videos, backbone_weights, runtime, top_k, as_json):
+    import numpy as np
+
+    from training.windows import predict_clip
+
+    classifier = _load(weights, runtime, backbone_weights)
+    labels = classifier.bundle.labels
+    features, skipped, _ = _clip_features(classifier, list(videos), progress=False)
+    for video in videos:
+        if video in skipped:
+            click.echo(f"warning: skipping {video}: {skipped[video]}", err=True)
+            continue
+        first, mean = predict_clip(classifier.head, features[video], classifier.bundle.seq_len)
+        if as_json:
+            click.echo(json.dumps({"video": video, **{
+                name: {"label": labels[int(np.argmax(p))], "probs": [float(v) for v in p]}
+                for name, p in (("first_window", first), ("all_windows", mean))}}))
+        else:
+            click.echo(Path(video).name)
+            for name, probs in (("first window", first), ("all windows", mean)):
+                top = np.argsort(probs)[::-1][:top_k]
+                click.echo(f"  {name}: " + ", ".join(f"{labels[i]} {probs[i]:.1%}" for i in top))
+    return 1 if skipped else 0
+
+
+@main.command()
+@click.argument("name")
+@click.option("--to", required=True, metavar="DIR", help="Folder to download and unpack into.")
+@click.option("--url", help="Another address for the archive (a mirror, or file://).")
+def download(**options):
+    """Fetch a dataset (ucf101-top5: the reference's data), resuming, then unpack it."""
+    from training.download import download as fetch
+
+    _run(fetch, **options)

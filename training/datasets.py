@@ -1,0 +1,145 @@
+"""Finding clips and labels in a dataset folder, whatever its layout, and splitting them.
+
+Layouts, detected in this order:
+- reference: train.csv and test.csv (columns video_name, tag) beside train/ and test/;
+- ucf101: UCF-101/<Class>/v_*.avi beside ucfTrainTestlist/ (split 1..3);
+- split folders: train/<class>/* and test/<class>/*;
+- class folders: <class>/*, with a stratified, grouped test split held out.
+
+A clip's group is the source it was cut from: UCF101's gNN, else the part of the file name
+before a double underscore, else the file itself. Clips of one group never straddle a split.
+"""
+import csv
+import random
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+from live.errors import UserError
+
+VIDEO_SUFFIXES = {".avi", ".mp4", ".mkv", ".mov", ".webm", ".gif", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"}
+UCF_GROUP = re.compile(r"_(g\d+)_c\d+", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Clip:
+    path: Path
+    label: str
+    group: str
+
+
+@dataclass
+class Dataset:
+    layout: str
+    classes: list
+    train: list
+    test: list
+
+
+def clip_group(path, label):
+    stem = Path(path).stem
+    match = UCF_GROUP.search(stem)
+    if match:
+        return f"{label}/{match.group(1).lower()}"
+    if "__" in stem:
+        return f"{label}/{stem.split('__')[0]}"
+    return f"{label}/{stem}"
+
+
+def _clip(path, label):
+    return Clip(Path(path), label, clip_group(path, label))
+
+
+def _videos(folder):
+    return sorted(p for p in Path(folder).iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+
+
+def _class_folders(folder):
+    return sorted(p for p in Path(folder).iterdir() if p.is_dir() and not p.name.startswith(".") and _videos(p))
+
+
+def _read_reference_csv(root, split):
+    clips = []
+    with open(root / f"{split}.csv", newline="") as f:
+        for row in csv.DictReader(f):
+            if "video_name" not in row or "tag" not in row:
+                raise UserError(f"{root / f'{split}.csv'} needs the columns video_name and tag")
+            clips.append(_clip(root / split / row["video_name"], row["tag"]))
+    return clips
+
+
+def _read_ucf101(root, split, classes):
+    videos, lists = root / "UCF-101", root / "ucfTrainTestlist"
+    if not 1 <= split <= 3:
+        raise UserError("--split must be 1, 2 or 3 for UCF101")
+
+    def read(name):
+        clips = []
+        for line in (lists / f"{name}list0{split}.txt").read_text().split("\n"):
+            if line.strip():
+                relative = line.split()[0]
+                label = relative.split("/")[0]
+                if not classes or label in classes:
+                    clips.append(_clip(videos / relative, label))
+        return clips
+
+    return read("train"), read("test")
+
+
+def load_dataset(data_dir, split=1, classes=None, test_fraction=0.25, seed=0):
+    root = Path(data_dir)
+    if not root.is_dir():
+        raise UserError(f"dataset folder not found: {data_dir}")
+    classes = [c.strip() for c in classes.split(",")] if isinstance(classes, str) else classes
+    if (root / "train.csv").is_file() and (root / "test.csv").is_file():
+        layout, train, test = "reference", _read_reference_csv(root, "train"), _read_reference_csv(root, "test")
+    elif (root / "UCF-101").is_dir() and (root / "ucfTrainTestlist").is_dir():
+        layout, (train, test) = "ucf101", _read_ucf101(root, split, classes)
+    elif (root / "train").is_dir() and (root / "test").is_dir() and _class_folders(root / "train"):
+        layout = "split folders"
+        train = [_clip(v, c.name) for c in _class_folders(root / "train") for v in _videos(c)]
+        test = [_clip(v, c.name) for c in _class_folders(root / "test") for v in _videos(c)]
+    elif _class_folders(root):
+        layout = "class folders"
+        clips = [_clip(v, c.name) for c in _class_folders(root) for v in _videos(c)]
+        train, test = grouped_split(clips, test_fraction, seed)
+    else:
+        raise UserError(
+            f"no dataset layout found in {data_dir}: expected train.csv + test.csv with train/ and test/, "
+            "UCF-101/ with ucfTrainTestlist/, train/<class>/ and test/<class>/ folders, or <class>/ folders "
+            "of videos")
+    if classes:
+        train = [c for c in train if c.label in classes]
+        test = [c for c in test if c.label in classes]
+    names = sorted({c.label for c in train})
+    if len(names) < 2:
+        raise UserError(f"{data_dir}: training needs at least two classes, found {len(names)}")
+    missing = [c for c in test if c.label not in names]
+    if missing:
+        raise UserError(f"{data_dir}: test class {missing[0].label} has no training clips")
+    return Dataset(layout, names, train, test)
+
+
+def grouped_split(clips, fraction, seed):
+    """Split clips into (kept, held out), stratified by class and grouped by source: about
+    `fraction` of each class's clips are held out, whole groups at a time. Seeded."""
+    rng = random.Random(seed)
+    kept, held = [], []
+    by_class = defaultdict(lambda: defaultdict(list))
+    for clip in clips:
+        by_class[clip.label][clip.group].append(clip)
+    for label in sorted(by_class):
+        groups = sorted(by_class[label])
+        rng.shuffle(groups)
+        total = sum(len(by_class[label][g]) for g in groups)
+        target = max(1, round(total * fraction)) if len(groups) > 1 else 0
+        taken = 0
+        for group in groups:
+            members = by_class[label][group]
+            if taken < target:
+                held.extend(members)
+                taken += len(members)
+            else:
+                kept.extend(members)
+    return kept, held

@@ -1,0 +1,156 @@
+"""Per-frame features for whole clips, through live's frame path, cached on disk.
+
+Every sampled frame of a clip is embedded once, in batches, while a reader thread decodes
+the next frames. The cache is keyed by the backbone's weight fingerprint, the frame-path
+settings and the video's identity (its size and first and last MiB), and each entry is
+written atomically, so a crash or Ctrl-C leaves only complete entries behind.
+"""
+import hashlib
+import os
+import queue
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from live.backbones import cache_dir
+from live.errors import UserError
+from live.frames import TimeSampler, to_model_input
+from live.sources import FileSource
+
+BATCH = 32
+
+
+@dataclass(frozen=True)
+class FramePath:
+    backbone: str
+    fingerprint: str
+    image_size: int
+    frame_step: int
+    frame_rate: float | None
+
+    def key(self):
+        rate = f"{self.frame_rate:g}" if self.frame_rate else "src"
+        return f"{self.backbone}-{self.fingerprint}-{self.image_size}px-step{self.frame_step}-rate{rate}"
+
+
+def video_identity(path):
+    """Names the video's content cheaply: its size and its first and last MiB."""
+    digest = hashlib.sha1()
+    size = os.path.getsize(path)
+    digest.update(str(size).encode())
+    with open(path, "rb") as f:
+        digest.update(f.read(1 << 20))
+        if size > 2 << 20:
+            f.seek(-(1 << 20), os.SEEK_END)
+            digest.update(f.read())
+    return digest.hexdigest()
+
+
+class FeatureCache:
+    def __init__(self, frame_path, root=None):
+        self.folder = Path(root or cache_dir() / "features") / frame_path.key()
+        self.folder.mkdir(parents=True, exist_ok=True)
+
+    def _file(self, video):
+        return self.folder / f"{video_identity(video)}.npy"
+
+    def get(self, video):
+        file = self._file(video)
+        return np.load(file) if file.exists() else None
+
+    def put(self, video, features):
+        file = self._file(video)
+        temporary = file.with_suffix(f".{os.getpid()}.tmp")
+        with open(temporary, "wb") as f:
+            np.save(f, features)
+        os.replace(temporary, file)
+
+
+def sampled_frames(path, frame_path):
+    """Yield batches of model-ready frames (uint8, N x S x S x 3) from a video, through the
+    same decoding, time sampling and frame path as live. Raises UserError if it won't open."""
+    source = FileSource(path)
+    sampler = TimeSampler(frame_path.frame_step, frame_path.frame_rate)
+    batch = []
+    try:
+        for frame in source.frames():
+            if sampler.keep(frame.timestamp):
+                batch.append(to_model_input(frame.image, frame_path.image_size))
+                if len(batch) == BATCH:
+                    yield np.stack(batch)
+                    batch = []
+        if batch:
+            yield np.stack(batch)
+    finally:
+        source.close()
+
+
+def clip_features(path, embedder, frame_path):
+    """All sampled frames of one video, embedded: (frames, features) float32."""
+    parts = [embedder(batch) for batch in sampled_frames(path, frame_path)]
+    return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
+
+
+_DONE = object()
+
+
+def _decode_ahead(videos, frame_path, out):
+    """Reader thread: decode clip after clip into `out`, marking each clip's end or failure."""
+    for video in videos:
+        try:
+            for batch in sampled_frames(video, frame_path):
+                out.put((video, batch))
+            out.put((video, _DONE))
+        except UserError as exc:
+            out.put((video, exc))
+        except Exception as exc:  # a decoder fault on one bad file must not stop the run
+            out.put((video, UserError(f"{type(exc).__name__}: {exc}")))
+    out.put((None, _DONE))
+
+
+def extract_features(videos, embedder, frame_path, cache, min_frames=1, progress=True):
+    """Features for each video: returns ({video: features}, {video: reason skipped}).
+
+    Cached clips load at once; the rest are decoded in a reader thread, overlapped with
+    embedding in this one. Unreadable or too-short clips are skipped with a warning.
+    """
+    features, skipped, todo = {}, {}, []
+    for video in videos:
+        cached = cache.get(video)
+        if cached is not None:
+            features[video] = cached
+        else:
+            todo.append(video)
+    bar = tqdm(total=len(videos), initial=len(videos) - len(todo), unit="clip", desc="features",
+               disable=not progress, file=sys.stderr, dynamic_ncols=True)
+    frames_done, started = 0, time.perf_counter()
+    batches = queue.Queue(maxsize=8)
+    threading.Thread(target=_decode_ahead, args=(todo, frame_path, batches), daemon=True).start()
+    parts = []
+    while True:
+        video, item = batches.get()
+        if video is None:
+            break
+        if isinstance(item, np.ndarray):
+            parts.append(embedder(item))
+            frames_done += len(item)
+            bar.set_postfix(fps=f"{frames_done / (time.perf_counter() - started):.0f}")
+            continue
+        if isinstance(item, UserError):
+            skipped[video] = str(item)
+        elif sum(len(p) for p in parts) < min_frames:
+            skipped[video] = f"too short: {sum(len(p) for p in parts)} sampled frames, need {min_frames}"
+        else:
+            features[video] = np.concatenate(parts)
+            cache.put(video, features[video])
+        if video in skipped:
+            tqdm.write(f"warning: skipping {video}: {skipped[video]}", file=sys.stderr)
+        parts = []
+        bar.update(1)
+    bar.close()
+    return features, skipped, {"frames": frames_done, "seconds": time.perf_counter() - started}

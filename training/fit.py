@@ -1,0 +1,141 @@
+"""`train fit`: dataset -> cached features -> windows -> sequence model -> test metrics ->
+an atomically written bundle with its report."""
+import json
+import platform
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from live.backbones import fingerprint, get_backbone, load_backbone_model
+from live.bundle import write_bundle
+from live.errors import UserError
+from live.quiet import keras
+from live.runtimes import compiled_call, make_embedder
+from training.datasets import grouped_split, load_dataset
+from training.features import FeatureCache, FramePath, extract_features
+from training.model import build_sequence_model
+from training.report import classification_metrics, confusion_png, curves_png, metrics_text
+from training.windows import predict_clip, training_windows
+
+
+def log(message):
+    print(message, file=sys.stderr, flush=True)
+
+
+def prepare_features(clips, backbone_name, backbone_weights, runtime, frame_step, frame_rate,
+                     cache_root=None, min_frames=1, progress=True):
+    """Load the backbone and return (features by path, skipped, frame path, timings)."""
+    backbone = get_backbone(backbone_name)
+    backbone_model = load_backbone_model(backbone_name, backbone_weights)
+    weights_fingerprint = fingerprint(backbone_model)
+    frame_path = FramePath(backbone_name, weights_fingerprint, backbone.image_size, frame_step, frame_rate)
+    embedder = make_embedder(backbone_model, weights_fingerprint, runtime)
+    features, skipped, timing = extract_features(
+        sorted({str(c.path) for c in clips}), embedder, frame_path, FeatureCache(frame_path, cache_root),
+        min_frames=min_frames, progress=progress)
+    return features, skipped, frame_path, timing
+
+
+def evaluate_clips(head, clips, features, labels, seq_len):
+    """Metrics for the first window (the reference's way) and for the mean over all windows."""
+    index = {label: i for i, label in enumerate(labels)}
+    truth, first, mean = [], [], []
+    for clip in clips:
+        first_probs, mean_probs = predict_clip(head, features[str(clip.path)], seq_len)
+        truth.append(index[clip.label])
+        first.append(int(np.argmax(first_probs)))
+        mean.append(int(np.argmax(mean_probs)))
+    return {"first_window": classification_metrics(truth, first, labels),
+            "all_windows": classification_metrics(truth, mean, labels)}
+
+
+def fit(data, out, backbone="inception_v3", backbone_weights=None, runtime="litert", seq_len=20,
+        frame_step=1, frame_rate=None, epochs=60, seed=0, model_kind="motion", batch_size=64,
+        windows_per_clip=24, val_fraction=0.2, test_fraction=0.25, split=1, classes=None, force=False,
+        cache_root=None, min_frames=5, shuffle_frames=False, progress=True, description=None):
+    started = time.perf_counter()
+    out = Path(out)
+    if out.exists() and not force:
+        raise UserError(f"{out} already exists; choose another --out or pass --force to replace it")
+    dataset = load_dataset(data, split=split, classes=classes, test_fraction=test_fraction, seed=seed)
+    log(f"dataset {data}: {dataset.layout} layout, {len(dataset.classes)} classes, "
+        f"{len(dataset.train)} train and {len(dataset.test)} test clips")
+
+    features, skipped, frame_path, extraction = prepare_features(
+        dataset.train + dataset.test, backbone, backbone_weights, runtime, frame_step, frame_rate,
+        cache_root, min_frames, progress)
+    train_clips = [c for c in dataset.train if str(c.path) in features]
+    test_clips = [c for c in dataset.test if str(c.path) in features]
+    fit_clips, val_clips = grouped_split(train_clips, val_fraction, seed)
+    if not fit_clips or not val_clips:
+        raise UserError(f"{data}: too few usable training clips to hold out a validation split "
+                        f"({len(train_clips)} usable, {len(skipped)} skipped)")
+
+    labels = dataset.classes
+    index = {label: i for i, label in enumerate(labels)}
+    keras.utils.set_random_seed(seed)
+    rng = np.random.default_rng(seed)
+    all_frames = np.concatenate([features[str(c.path)] for c in fit_clips])
+    mean, variance = all_frames.mean(axis=0), all_frames.var(axis=0) + 1e-6
+
+    def windows_for(clips, per_clip, shuffle):
+        x, mask, owner = training_windows([features[str(c.path)] for c in clips], seq_len, per_clip, rng,
+                                          shuffle_frames=shuffle)
+        return (x, mask), np.asarray([index[clips[o].label] for o in owner])
+
+    train_x, train_y = windows_for(fit_clips, windows_per_clip, shuffle_frames)
+    val_x, val_y = windows_for(val_clips, max(4, windows_per_clip // 2), shuffle_frames)
+    model = build_sequence_model(model_kind, seq_len, get_backbone(backbone).feature_size, len(labels),
+                                 mean, variance)
+    log(f"training {model_kind} model ({model.count_params():,} parameters) on {len(train_y)} windows "
+        f"from {len(fit_clips)} clips, validating on {len(val_clips)} clips")
+    history = model.fit(
+        list(train_x), train_y, validation_data=(list(val_x), val_y), epochs=epochs, batch_size=batch_size,
+        shuffle=True, verbose=2 if progress else 0,
+        callbacks=[keras.callbacks.EarlyStopping(monitor="val_loss", patience=8, restore_best_weights=True)])
+    history = {k: [float(v) for v in values] for k, values in history.history.items()}
+    best_epoch = int(np.argmin(history["val_loss"]))
+
+    head = compiled_call(model)
+    test = evaluate_clips(head, test_clips, features, labels, seq_len) if test_clips else None
+    if test:
+        log(metrics_text(test["all_windows"], "test, mean over all windows"))
+        log(f"test, first window only: accuracy {test['first_window']['accuracy']:.1%}")
+
+    seconds = time.perf_counter() - started
+    report = {
+        "dataset": {"path": str(data), "layout": dataset.layout, "classes": labels,
+                    "train_clips": len(fit_clips), "validation_clips": len(val_clips),
+                    "test_clips": len(test_clips), "train_windows": int(len(train_y))},
+        "test": test,
+        "best_epoch": best_epoch + 1,
+        "history": history,
+        "skipped": [{"video": video, "reason": reason} for video, reason in sorted(skipped.items())],
+        "timings": {"total_s": round(seconds, 1), "extraction_s": round(extraction["seconds"], 1),
+                    "frames_extracted": extraction["frames"],
+                    "extraction_fps": round(extraction["frames"] / extraction["seconds"], 1)
+                    if extraction["frames"] else None},
+        "machine": platform.platform(),
+    }
+    manifest = {
+        "backbone": backbone, "image_size": frame_path.image_size,
+        "feature_size": get_backbone(backbone).feature_size, "backbone_fingerprint": frame_path.fingerprint,
+        "seq_len": seq_len, "frame_step": frame_step, "frame_rate": frame_rate, "model": model_kind,
+        "trained_on": {"data": str(data), "layout": dataset.layout, "clips": len(train_clips),
+                       "description": description},
+        "metrics": {"test_accuracy_all_windows": test["all_windows"]["accuracy"] if test else None,
+                    "test_accuracy_first_window": test["first_window"]["accuracy"] if test else None,
+                    "validation_loss": history["val_loss"][best_epoch],
+                    "validation_accuracy": history["val_accuracy"][best_epoch]},
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    extra = {"report.json": (json.dumps(report, indent=2) + "\n").encode(), "training_curves.png": curves_png(history)}
+    if test:
+        extra["confusion_matrix.png"] = confusion_png(test["all_windows"])
+    write_bundle(out, model, labels, manifest, force=force, extra_files=extra)
+    log(f"wrote {out} ({seconds:.0f} s)")
+    return report
+
