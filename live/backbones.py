@@ -5,8 +5,10 @@ Every backbone model takes RGB floats in 0..255 at its image size and returns po
 features; its own preprocessing is a layer inside the model, so every runtime shares it.
 To add a backbone, write a loader and add one `Backbone` entry to BACKBONES.
 """
+import contextlib
 import hashlib
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -71,7 +73,8 @@ def _load_inception_v3(weights):
                             "Give the Keras notop weights file (.h5 or .weights.h5).") from None
         return model
     try:
-        return build("imagenet")
+        with contextlib.redirect_stdout(sys.stderr):  # Keras reports the download on stdout
+            return build("imagenet")
     except Exception as exc:
         raise UserError(
             "InceptionV3 ImageNet weights are not cached and could not be downloaded "

@@ -1,0 +1,96 @@
+"""Shared fixtures: real clips from ../shared, bundles built with real architectures, and a
+helper that runs `live` and `train` as real subprocesses."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+CLIPS = SHARED / "clips"
+PHOTOS = SHARED / "photos"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory):
+    """One cache for the session (converted weights, LiteRT models, features), kept out of ~."""
+    path = tmp_path_factory.mktemp("live-cache")
+    os.environ["LIVE_CACHE_DIR"] = str(path)
+    return path
+
+
+def run_command(command, *args, env=None, timeout=600, **kwargs):
+    """Run `live` or `train` as a subprocess; returns the CompletedProcess."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([command, *map(str, args)], capture_output=True, text=True, env=full_env,
+                          timeout=timeout, **kwargs)
+
+
+def assert_clean_error(process, *fragments):
+    """A failure the user can read: non-zero exit, one `error: …` line, no traceback."""
+    assert process.returncode != 0, process.stderr
+    assert "Traceback" not in process.stderr, process.stderr
+    errors = [line for line in process.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, process.stderr
+    for fragment in fragments:
+        assert fragment in errors[0], errors[0]
+    return errors[0]
+
+
+def read_jsonl(path):
+    return [json.loads(line) for line in Path(path).read_text().splitlines()]
+
+
+def make_bundle(path, backbone_name, weights=None, labels=("alpha", "beta", "gamma"), seq_len=20):
+    """An untrained bundle with a real backbone and the real sequence model architecture."""
+    import live  # noqa: F401
+    from live.backbones import fingerprint, get_backbone, load_backbone_model
+    from live.bundle import write_bundle
+    from training.model import build_sequence_model
+
+    backbone = get_backbone(backbone_name)
+    model = load_backbone_model(backbone_name, weights)
+    head = build_sequence_model("motion", seq_len, backbone.feature_size, len(labels))
+    manifest = dict(backbone=backbone_name, image_size=backbone.image_size, feature_size=backbone.feature_size,
+                    backbone_fingerprint=fingerprint(model), seq_len=seq_len, frame_step=1, frame_rate=None,
+                    trained_on="untrained test bundle", metrics={})
+    return write_bundle(path, head, list(labels), manifest, force=True)
+
+
+@pytest.fixture(scope="session")
+def lite_bundle(tmp_path_factory, cache_dir):
+    """Untrained head on the real EfficientNet-Lite0 backbone with its ImageNet weights."""
+    return make_bundle(tmp_path_factory.mktemp("bundles") / "lite", "efficientnet_lite0")
+
+
+@pytest.fixture(scope="session")
+def inception_weights(tmp_path_factory, cache_dir):
+    """A local InceptionV3 weights file, written from a weights=None model (no ImageNet here)."""
+    import live  # noqa: F401
+    from live.backbones import load_backbone_model
+
+    path = tmp_path_factory.mktemp("weights") / "inception_v3_random.weights.h5"
+    load_backbone_model("inception_v3", "random").layers[-1].save_weights(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def inception_bundle(tmp_path_factory, inception_weights):
+    return make_bundle(tmp_path_factory.mktemp("bundles") / "inception", "inception_v3", str(inception_weights))
+
+
+def write_clip(path, frames, fps=25.0, codec="MJPG"):
+    import cv2
+
+    frames = list(frames)
+    height, width = frames[0].shape[:2]
+    colour = frames[0].ndim == 3
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*codec), fps, (width, height), colour)
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+    return path

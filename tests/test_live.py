@@ -1,0 +1,101 @@
+"""`live` end to end: real clips in, JSONL / video / summary out, run as a subprocess."""
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import CLIPS, assert_clean_error, read_jsonl, run_command, write_clip
+
+
+def frame_count(path):
+    capture = cv2.VideoCapture(str(path))
+    count = 0
+    while capture.read()[0]:
+        count += 1
+    return count
+
+
+def check_records(records, frames, labels, seq_len=20):
+    assert [r["frame"] for r in records] == list(range(frames))
+    filled = [r["filled"] for r in records]
+    assert filled[:seq_len] == list(range(1, min(seq_len, frames) + 1))
+    assert all(f == seq_len for f in filled[seq_len:])
+    for record in records:
+        assert abs(sum(record["probs"]) - 1) < 1e-4
+        assert len(record["probs"]) == len(labels)
+        assert record["label"] in labels
+        assert record["label"] == labels[int(np.argmax(record["probs"]))]
+        assert record["latency_ms"] > 0
+    assert records[-1]["time"] > records[0]["time"]
+
+
+@pytest.mark.parametrize("clip", ["eye_makeup_320x240.avi", "arm_wrestling.mp4", "flipping_pancake.mkv",
+                                  "v_CricketShot_g04_c01_rgb.gif", "ntu_sample_1080p.avi"])
+def test_file_gives_one_record_per_frame(clip, lite_bundle, tmp_path):
+    jsonl = tmp_path / "out.jsonl"
+    process = run_command("live", "--file", CLIPS / clip, "--weights", lite_bundle, "--jsonl", jsonl,
+                          "--no-display")
+    assert process.returncode == 0, process.stderr
+    check_records(read_jsonl(jsonl), frame_count(CLIPS / clip), ["alpha", "beta", "gamma"])
+    assert "frames read" in process.stderr and "top label:" in process.stderr
+
+
+def test_jsonl_to_stdout_and_annotated_video(lite_bundle, tmp_path):
+    clip = CLIPS / "basketball.mp4"
+    video = tmp_path / "annotated.mp4"
+    process = run_command("live", "--file", clip, "--weights", lite_bundle, "--jsonl", "-", "--output", video,
+                          "--max-frames", 60, "--smooth", 5, "--threshold", 0.9, "--no-display")
+    assert process.returncode == 0, process.stderr
+    records = [line for line in process.stdout.splitlines()]
+    assert len(records) == 60  # stdout holds the JSONL alone; the summary is on stderr
+    capture = cv2.VideoCapture(str(video))
+    source = cv2.VideoCapture(str(clip))
+    assert capture.get(cv2.CAP_PROP_FRAME_WIDTH) == source.get(cv2.CAP_PROP_FRAME_WIDTH)
+    assert capture.get(cv2.CAP_PROP_FRAME_HEIGHT) == source.get(cv2.CAP_PROP_FRAME_HEIGHT)
+    assert abs(capture.get(cv2.CAP_PROP_FPS) - source.get(cv2.CAP_PROP_FPS)) < 0.1
+    assert frame_count(video) == 60
+    # The overlay is drawn: the annotated frame differs from the source in the top-left corner.
+    ok, annotated = capture.read()
+    ok2, original = source.read()
+    assert ok and ok2
+    assert np.abs(annotated[:40, :150].astype(int) - original[:40, :150]).mean() > 20
+
+
+def odd_frames(kind):
+    rng = np.random.default_rng(0)
+    base = [cv2.GaussianBlur(rng.integers(0, 255, (240, 320, 3), dtype=np.uint8), (0, 0), 3) for _ in range(25)]
+    if kind == "grayscale":
+        return [cv2.cvtColor(f, cv2.COLOR_BGR2GRAY) for f in base]
+    if kind == "portrait":
+        return [np.ascontiguousarray(np.rot90(f)) for f in base]
+    if kind == "tiny":
+        return [cv2.resize(f, (16, 16), interpolation=cv2.INTER_AREA) for f in base]
+    raise ValueError(kind)
+
+
+@pytest.mark.parametrize("kind", ["grayscale", "portrait", "tiny"])
+def test_odd_frames(kind, lite_bundle, tmp_path):
+    clip = write_clip(tmp_path / f"{kind}.avi", odd_frames(kind))
+    jsonl = tmp_path / "out.jsonl"
+    process = run_command("live", "--file", clip, "--weights", lite_bundle, "--jsonl", jsonl,
+                          "--output", tmp_path / "out.avi", "--no-display")
+    assert process.returncode == 0, process.stderr
+    check_records(read_jsonl(jsonl), 25, ["alpha", "beta", "gamma"])
+    assert frame_count(tmp_path / "out.avi") == 25
+
+
+def test_inception_v3_bundle_runs(inception_bundle, inception_weights, tmp_path):
+    jsonl = tmp_path / "out.jsonl"
+    process = run_command("live", "--file", CLIPS / "eye_makeup_320x240.avi", "--weights", inception_bundle,
+                          "--jsonl", jsonl, "--max-frames", 30, "--no-display",
+                          env={"LIVE_INCEPTION_V3_WEIGHTS": str(inception_weights)})
+    assert process.returncode == 0, process.stderr
+    check_records(read_jsonl(jsonl), 30, ["alpha", "beta", "gamma"])
+
+
+def test_no_screen_runs_headless(lite_bundle, tmp_path):
+    process = run_command("live", "--file", CLIPS / "eye_makeup_320x240.avi", "--weights", lite_bundle,
+                          "--display", "--max-frames", 5, env={"DISPLAY": "", "WAYLAND_DISPLAY": ""})
+    assert process.returncode == 0, process.stderr
+    assert "note: no screen" in process.stderr and "running headless" in process.stderr

@@ -1,0 +1,170 @@
+"""Bad input and faults: one `error: …` line, a non-zero exit, no traceback, outputs intact."""
+import json
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import cv2
+import pytest
+
+from conftest import CLIPS, assert_clean_error, read_jsonl, run_command
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def live(bundle, *args, **kwargs):
+    return run_command("live", "--weights", bundle, "--no-display", *args, **kwargs)
+
+
+def test_missing_file(lite_bundle, tmp_path):
+    assert_clean_error(live(lite_bundle, "--file", tmp_path / "nope.mp4"), "no such file")
+
+
+def test_directory(lite_bundle, tmp_path):
+    assert_clean_error(live(lite_bundle, "--file", tmp_path), "is a directory")
+
+
+def test_empty_file(lite_bundle, tmp_path):
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    assert_clean_error(live(lite_bundle, "--file", tmp_path / "empty.mp4"), "empty")
+
+
+def test_not_a_video(lite_bundle, tmp_path):
+    (tmp_path / "notes.mp4").write_text("these are not frames\n" * 100)
+    assert_clean_error(live(lite_bundle, "--file", tmp_path / "notes.mp4"), "not a video")
+
+
+def test_camera_that_is_not_there(lite_bundle):
+    assert_clean_error(live(lite_bundle, "--camera", 7), "camera 7 is not available")
+
+
+def test_url_that_does_not_answer(lite_bundle):
+    url = f"http://127.0.0.1:{free_port()}/live.ts"
+    assert_clean_error(live(lite_bundle, "--file", url), "cannot open stream")
+
+
+def test_no_input(lite_bundle):
+    assert_clean_error(live(lite_bundle), "give exactly one input")
+
+
+def test_missing_bundle(tmp_path):
+    process = run_command("live", "--file", CLIPS / "eye_makeup_320x240.avi", "--weights", tmp_path / "none")
+    assert_clean_error(process, "no model bundle", "train fit")
+
+
+@pytest.mark.parametrize("damage", ["no_labels", "bad_manifest", "wrong_label_count", "wrong_fingerprint",
+                                    "wrong_feature_size", "broken_model"])
+def test_damaged_bundle(damage, lite_bundle, tmp_path):
+    bundle = Path(shutil.copytree(lite_bundle, tmp_path / "bundle"))
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    if damage == "no_labels":
+        (bundle / "labels.txt").unlink()
+        expected = "incomplete"
+    elif damage == "bad_manifest":
+        (bundle / "manifest.json").write_text("{not json")
+        expected = "unreadable manifest"
+    elif damage == "wrong_label_count":
+        (bundle / "labels.txt").write_text("alpha\nbeta\n")
+        expected = "3 outputs but labels.txt has 2"
+    elif damage == "wrong_fingerprint":
+        manifest["backbone_fingerprint"] = "0123456789abcdef"
+        expected = "fingerprint"
+    elif damage == "wrong_feature_size":
+        manifest["feature_size"] = 2048
+        expected = "mismatched"
+    else:
+        (bundle / "model.keras").write_bytes(b"PK\x03\x04 truncated")
+        expected = "does not load"
+    if damage in ("wrong_fingerprint", "wrong_feature_size"):
+        (bundle / "manifest.json").write_text(json.dumps(manifest))
+    assert_clean_error(live(bundle, "--file", CLIPS / "eye_makeup_320x240.avi"), expected)
+
+
+def test_file_that_stops_decoding(lite_bundle, tmp_path):
+    """Half an MJPEG AVI: what decodes is processed and kept, then the shortfall is reported."""
+    source = cv2.VideoCapture(str(CLIPS / "eye_makeup_320x240.avi"))
+    full = tmp_path / "full.avi"
+    writer = cv2.VideoWriter(str(full), cv2.VideoWriter_fourcc(*"MJPG"), 25, (320, 240))
+    while True:
+        ok, frame = source.read()
+        if not ok:
+            break
+        writer.write(frame)
+    writer.release()
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    jsonl = tmp_path / "out.jsonl"
+    process = live(lite_bundle, "--file", cut, "--jsonl", jsonl, "--output", tmp_path / "out.mp4")
+    error = assert_clean_error(process, "stopped decoding after", "of 164 frames")
+    assert process.returncode == 1
+    decoded = int(error.split("after ")[1].split(" of")[0])
+    assert 40 < decoded < 130
+    assert len(read_jsonl(jsonl)) == decoded
+    assert "frames read" in process.stderr  # the summary still comes
+
+
+def long_run(bundle, tmp_path):
+    jsonl, video = tmp_path / "out.jsonl", tmp_path / "out.mp4"
+    process = subprocess.Popen(["live", "--weights", str(bundle), "--no-display", "--file",
+                                str(CLIPS / "pool_cleaning.mp4"), "--jsonl", str(jsonl), "--output", str(video)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and (not jsonl.exists() or len(jsonl.read_text().splitlines()) < 30):
+        time.sleep(0.2)
+    return process, jsonl, video
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 0)])
+def test_signal_stops_cleanly(sig, code, lite_bundle, tmp_path):
+    process, jsonl, video = long_run(lite_bundle, tmp_path)
+    process.send_signal(sig)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == code, stderr
+    assert "Traceback" not in stderr and "frames read" in stderr
+    records = read_jsonl(jsonl)  # every line parses
+    assert 30 <= len(records) < 300
+    capture = cv2.VideoCapture(str(video))
+    written = 0
+    while capture.read()[0]:
+        written += 1
+    assert written == len(records)  # the video was closed properly and is playable
+
+
+def test_stream_that_drops(lite_bundle, tmp_path):
+    """A real HTTP stream from ffmpeg on 127.0.0.1, killed mid-stream: live reconnects, gives up
+    cleanly, and keeps what it classified."""
+    if not shutil.which("ffmpeg"):
+        pytest.skip("ffmpeg is not installed")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/stream.ts"
+    server = subprocess.Popen(["ffmpeg", "-loglevel", "error", "-re", "-stream_loop", "-1", "-i",
+                               str(CLIPS / "arm_wrestling.mp4"), "-c:v", "mpeg2video", "-q:v", "5", "-an",
+                               "-f", "mpegts", "-listen", "1", url])
+    try:
+        time.sleep(1.0)
+        jsonl = tmp_path / "out.jsonl"
+        process = subprocess.Popen(["live", "--weights", str(lite_bundle), "--no-display", "--file", url,
+                                    "--jsonl", str(jsonl)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   text=True)
+        deadline = time.time() + 90
+        while time.time() < deadline and (not jsonl.exists() or len(jsonl.read_text().splitlines()) < 25):
+            time.sleep(0.2)
+        assert jsonl.exists(), process.stderr.read() if process.poll() is not None else "no output yet"
+        server.kill()
+        server.wait()
+        _, stderr = process.communicate(timeout=90)
+    finally:
+        server.kill()
+    assert process.returncode == 1, stderr
+    assert "Traceback" not in stderr
+    assert "dropped and did not come back after 3 reconnect attempts" in stderr
+    records = read_jsonl(jsonl)
+    assert len(records) >= 25
+    assert records[-1]["filled"] == 20
