@@ -107,7 +107,7 @@ def run(camera, file, weights, runtime, backbone_weights, display, output, jsonl
                 display = False
             else:
                 display = True
-        window = Window(source.size) if display else None
+        window = Window() if display else None
         if window:
             closers.append(window.close)
         jsonl_writer = JsonlWriter(jsonl) if jsonl else None
@@ -116,7 +116,7 @@ def run(camera, file, weights, runtime, backbone_weights, display, output, jsonl
         video = VideoOutput(output, source.size, source.fps) if output else None
         if video:
             closers.append(video.close)
-        renderer = OverlayRenderer(top_k=top_k, threshold=threshold, min_height=360 if window else 0)
+        renderer = OverlayRenderer(top_k=top_k, threshold=threshold, min_height=480 if window else 0)
         warm_up(classifier)
 
         summary, started = RunSummary(), time.perf_counter()

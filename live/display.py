@@ -5,7 +5,16 @@ import sys
 import cv2
 
 WINDOW = "live"
+# OpenCV's Qt looks for fonts inside its own wheel, finds none and says so on every window;
+# point it at the system's fonts instead.
+for _fonts in ("/usr/share/fonts/truetype", "/usr/share/fonts"):
+    if os.path.isdir(_fonts):
+        os.environ.setdefault("QT_QPA_FONTDIR", _fonts)
+        break
+os.environ.setdefault("QT_LOGGING_RULES", "qt.qpa.*=false")
 QUIT_KEYS = {ord("q"), ord("Q"), 27}
+# The picture at its drawn size, without Qt's toolbar (which would shrink it).
+WINDOW_FLAGS = cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL
 
 
 def screen_problem():
@@ -13,7 +22,7 @@ def screen_problem():
     if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         return "no screen (DISPLAY is not set)"
     try:
-        cv2.namedWindow(WINDOW, cv2.WINDOW_NORMAL)
+        cv2.namedWindow(WINDOW, WINDOW_FLAGS)
     except cv2.error:
         return "this OpenCV build has no GUI support (opencv-python-headless?)"
     return None
@@ -22,9 +31,8 @@ def screen_problem():
 class Window:
     """Shows frames; `show` returns False once the user quits (q, Esc or closing the window)."""
 
-    def __init__(self, size):
-        cv2.namedWindow(WINDOW, cv2.WINDOW_NORMAL)
-        cv2.resizeWindow(WINDOW, *size)
+    def __init__(self):
+        cv2.namedWindow(WINDOW, WINDOW_FLAGS)
         self._shown = False
 
     def show(self, image):

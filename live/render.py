@@ -30,7 +30,7 @@ class OverlayRenderer:
         else:
             image = image.copy()
         height, width = image.shape[:2]
-        scale = max(0.35, min(width, height) / 720)
+        scale = max(0.4, min(width, height) / 480)
         line = int(32 * scale)
         x, y = int(10 * scale), int(10 * scale)
 

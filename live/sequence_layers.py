@@ -9,9 +9,9 @@ class TemporalStats(keras.layers.Layer):
     """Summarises a masked window of features in a way that sees the order of frames.
 
     Input: features (B, T, F) and a boolean mask (B, T) true on valid frames.
-    Output (B, 2F + 2): per feature, the mean over valid frames (appearance) and the
-    least-squares slope over time (how it changes); then the mean and the slope of the size
-    of the frame-to-frame change. Slopes change sign when time runs backwards, which is
+    Outputs two tensors. Appearance (B, F): the mean of each feature over valid frames.
+    Motion (B, F + 2): the least-squares slope of each feature over time, then the mean and
+    the slope of the size of the frame-to-frame change. Slopes change sign when time runs backwards, which is
     what tells "fade in" from "fade out" when single frames look alike. Time runs 0..1 over a
     full window, so a slope is the change across one window.
     """
@@ -38,8 +38,8 @@ class TemporalStats(keras.layers.Layer):
                              / pair_count) * pair_valid
         step_slope = ops.sum(centred_pair_time * step_size, axis=1, keepdims=True) / ops.maximum(
             ops.sum(centred_pair_time ** 2, axis=1, keepdims=True), 1e-6)
-        return ops.concatenate([mean, slope, step_mean, step_slope], axis=-1)
+        return [mean, ops.concatenate([slope, step_mean, step_slope], axis=-1)]
 
     def compute_output_shape(self, input_shape):
-        features_shape = input_shape[0]
-        return (features_shape[0], 2 * features_shape[-1] + 2)
+        batch, _, size = input_shape[0]
+        return [(batch, size), (batch, size + 2)]

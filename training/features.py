@@ -66,9 +66,12 @@ class FeatureCache:
     def put(self, video, features):
         file = self._file(video)
         temporary = file.with_suffix(f".{os.getpid()}.tmp")
-        with open(temporary, "wb") as f:
-            np.save(f, features)
-        os.replace(temporary, file)
+        try:
+            with open(temporary, "wb") as f:
+                np.save(f, features)
+            os.replace(temporary, file)
+        finally:
+            temporary.unlink(missing_ok=True)
 
 
 def sampled_frames(path, frame_path):
@@ -139,7 +142,7 @@ def extract_features(videos, embedder, frame_path, cache, min_frames=1, progress
         if isinstance(item, np.ndarray):
             parts.append(embedder(item))
             frames_done += len(item)
-            bar.set_postfix(fps=f"{frames_done / (time.perf_counter() - started):.0f}")
+            bar.set_postfix(fps=f"{frames_done / (time.perf_counter() - started):.0f}", refresh=False)
             continue
         if isinstance(item, UserError):
             skipped[video] = str(item)

@@ -1,9 +1,13 @@
 """The sequence models that read a window of frame embeddings.
 
 - "motion" (the default): the features standardised with training statistics, then
-  TemporalStats (mean over the window for appearance, per-feature slopes over time and the
-  trend of the frame-to-frame change for motion) into a small dense head. Order matters to
-  it: on clips whose frames look alike both ways round it tells forward from reversed.
+  TemporalStats: the mean over the window (appearance) and the per-feature slopes over time
+  with the trend of the frame-to-frame change (motion). Each goes through its own small,
+  heavily regularised dense layer before they meet. Order matters to it: on clips whose
+  frames look alike both ways round it tells forward from reversed. Keeping appearance in a
+  narrow branch of its own stops it from memorising the training scenes, which is what
+  single-branch heads did (measured on the photo-derived temporal task, seeds 0-3: 78-89%
+  within-pair for one branch, 89-91% for two).
 - "reference": the Keras example's GRU(16) -> GRU(8) -> Dropout(0.4) -> Dense(8) head.
 """
 from live.quiet import keras
@@ -12,6 +16,7 @@ import numpy as np
 from live.sequence_layers import TemporalStats
 
 MODEL_KINDS = ("motion", "reference")
+APPEARANCE_UNITS = 8
 
 
 def build_sequence_model(kind, seq_len, feature_size, num_classes, feature_mean=None, feature_var=None):
@@ -23,10 +28,14 @@ def build_sequence_model(kind, seq_len, feature_size, num_classes, feature_mean=
                                             variance=np.asarray(feature_var, np.float32).tolist(),
                                             name="standardise")(features)
     if kind == "motion":
-        x = TemporalStats(name="temporal_stats")([normalised, mask])
-        x = keras.layers.Dropout(0.5)(x)
-        x = keras.layers.Dense(16, activation="relu", kernel_regularizer=keras.regularizers.l2(1e-3))(x)
-        x = keras.layers.Dropout(0.3)(x)
+        appearance, motion = TemporalStats(name="temporal_stats")([normalised, mask])
+        appearance = keras.layers.Dropout(0.7)(appearance)
+        appearance = keras.layers.Dense(APPEARANCE_UNITS, activation="relu", name="appearance",
+                                        kernel_regularizer=keras.regularizers.l2(1e-3))(appearance)
+        motion = keras.layers.Dropout(0.5)(motion)
+        motion = keras.layers.Dense(16, activation="relu", name="motion",
+                                    kernel_regularizer=keras.regularizers.l2(1e-3))(motion)
+        x = keras.layers.Dropout(0.3)(keras.layers.Concatenate()([appearance, motion]))
     elif kind == "reference":
         x = keras.layers.GRU(16, return_sequences=True)(normalised, mask=mask)
         x = keras.layers.GRU(8)(x)

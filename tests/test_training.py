@@ -1,0 +1,147 @@
+"""`train` end to end on real features: the temporal task that one frame can't solve, the
+frame-shuffled ablation, live/offline agreement, the report, and robustness to bad data."""
+import json
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import temporal_clips
+from conftest import CLIPS, assert_clean_error, read_jsonl, run_command
+
+LITE0 = ("--backbone", "efficientnet_lite0")
+
+
+@pytest.fixture(scope="module")
+def temporal_data(tmp_path_factory):
+    return temporal_clips.make_dataset(tmp_path_factory.mktemp("temporal"))
+
+
+def fit(data, out, *args):
+    process = run_command("train", "fit", "--data", data, "--out", out, *LITE0, "--quiet", *args)
+    assert process.returncode == 0, process.stderr
+    return Path(out)
+
+
+@pytest.fixture(scope="module")
+def temporal_bundle(temporal_data, tmp_path_factory, cache_dir):
+    return fit(temporal_data, tmp_path_factory.mktemp("out") / "temporal")
+
+
+def predictions(bundle, videos):
+    process = run_command("train", "predict", "--weights", bundle, "--json", *videos)
+    assert process.returncode == 0, process.stderr
+    return [json.loads(line) for line in process.stdout.splitlines()]
+
+
+def within_pair_accuracy(bundle, data):
+    labels = (Path(bundle) / "labels.txt").read_text().split()
+    clips = sorted((Path(data) / "test").glob("*/*.avi"))
+    wins = []
+    for clip, result in zip(clips, predictions(bundle, clips)):
+        label = clip.parent.name
+        probs = result["first_window"]["probs"]
+        wins.append(probs[labels.index(label)] > probs[labels.index(temporal_clips.TWIN[label])])
+    return float(np.mean(wins)), len(wins)
+
+
+def test_temporal_task_is_learned_from_order(temporal_bundle, temporal_data):
+    accuracy, clips = within_pair_accuracy(temporal_bundle, temporal_data)
+    print(f"within-pair accuracy on {clips} held-out clips: {accuracy:.1%}")
+    assert clips == 8 * 2 * len(temporal_clips.TEST_PHOTOS)
+    assert accuracy >= 0.85
+
+
+def test_frame_shuffled_ablation_cannot_learn_it(temporal_data, tmp_path, cache_dir):
+    shuffled = fit(temporal_data, tmp_path / "shuffled", "--shuffle-frames")
+    accuracy, _ = within_pair_accuracy(shuffled, temporal_data)
+    print(f"within-pair accuracy with frame-shuffled training: {accuracy:.1%}")
+    assert accuracy <= 0.60
+
+
+def test_bundle_and_report(temporal_bundle):
+    manifest = json.loads((temporal_bundle / "manifest.json").read_text())
+    assert manifest["backbone"] == "efficientnet_lite0" and manifest["feature_size"] == 1280
+    assert manifest["seq_len"] == 20 and manifest["model"] == "motion"
+    report = json.loads((temporal_bundle / "report.json").read_text())
+    assert report["dataset"]["layout"] == "split folders"
+    assert report["dataset"]["test_clips"] == 64
+    test = report["test"]["all_windows"]
+    assert len(test["confusion_matrix"]) == 8 and sum(map(sum, test["confusion_matrix"])) == 64
+    assert set(test["per_class"]) == set(temporal_clips.TWIN)
+    assert report["timings"]["extraction_fps"] is None or report["timings"]["extraction_fps"] > 0
+    for png in ("confusion_matrix.png", "training_curves.png"):
+        assert (temporal_bundle / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not list(temporal_bundle.parent.glob(".temporal.*"))  # no staging folder left behind
+
+
+def test_live_and_offline_agree(temporal_bundle, tmp_path):
+    """When live's buffer first fills, its probabilities equal train predict's first window."""
+    clip = CLIPS / "eye_makeup_320x240.avi"
+    jsonl = tmp_path / "live.jsonl"
+    process = run_command("live", "--file", clip, "--weights", temporal_bundle, "--jsonl", jsonl,
+                          "--no-display", "--max-frames", 25)
+    assert process.returncode == 0, process.stderr
+    first_full = next(r for r in read_jsonl(jsonl) if r["filled"] == 20)
+    assert first_full["frame"] == 19
+    offline = predictions(temporal_bundle, [clip])[0]
+    np.testing.assert_allclose(first_full["probs"], offline["first_window"]["probs"], atol=1e-4, rtol=0)
+
+
+def test_evaluate(temporal_bundle, temporal_data):
+    process = run_command("train", "evaluate", "--weights", temporal_bundle, "--data", temporal_data, "--json")
+    assert process.returncode == 0, process.stderr
+    metrics = json.loads(process.stdout)
+    report = json.loads((temporal_bundle / "report.json").read_text())
+    assert metrics["all_windows"]["accuracy"] == pytest.approx(report["test"]["all_windows"]["accuracy"], abs=0.02)
+    text = run_command("train", "evaluate", "--weights", temporal_bundle, "--data", temporal_data)
+    assert "confusion matrix" in text.stdout and "precision" in text.stdout
+
+
+def test_predict_text_output(temporal_bundle):
+    process = run_command("train", "predict", "--weights", temporal_bundle, CLIPS / "basketball.mp4")
+    assert process.returncode == 0, process.stderr
+    assert "first window:" in process.stdout and "all windows:" in process.stdout
+
+
+def test_existing_bundle_needs_force(temporal_bundle, temporal_data):
+    process = run_command("train", "fit", "--data", temporal_data, "--out", temporal_bundle, *LITE0)
+    assert_clean_error(process, "already exists", "--force")
+    assert (temporal_bundle / "model.keras").exists()
+
+
+def test_bad_clips_are_skipped_and_reported(temporal_data, tmp_path, cache_dir):
+    data = tmp_path / "data"
+    for label in ("fade_in", "fade_out"):
+        for clip in sorted((temporal_data / "train" / label).glob("*.avi"))[:12]:
+            (data / label).mkdir(parents=True, exist_ok=True)
+            shutil.copy(clip, data / label / clip.name)
+    (data / "fade_in" / "empty.avi").write_bytes(b"")
+    (data / "fade_out" / "garbage.mp4").write_text("not a video\n" * 50)
+    out = fit(data, tmp_path / "bundle", "--epochs", 3)
+    report = json.loads((out / "report.json").read_text())
+    skipped = {Path(s["video"]).name for s in report["skipped"]}
+    assert skipped == {"empty.avi", "garbage.mp4"}
+
+
+def test_interrupted_extraction_leaves_a_valid_cache(temporal_data, tmp_path):
+    cache = tmp_path / "cache"
+    command = ["train", "fit", "--data", str(temporal_data), "--out", str(tmp_path / "b"), *LITE0,
+               "--cache", str(cache), "--quiet"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 180
+    while time.time() < deadline and len(list(cache.glob("*/*.npy"))) < 20:
+        time.sleep(0.1)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert not (tmp_path / "b").exists()  # no half-written bundle
+    entries = list(cache.glob("*/*"))
+    assert entries and all(e.suffix == ".npy" for e in entries)  # no temporary files left
+    for entry in entries:
+        assert np.load(entry).shape[1] == 1280

@@ -1,0 +1,64 @@
+"""The on-screen window, for real: live draws into an X window on Xvfb; a screenshot is read
+back with OCR to find the label and the frame rate drawn on it."""
+import os
+import re
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from conftest import CLIPS
+
+pytestmark = pytest.mark.skipif(not all(shutil.which(t) for t in ("Xvfb", "import", "tesseract", "xdotool", "ffmpeg")),
+                                reason="needs Xvfb, ImageMagick, tesseract-ocr, xdotool and ffmpeg")
+
+
+@pytest.fixture
+def display():
+    number = 90 + os.getpid() % 9
+    server = subprocess.Popen(["Xvfb", f":{number}", "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)
+    yield f":{number}"
+    server.terminate()
+    server.wait()
+
+
+def find_window(env, timeout=90):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        found = subprocess.run(["xdotool", "search", "--name", "^live$"], env=env, capture_output=True, text=True)
+        if found.stdout.strip():
+            return found.stdout.split()[0]
+        time.sleep(0.3)
+    return None
+
+
+def test_window_shows_label_and_quits_on_q(display, lite_bundle, tmp_path):
+    env = {**os.environ, "DISPLAY": display, "QT_QPA_PLATFORM": "xcb"}
+    clip = tmp_path / "long.mp4"  # 1,200 frames: long enough that only `q` can end the run early
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-stream_loop", "3", "-i", str(CLIPS / "pool_cleaning.mp4"),
+                    "-c", "copy", str(clip)], check=True)
+    process = subprocess.Popen(["live", "--file", str(clip), "--weights", str(lite_bundle)],
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        window = find_window(env)
+        assert window, process.stderr.read() if process.poll() is not None else "no window appeared"
+        time.sleep(2.0)  # past the warm-up: 20 frames at tens of frames a second
+        shot = tmp_path / "screen.png"
+        # The window's top-left corner, where the overlay sits, enlarged and inverted for OCR.
+        subprocess.run(["import", "-window", window, str(tmp_path / "window.png")], env=env, check=True)
+        subprocess.run(["convert", str(tmp_path / "window.png"), "-crop", "50%x34%+0+0", "-resize", "300%",
+                        "-colorspace", "Gray", "-negate", "-threshold", "50%", str(shot)], check=True)
+        text = subprocess.run(["tesseract", str(shot), "-", "--psm", "6"], capture_output=True, text=True).stdout
+        assert re.search(r"(alpha|beta|gamma) \d+%", text), text  # a label and its score
+        assert re.search(r"\d+\.\d fp", text), text  # the frame rate
+        subprocess.run(["xdotool", "key", "q"], env=env, timeout=10)  # to the focused window: live's
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 0, stderr
+    assert "frames read" in stderr
+    read = int(stderr.split("frames read ")[1].split(",")[0])
+    assert read < 1200  # it quit on q, before the clip ended
