@@ -110,6 +110,9 @@ def write_bundle(path, model, labels, manifest, force=False, extra_files=None):
         raise UserError(f"{path} already exists; choose another --out or pass --force to replace it")
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(staging, 0o777 & ~umask)  # mkdtemp makes it private; a bundle is an ordinary folder
     try:
         model.save(staging / MODEL_FILE)
         (staging / LABELS_FILE).write_text("".join(f"{label}\n" for label in labels))

@@ -1,5 +1,6 @@
 """`live` end to end: real clips in, JSONL / video / summary out, run as a subprocess."""
 import shutil
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -99,3 +100,16 @@ def test_no_screen_runs_headless(lite_bundle, tmp_path):
                           "--display", "--max-frames", 5, env={"DISPLAY": "", "WAYLAND_DISPLAY": ""})
     assert process.returncode == 0, process.stderr
     assert "note: no screen" in process.stderr and "running headless" in process.stderr
+
+
+def test_shipped_bundle_recognises_its_clips(cache_dir, tmp_path):
+    """The demonstration bundle in weights/default, used when --weights is not given."""
+    from collections import Counter
+
+    jsonl = tmp_path / "out.jsonl"
+    process = run_command("live", "--file", CLIPS / "arm_wrestling.mp4", "--jsonl", jsonl, "--no-display")
+    assert process.returncode == 0, process.stderr
+    records = read_jsonl(jsonl)
+    labels = (Path(__file__).resolve().parents[1] / "weights" / "default" / "labels.txt").read_text().split()
+    check_records(records, 280, labels)
+    assert Counter(r["label"] for r in records[20:]).most_common(1)[0][0] == "arm_wrestling"

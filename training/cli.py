@@ -14,8 +14,15 @@ def main():
 
 
 def _run(function, **options):
-    code = run_with_errors(function, **options)
-    sys.exit(code if isinstance(code, int) else 0)
+    sys.exit(run_with_errors(function, **options))
+
+
+def _ignoring_result(function):
+    """Library functions return data; as a command, success is exit code 0."""
+    def command(**options):
+        function(**options)
+        return 0
+    return command
 
 
 backbone_option = click.option("--backbone", default="inception_v3", show_default=True,
@@ -53,7 +60,7 @@ def fit(quiet, **options):
     """Extract features, train a sequence model, evaluate it and write a bundle."""
     from training.fit import fit as fit_bundle
 
-    _run(fit_bundle, progress=not quiet, **options)
+    _run(_ignoring_result(fit_bundle), progress=not quiet, **options)
 
 
 def _load(weights, runtime, backbone_weights):
@@ -147,6 +154,17 @@ def _predict(weights, videos, backbone_weights, runtime, top_k, as_json):
     return 1 if skipped else 0
 
 
+@main.command("demo-data")
+@click.argument("clips", nargs=-1, required=True)
+@click.option("--to", required=True, metavar="DIR", help="Folder to write <class>/<class>_partN.avi into.")
+@click.option("--segments", type=click.IntRange(2), default=6, show_default=True, help="Segments per clip.")
+def demo_data(**options):
+    """Cut long clips into segments, one class per clip, for a demonstration dataset."""
+    from training.demo_data import make_demo_data
+
+    _run(_ignoring_result(make_demo_data), **options)
+
+
 @main.command()
 @click.argument("name")
 @click.option("--to", required=True, metavar="DIR", help="Folder to download and unpack into.")
@@ -155,4 +173,4 @@ def download(**options):
     """Fetch a dataset (ucf101-top5: the reference's data), resuming, then unpack it."""
     from training.download import download as fetch
 
-    _run(fetch, **options)
+    _run(_ignoring_result(fetch), **options)
