@@ -3,6 +3,7 @@
 Loading checks every part against the others and refuses a bundle that does not add up,
 so a user never gets silent nonsense. Writing is atomic: a complete bundle or none.
 """
+import hashlib
 import json
 import os
 import shutil
@@ -26,6 +27,7 @@ class Bundle:
     model: object
     labels: list
     manifest: dict
+    fingerprint: str = ""  # hash of model.keras: names caches derived from this model
 
     @property
     def seq_len(self):
@@ -89,7 +91,8 @@ def load_bundle(path):
     if outputs != len(labels):
         raise UserError(f"model bundle {path}: the model has {outputs} outputs but labels.txt has "
                         f"{len(labels)} labels; it is mismatched")
-    return Bundle(path, model, labels, manifest)
+    model_hash = hashlib.sha256((path / MODEL_FILE).read_bytes()).hexdigest()[:16]
+    return Bundle(path, model, labels, manifest, model_hash)
 
 
 def check_fingerprint(bundle, weights_fingerprint):

@@ -99,15 +99,10 @@ def run(camera, file, weights, runtime, backbone_weights, display, output, jsonl
     closers = [source.close]
     try:
         classifier = load_classifier(weights or default_bundle_path(), runtime, backbone_weights)
-        if display is None or display:
-            problem = screen_problem()
-            if problem:
-                if display:
-                    click.echo(f"note: {problem}; running headless", err=True)
-                display = False
-            else:
-                display = True
-        window = Window() if display else None
+        problem = screen_problem() if display is not False else None
+        if problem:
+            click.echo(f"note: {problem}; running headless", err=True)
+        window = Window() if display is not False and not problem else None
         if window:
             closers.append(window.close)
         jsonl_writer = JsonlWriter(jsonl) if jsonl else None

@@ -1,5 +1,6 @@
 """The on-screen window, and the check for whether there is a screen to open it on."""
 import os
+import socket
 import sys
 
 import cv2
@@ -17,10 +18,33 @@ QUIT_KEYS = {ord("q"), ord("Q"), 27}
 WINDOW_FLAGS = cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL
 
 
+def _x_server_answers(display):
+    """Whether the X server named by DISPLAY accepts connections. Qt aborts the whole process
+    when it can't reach the display, so this is checked before any window is made."""
+    host, _, number = display.rpartition(":")
+    number = number.split(".")[0]
+    if not number.isdigit():
+        return False
+    try:
+        if host in ("", "unix"):
+            with socket.socket(socket.AF_UNIX) as connection:
+                connection.settimeout(2)
+                connection.connect(f"/tmp/.X11-unix/X{number}")
+        else:
+            socket.create_connection((host, 6000 + int(number)), timeout=2).close()
+    except OSError:
+        return False
+    return True
+
+
 def screen_problem():
     """None when a window can be shown, else why not (for a one-line note)."""
-    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        return "no screen (DISPLAY is not set)"
+    if sys.platform.startswith("linux"):
+        display = os.environ.get("DISPLAY")
+        if not display and not os.environ.get("WAYLAND_DISPLAY"):
+            return "no screen (DISPLAY is not set)"
+        if display and not os.environ.get("WAYLAND_DISPLAY") and not _x_server_answers(display):
+            return f"no screen (the X display {display} does not answer)"
     try:
         cv2.namedWindow(WINDOW, WINDOW_FLAGS)
     except cv2.error:

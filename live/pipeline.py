@@ -11,7 +11,7 @@ from live.backbones import fingerprint, get_backbone, load_backbone_model
 from live.buffer import EmbeddingBuffer
 from live.bundle import check_fingerprint, load_bundle
 from live.frames import TimeSampler, to_model_input
-from live.runtimes import compiled_call, make_embedder
+from live.runtimes import make_embedder, make_head
 
 STEPS = ("read", "preprocess", "embed", "gru")
 
@@ -55,7 +55,7 @@ def load_classifier(weights_dir, runtime, backbone_weights=None):
     weights_fingerprint = fingerprint(backbone_model)
     check_fingerprint(bundle, weights_fingerprint)
     embedder = make_embedder(backbone_model, weights_fingerprint, runtime)
-    return Classifier(bundle, embedder, compiled_call(bundle.model), backbone.image_size)
+    return Classifier(bundle, embedder, make_head(bundle.model, bundle.fingerprint, runtime), backbone.image_size)
 
 
 def warm_up(classifier):

@@ -2,8 +2,9 @@
 
 - `compiled_call`: the model traced once by the active Keras backend (tf.function on
   TensorFlow, jax.jit on JAX). Never `predict()` (per-call setup) or eager calls per frame.
-- `LiteRTEmbedder`: the backbone converted once to LiteRT (TFLite), fp32 or int8 with
-  dynamic-range quantisation, cached by the weights' fingerprint.
+- `LiteRTModel`: a model converted once to LiteRT (TFLite) and cached: the backbone in fp32
+  or int8 with dynamic-range quantisation, keyed by its weights' fingerprint, and the
+  sequence model, keyed by its file's hash.
 """
 import os
 
@@ -55,33 +56,41 @@ class KerasEmbedder:
         return self._call(np.asarray(images, dtype=np.float32))
 
 
-class LiteRTEmbedder:
-    """The backbone through the LiteRT interpreter, converted once and cached on disk."""
+class LiteRTModel:
+    """A Keras model converted once to LiteRT and cached on disk under `cache_key`; called
+    like the model, on numpy arrays in the order of the model's inputs."""
 
-    def __init__(self, model, weights_fingerprint, quantize=False):
+    def __init__(self, model, cache_key, quantize=False, threads=None):
         self.name = "litert-int8" if quantize else "litert"
-        suffix = "int8" if quantize else "fp32"
-        path = cache_dir() / f"{model.name}-{weights_fingerprint}-{suffix}.tflite"
+        path = cache_dir() / f"{model.name}-{cache_key}-{'int8' if quantize else 'fp32'}.tflite"
         if not path.exists():
             convert_to_litert(model, path, quantize)
         from ai_edge_litert.interpreter import Interpreter
 
         with native_stderr_silenced():
-            self._interpreter = Interpreter(model_path=str(path), num_threads=os.cpu_count() or 1)
-        self._input = self._interpreter.get_input_details()[0]["index"]
+            self._interpreter = Interpreter(model_path=str(path), num_threads=threads or os.cpu_count() or 1)
+        details = self._interpreter.get_input_details()
+        # The converter may reorder inputs; match them to the model's by name.
+        self._inputs = [next(d for d in details if f"_{tensor.name}:" in d["name"] or d["name"] == tensor.name)
+                        for tensor in model.inputs]
         self._output = self._interpreter.get_output_details()[0]["index"]
-        self._batch = None
+        self._shapes = None
 
-    def __call__(self, images):
-        images = np.asarray(images, dtype=np.float32)
-        if images.shape[0] != self._batch:
-            with native_stderr_silenced():
-                self._interpreter.resize_tensor_input(self._input, images.shape)
+    def __call__(self, *arrays):
+        arrays = [np.asarray(a, dtype=d["dtype"]) for a, d in zip(arrays, self._inputs)]
+        shapes = [a.shape for a in arrays]
+        if shapes != self._shapes:
+            with native_stderr_silenced():  # the first invoke is where XNNPACK announces itself
+                for array, detail in zip(arrays, self._inputs):
+                    self._interpreter.resize_tensor_input(detail["index"], array.shape)
                 self._interpreter.allocate_tensors()
-                self._interpreter.set_tensor(self._input, images)
-                self._interpreter.invoke()  # the first invoke is where XNNPACK announces itself
-            self._batch = images.shape[0]
-        self._interpreter.set_tensor(self._input, images)
+                self._invoke(arrays)
+            self._shapes = shapes
+        return self._invoke(arrays)
+
+    def _invoke(self, arrays):
+        for array, detail in zip(arrays, self._inputs):
+            self._interpreter.set_tensor(detail["index"], array)
         self._interpreter.invoke()
         return self._interpreter.get_tensor(self._output).copy()
 
@@ -100,8 +109,23 @@ def convert_to_litert(model, path, quantize):
 
 
 def make_embedder(model, weights_fingerprint, runtime=DEFAULT_RUNTIME):
+    """The backbone as images (N, S, S, 3) -> features (N, F), through `runtime`."""
     if runtime == "keras":
         return KerasEmbedder(model)
     if runtime in ("litert", "litert-int8"):
-        return LiteRTEmbedder(model, weights_fingerprint, quantize=runtime == "litert-int8")
+        return LiteRTModel(model, weights_fingerprint, quantize=runtime == "litert-int8")
     raise UserError(f"unknown runtime '{runtime}'; choose one of: {', '.join(RUNTIMES)}")
+
+
+def make_head(model, model_fingerprint, runtime=DEFAULT_RUNTIME):
+    """The sequence model as (features, mask) -> probabilities. With a LiteRT backbone it runs
+    in LiteRT too (always fp32): a call there costs about 0.05 ms against about 1 ms for the
+    traced Keras call. A model LiteRT can't convert runs through the traced call instead."""
+    if runtime in ("litert", "litert-int8") and keras.backend.backend() == "tensorflow":
+        try:
+            head = LiteRTModel(model, model_fingerprint, threads=1)
+            head(*[np.zeros((1, *tensor.shape[1:]), tensor.dtype) for tensor in model.inputs])
+            return head
+        except Exception:  # an op LiteRT lacks (the GRU's), found at the first call; the traced
+            pass           # Keras call computes the same thing
+    return compiled_call(model)

@@ -95,9 +95,10 @@ def test_inception_v3_bundle_runs(inception_bundle, inception_weights, tmp_path)
     check_records(read_jsonl(jsonl), 30, ["alpha", "beta", "gamma"])
 
 
-def test_no_screen_runs_headless(lite_bundle, tmp_path):
+@pytest.mark.parametrize("display", ["", ":59"])  # unset, and set to a display nobody serves
+def test_no_screen_runs_headless(display, lite_bundle, tmp_path):
     process = run_command("live", "--file", CLIPS / "eye_makeup_320x240.avi", "--weights", lite_bundle,
-                          "--display", "--max-frames", 5, env={"DISPLAY": "", "WAYLAND_DISPLAY": ""})
+                          "--max-frames", 5, env={"DISPLAY": display, "WAYLAND_DISPLAY": ""})
     assert process.returncode == 0, process.stderr
     assert "note: no screen" in process.stderr and "running headless" in process.stderr
 

@@ -1,0 +1,31 @@
+"""The sequence model's runtimes: LiteRT where it converts, the traced Keras call otherwise,
+both giving what Keras gives on partial windows."""
+import numpy as np
+import pytest
+
+import live  # noqa: F401
+from live.backbones import fingerprint
+from live.runtimes import LiteRTModel, compiled_call, make_head
+from training.model import build_sequence_model
+
+
+@pytest.mark.parametrize("kind, expected", [("motion", LiteRTModel), ("reference", None)])
+def test_head_runtimes_agree_on_partial_windows(kind, expected, cache_dir):
+    model = build_sequence_model(kind, 20, 64, 4)
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(4, 20, 64)).astype(np.float32)
+    mask = np.zeros((4, 20), bool)
+    for row, filled in enumerate((1, 2, 11, 20)):
+        mask[row, :filled] = True
+        features[row, filled:] = 0
+    head = make_head(model, fingerprint(model), "litert")
+    if expected:
+        assert isinstance(head, expected)
+    else:  # the GRU needs TensorFlow ops LiteRT lacks: the traced Keras call stands in
+        assert not isinstance(head, LiteRTModel)
+    reference = compiled_call(model)(features, mask)
+    np.testing.assert_allclose(head(features, mask), reference, atol=1e-5)
+    np.testing.assert_allclose(reference.sum(axis=1), 1, atol=1e-5)
+    # One window at a time gives what the batch gives.
+    single = np.concatenate([head(features[i:i + 1], mask[i:i + 1]) for i in range(4)])
+    np.testing.assert_allclose(single, reference, atol=1e-5)
