@@ -3,7 +3,7 @@ import cv2
 import numpy as np
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
-WHITE, GREY, GREEN, AMBER, BLACK = (255, 255, 255), (200, 200, 200), (80, 220, 80), (0, 190, 255), (0, 0, 0)
+WHITE, GREY, GREEN, AMBER = (255, 255, 255), (225, 225, 225), (80, 220, 80), (0, 190, 255)
 
 
 class OverlayRenderer:
@@ -49,9 +49,9 @@ class OverlayRenderer:
             rows.append((f"falling behind: dropping {status['dropped_fraction']:.0%} of frames", AMBER, 0.6, None))
 
         box_width = max(cv2.getTextSize(text, FONT, size * scale, 2)[0][0] for text, _, size, _ in rows) + 2 * x
-        box_height = sum(int(line * max(size, 0.7)) for _, _, size, _ in rows) + y
+        box_height = sum(int(line * max(size, 0.7)) for _, _, size, _ in rows) + y + int(line * 0.45)  # room for descenders
         overlay = image[:min(box_height, height), :min(box_width, width)]
-        overlay[:] = (overlay * 0.45).astype(np.uint8)  # darken behind the text so it reads on any picture
+        overlay[:] = (overlay * 0.3).astype(np.uint8)  # darken behind the text so it reads on any picture
         for text, text_colour, size, bar in rows:
             y += int(line * max(size, 0.7))
             if bar is not None:

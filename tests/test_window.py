@@ -49,11 +49,11 @@ def test_window_shows_label_and_quits_on_q(display, lite_bundle, tmp_path):
         shot = tmp_path / "screen.png"
         # The window's top-left corner, where the overlay sits, enlarged and inverted for OCR.
         subprocess.run(["import", "-window", window, str(tmp_path / "window.png")], env=env, check=True)
-        subprocess.run(["convert", str(tmp_path / "window.png"), "-crop", "50%x34%+0+0", "-resize", "300%",
+        subprocess.run(["convert", str(tmp_path / "window.png"), "-crop", "50%x40%+0+0", "-resize", "300%",
                         "-colorspace", "Gray", "-negate", "-threshold", "50%", str(shot)], check=True)
         text = subprocess.run(["tesseract", str(shot), "-", "--psm", "6"], capture_output=True, text=True).stdout
         assert re.search(r"(alpha|beta|gamma) \d+%", text), text  # a label and its score
-        assert re.search(r"\d+\.\d fp", text), text  # the frame rate
+        assert re.search(r"\d+\.\d fp|\d+ ms", text), text  # the frame rate and latency line
         subprocess.run(["xdotool", "key", "q"], env=env, timeout=10)  # to the focused window: live's
         _, stderr = process.communicate(timeout=30)
     finally:
