@@ -16,7 +16,12 @@ from live.errors import UserError
 from live.quiet import native_stderr_silenced
 
 RUNTIMES = ("litert-int8", "litert", "keras")
-DEFAULT_RUNTIME = "litert"
+
+
+def default_runtime():
+    """The fastest safe runtime measured here: LiteRT fp32 (int8 is no faster on AVX2 CPUs
+    and drifts). LiteRT models are converted with TensorFlow, so other backends use keras."""
+    return "litert" if keras.backend.backend() == "tensorflow" else "keras"
 
 
 def compiled_call(model):
@@ -108,8 +113,9 @@ def convert_to_litert(model, path, quantize):
     os.replace(temporary, path)
 
 
-def make_embedder(model, weights_fingerprint, runtime=DEFAULT_RUNTIME):
+def make_embedder(model, weights_fingerprint, runtime=None):
     """The backbone as images (N, S, S, 3) -> features (N, F), through `runtime`."""
+    runtime = runtime or default_runtime()
     if runtime == "keras":
         return KerasEmbedder(model)
     if runtime in ("litert", "litert-int8"):
@@ -117,11 +123,11 @@ def make_embedder(model, weights_fingerprint, runtime=DEFAULT_RUNTIME):
     raise UserError(f"unknown runtime '{runtime}'; choose one of: {', '.join(RUNTIMES)}")
 
 
-def make_head(model, model_fingerprint, runtime=DEFAULT_RUNTIME):
+def make_head(model, model_fingerprint, runtime=None):
     """The sequence model as (features, mask) -> probabilities. With a LiteRT backbone it runs
     in LiteRT too (always fp32): a call there costs about 0.05 ms against about 1 ms for the
     traced Keras call. A model LiteRT can't convert runs through the traced call instead."""
-    if runtime in ("litert", "litert-int8") and keras.backend.backend() == "tensorflow":
+    if (runtime or default_runtime()) in ("litert", "litert-int8") and keras.backend.backend() == "tensorflow":
         try:
             head = LiteRTModel(model, model_fingerprint, threads=1)
             head(*[np.zeros((1, *tensor.shape[1:]), tensor.dtype) for tensor in model.inputs])

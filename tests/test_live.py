@@ -114,3 +114,17 @@ def test_shipped_bundle_recognises_its_clips(cache_dir, tmp_path):
     labels = (Path(__file__).resolve().parents[1] / "weights" / "default" / "labels.txt").read_text().split()
     check_records(records, 280, labels)
     assert Counter(r["label"] for r in records[20:]).most_common(1)[0][0] == "arm_wrestling"
+
+
+def test_jax_backend_gives_the_same_probabilities(lite_bundle, tmp_path):
+    """The same code on Keras' JAX backend (where JAX is installed; the GPU machines have it)."""
+    pytest.importorskip("jax")
+    outputs = {}
+    for backend in ("jax", "tensorflow"):
+        jsonl = tmp_path / f"{backend}.jsonl"
+        process = run_command("live", "--file", CLIPS / "eye_makeup_320x240.avi", "--weights", lite_bundle,
+                              "--runtime", "keras", "--jsonl", jsonl, "--max-frames", 25, "--no-display",
+                              env={"KERAS_BACKEND": backend})
+        assert process.returncode == 0, process.stderr
+        outputs[backend] = np.array([r["probs"] for r in read_jsonl(jsonl)])
+    np.testing.assert_allclose(outputs["jax"], outputs["tensorflow"], atol=1e-4)

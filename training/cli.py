@@ -30,7 +30,7 @@ backbone_option = click.option("--backbone", default="inception_v3", show_defaul
 backbone_weights_option = click.option("--backbone-weights", metavar="FILE",
                                        help="Local ImageNet weights for the backbone.")
 runtime_option = click.option("--runtime", type=click.Choice(["litert", "litert-int8", "keras"]),
-                              default="litert", show_default=True, help="How the backbone runs.")
+                              help="How the backbone runs [default: litert; keras on other backends].")
 
 
 @main.command()

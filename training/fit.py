@@ -52,7 +52,7 @@ def evaluate_clips(head, clips, features, labels, seq_len):
             "all_windows": classification_metrics(truth, mean, labels)}
 
 
-def fit(data, out, backbone="inception_v3", backbone_weights=None, runtime="litert", seq_len=20,
+def fit(data, out, backbone="inception_v3", backbone_weights=None, runtime=None, seq_len=20,
         frame_step=1, frame_rate=None, epochs=60, seed=0, model_kind="motion", batch_size=64,
         windows_per_clip=24, val_fraction=0.2, test_fraction=0.25, split=1, classes=None, force=False,
         cache_root=None, min_frames=5, shuffle_frames=False, progress=True, description=None):
