@@ -145,3 +145,12 @@ def test_interrupted_extraction_leaves_a_valid_cache(temporal_data, tmp_path):
     assert entries and all(e.suffix == ".npy" for e in entries)  # no temporary files left
     for entry in entries:
         assert np.load(entry).shape[1] == 1280
+
+
+def test_predict_skips_a_missing_video_and_says_so(temporal_bundle, tmp_path):
+    process = run_command("train", "predict", "--weights", temporal_bundle, "--json", tmp_path / "missing.mp4",
+                          CLIPS / "v_CricketShot_g04_c01_rgb.gif")
+    assert process.returncode == 1
+    assert "Traceback" not in process.stderr and "no such file" in process.stderr
+    [result] = [json.loads(line) for line in process.stdout.splitlines()]
+    assert result["video"].endswith(".gif") and abs(sum(result["all_windows"]["probs"]) - 1) < 1e-4

@@ -10,6 +10,7 @@ import os
 import queue
 import sys
 import threading
+from collections import defaultdict, deque
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,7 +61,12 @@ class FeatureCache:
         return self.folder / f"{video_identity(video)}.npy"
 
     def get(self, video):
-        file = self._file(video)
+        """The cached features, or None (also for a file that can't be read: the decoder
+        then says why)."""
+        try:
+            file = self._file(video)
+        except OSError:
+            return None
         return np.load(file) if file.exists() else None
 
     def put(self, video, features):
@@ -116,11 +122,30 @@ def _decode_ahead(videos, frame_path, out):
     out.put((None, _DONE))
 
 
+def _take_batch(pending, size):
+    """Take up to `size` frames from the front of `pending`, across clip boundaries; clips'
+    end markers stay in place. Returns (frame arrays, [(video, count)], what is left)."""
+    parts, owners, left = [], [], deque()
+    need = size
+    for video, item in pending:
+        if need and isinstance(item, np.ndarray):
+            parts.append(item[:need])
+            owners.append((video, len(parts[-1])))
+            need -= len(parts[-1])
+            if len(item) > len(parts[-1]):
+                left.append((video, item[len(parts[-1]):]))
+        else:
+            left.append((video, item))
+    return parts, owners, left
+
+
 def extract_features(videos, embedder, frame_path, cache, min_frames=1, progress=True):
-    """Features for each video: returns ({video: features}, {video: reason skipped}).
+    """Features for each video: returns ({video: features}, {video: reason skipped}, timing).
 
     Cached clips load at once; the rest are decoded in a reader thread, overlapped with
-    embedding in this one. Unreadable or too-short clips are skipped with a warning.
+    embedding in this one. Batches are always BATCH frames, filled across clip boundaries, so
+    the runtime keeps one batch shape (LiteRT re-plans its buffers when the shape changes).
+    Unreadable or too-short clips are skipped with a warning.
     """
     features, skipped, todo = {}, {}, []
     for video in videos:
@@ -132,28 +157,47 @@ def extract_features(videos, embedder, frame_path, cache, min_frames=1, progress
     bar = tqdm(total=len(videos), initial=len(videos) - len(todo), unit="clip", desc="features",
                disable=not progress, file=sys.stderr, dynamic_ncols=True)
     frames_done, started = 0, time.perf_counter()
-    batches = queue.Queue(maxsize=8)
-    threading.Thread(target=_decode_ahead, args=(todo, frame_path, batches), daemon=True).start()
-    parts = []
-    while True:
-        video, item = batches.get()
-        if video is None:
-            break
-        if isinstance(item, np.ndarray):
-            parts.append(embedder(item))
-            frames_done += len(item)
+    decoded = queue.Queue(maxsize=8)
+    threading.Thread(target=_decode_ahead, args=(todo, frame_path, decoded), daemon=True).start()
+    pending, waiting, embedded = deque(), 0, defaultdict(list)
+
+    def finish_clips():
+        """Close every clip at the front of `pending` whose frames are all embedded."""
+        while pending and not isinstance(pending[0][1], np.ndarray):
+            video, outcome = pending.popleft()
+            count = sum(len(part) for part in embedded[video])
+            if isinstance(outcome, UserError):
+                skipped[video] = str(outcome)
+            elif count < min_frames:
+                skipped[video] = f"too short: {count} sampled frames, need {min_frames}"
+            else:
+                features[video] = np.concatenate(embedded[video])
+                cache.put(video, features[video])
+            embedded.pop(video, None)
+            if video in skipped:
+                tqdm.write(f"warning: skipping {video}: {skipped[video]}", file=sys.stderr)
+            bar.update(1)
+
+    reading = True
+    while reading or waiting:
+        if reading:
+            video, item = decoded.get()
+            if video is None:
+                reading = False
+            else:
+                pending.append((video, item))
+                waiting += len(item) if isinstance(item, np.ndarray) else 0
+        while waiting >= BATCH or (waiting and not reading):
+            parts, owners, pending = _take_batch(pending, BATCH)
+            output = embedder(np.concatenate(parts))
+            offset = 0
+            for owner, count in owners:
+                embedded[owner].append(output[offset:offset + count])
+                offset += count
+            waiting -= offset
+            frames_done += offset
             bar.set_postfix(fps=f"{frames_done / (time.perf_counter() - started):.0f}", refresh=False)
-            continue
-        if isinstance(item, UserError):
-            skipped[video] = str(item)
-        elif sum(len(p) for p in parts) < min_frames:
-            skipped[video] = f"too short: {sum(len(p) for p in parts)} sampled frames, need {min_frames}"
-        else:
-            features[video] = np.concatenate(parts)
-            cache.put(video, features[video])
-        if video in skipped:
-            tqdm.write(f"warning: skipping {video}: {skipped[video]}", file=sys.stderr)
-        parts = []
-        bar.update(1)
+        finish_clips()
+    finish_clips()
     bar.close()
     return features, skipped, {"frames": frames_done, "seconds": time.perf_counter() - started}
