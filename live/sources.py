@@ -97,12 +97,11 @@ class _LatestFrameSource:
         self.fps = self._capture.get(cv2.CAP_PROP_FPS) or 0.0
         self.frame_count = 0
         self.size = (first.shape[1], first.shape[0])
-        self.frames_read = 0      # frames the reader took from the source
+        self.frames_read = 1      # frames taken from the source, this first one included
         self.frames_delivered = 0
         self.dropped = 0          # frames replaced by a newer one before they were used
         self._started = time.perf_counter()
         self._latest = Frame(0, 0.0, first, self._started, 0.0)
-        self.frames_read = 1
         self._condition = threading.Condition()
         self._failure = None
         self._stopped = False
