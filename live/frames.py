@@ -2,7 +2,6 @@
 time sampler that picks which frames enter the buffer. Training imports both from here, so
 what the model saw in training is exactly what it sees live."""
 import cv2
-import numpy as np
 
 
 def to_model_input(frame, image_size):

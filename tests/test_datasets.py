@@ -1,7 +1,7 @@
 """Dataset layouts and the grouped, stratified splits."""
 import pytest
 
-from conftest import CLIPS, write_clip
+
 
 import live  # noqa: F401
 from live.errors import UserError

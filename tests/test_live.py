@@ -1,12 +1,11 @@
 """`live` end to end: real clips in, JSONL / video / summary out, run as a subprocess."""
-import shutil
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from conftest import CLIPS, assert_clean_error, read_jsonl, run_command, write_clip
+from conftest import CLIPS, read_jsonl, run_command, write_clip
 
 
 def frame_count(path):
