@@ -89,8 +89,9 @@ class LiteRTModel:
                 for array, detail in zip(arrays, self._inputs):
                     self._interpreter.resize_tensor_input(detail["index"], array.shape)
                 self._interpreter.allocate_tensors()
-                self._invoke(arrays)
+                result = self._invoke(arrays)
             self._shapes = shapes
+            return result
         return self._invoke(arrays)
 
     def _invoke(self, arrays):
