@@ -111,18 +111,47 @@ def write_bundle(path, model, labels, manifest, force=False, extra_files=None):
     path = Path(path)
     if path.exists() and not force:
         raise UserError(f"{path} already exists; choose another --out or pass --force to replace it")
+
+    def fill(staging):
+        model.save(staging / MODEL_FILE)
+        (staging / LABELS_FILE).write_text("".join(f"{label}\n" for label in labels))
+        _write_manifest(staging, manifest)
+        for name, data in (extra_files or {}).items():
+            (staging / name).write_bytes(data)
+
+    return _replace_atomically(path, fill)
+
+
+def add_to_bundle(path, files, manifest_entries):
+    """Add `files` ({name: source path}) and `manifest_entries` to an existing bundle, atomically:
+    the bundle is copied, extended and renamed into place, so a crash leaves the old one whole."""
+    path = Path(path)
+    manifest = {**json.loads((path / MANIFEST_FILE).read_text()), **manifest_entries}
+
+    def fill(staging):
+        for item in path.iterdir():
+            if item.is_file() and item.name != MANIFEST_FILE:
+                shutil.copy2(item, staging / item.name)
+        for name, source in files.items():
+            shutil.copy2(source, staging / name)
+        _write_manifest(staging, manifest)
+
+    return _replace_atomically(path, fill)
+
+
+def _write_manifest(folder, manifest):
+    (folder / MANIFEST_FILE).write_text(json.dumps({"format_version": FORMAT_VERSION, **manifest}, indent=2) + "\n")
+
+
+def _replace_atomically(path, fill):
+    """Call fill(staging folder) beside `path`, then rename the staging folder to `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(staging, 0o777 & ~umask)  # mkdtemp makes it private; a bundle is an ordinary folder
     try:
-        model.save(staging / MODEL_FILE)
-        (staging / LABELS_FILE).write_text("".join(f"{label}\n" for label in labels))
-        (staging / MANIFEST_FILE).write_text(json.dumps({"format_version": FORMAT_VERSION, **manifest},
-                                                        indent=2) + "\n")
-        for name, data in (extra_files or {}).items():
-            (staging / name).write_bytes(data)
+        fill(staging)
         if path.exists():
             retired = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
             os.replace(path, retired / path.name)

@@ -52,8 +52,9 @@ def run_with_errors(function, *args, **kwargs):
 @click.option("--camera", type=int, metavar="INDEX", help="Read a webcam (0 is the first).")
 @click.option("--file", "file", metavar="PATH|URL", help="Read a video file, or an http/rtsp stream.")
 @click.option("--weights", metavar="DIR", help="Model bundle folder [default: the shipped weights/default].")
-@click.option("--runtime", type=click.Choice(["litert", "litert-int8", "keras"]),
-              help="How the backbone runs [default: litert; keras on backends other than TensorFlow].")
+@click.option("--runtime", type=click.Choice(["litert", "litert-int8", "keras", "openvino-int8"]),
+              help="How the backbone runs [default: litert; keras on backends other than TensorFlow]; "
+                   "openvino-int8 runs the bundle's int8 backbone (see `train quantize`).")
 @click.option("--backbone-weights", metavar="FILE", help="Local ImageNet weights for the bundle's backbone.")
 @click.option("--display/--no-display", default=None, help="Show a window [default: when a screen exists].")
 @click.option("--output", metavar="PATH", help="Write the annotated video (.mp4 or .avi).")

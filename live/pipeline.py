@@ -11,7 +11,7 @@ from live.backbones import fingerprint, get_backbone, load_backbone_model
 from live.buffer import EmbeddingBuffer
 from live.bundle import check_fingerprint, load_bundle
 from live.frames import TimeSampler, to_model_input
-from live.runtimes import make_embedder, make_head
+from live.runtimes import int8_backbone, make_embedder, make_head
 
 STEPS = ("read", "preprocess", "embed", "gru")
 
@@ -51,6 +51,9 @@ def load_classifier(weights_dir, runtime, backbone_weights=None):
     """Setup: load and check the bundle, its backbone (fingerprint included) and the runtimes."""
     bundle = load_bundle(weights_dir)
     backbone = get_backbone(bundle.manifest["backbone"])
+    if runtime == "openvino-int8":  # the bundle carries this backbone, made from the checked weights
+        return Classifier(bundle, int8_backbone(bundle), make_head(bundle.model, bundle.fingerprint, runtime),
+                          backbone.image_size)
     backbone_model = load_backbone_model(backbone.name, backbone_weights)
     weights_fingerprint = fingerprint(backbone_model)
     check_fingerprint(bundle, weights_fingerprint)

@@ -31,6 +31,10 @@ backbone_weights_option = click.option("--backbone-weights", metavar="FILE",
                                        help="Local ImageNet weights for the backbone.")
 runtime_option = click.option("--runtime", type=click.Choice(["litert", "litert-int8", "keras"]),
                               help="How the backbone runs [default: litert; keras on other backends].")
+bundle_runtime_option = click.option(
+    "--runtime", type=click.Choice(["litert", "litert-int8", "keras", "openvino-int8"]),
+    help="How the backbone runs [default: litert; keras on other backends]; openvino-int8 runs the "
+         "bundle's int8 backbone.")
 
 
 @main.command()
@@ -84,7 +88,7 @@ def _clip_features(classifier, videos, progress):
 @click.option("--weights", required=True, metavar="DIR", help="Model bundle.")
 @click.option("--data", required=True, metavar="DIR", help="Dataset folder; its test split is used.")
 @backbone_weights_option
-@runtime_option
+@bundle_runtime_option
 @click.option("--split", type=click.IntRange(1, 3), default=1, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the held-out split.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
@@ -121,7 +125,7 @@ def _evaluate(weights, data, backbone_weights, runtime, split, seed, as_json):
 @click.option("--weights", required=True, metavar="DIR", help="Model bundle.")
 @click.argument("videos", nargs=-1, required=True)
 @backbone_weights_option
-@runtime_option
+@bundle_runtime_option
 @click.option("--top-k", type=click.IntRange(1), default=3, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per clip.")
 def predict(**options):
@@ -152,6 +156,24 @@ def _predict(weights, videos, backbone_weights, runtime, top_k, as_json):
                 top = np.argsort(probs)[::-1][:top_k]
                 click.echo(f"  {name}: " + ", ".join(f"{labels[i]} {probs[i]:.1%}" for i in top))
     return 1 if skipped else 0
+
+
+@main.command()
+@click.option("--weights", required=True, metavar="DIR", help="Model bundle to add the int8 backbone to.")
+@click.option("--data", required=True, metavar="DIR",
+              help="Dataset: training clips calibrate, test clips check the drift.")
+@backbone_weights_option
+@click.option("--frames", type=click.IntRange(8), default=128, show_default=True, help="Calibration frames.")
+@click.option("--min-cosine", type=click.FloatRange(0, 1), default=0.98, show_default=True,
+              help="Refuse an int8 backbone whose features fall below this cosine similarity to fp32.")
+@click.option("--split", type=click.IntRange(1, 3), default=1, show_default=True, help="UCF101 split.")
+@click.option("--seed", type=int, default=0, show_default=True)
+def quantize(**options):
+    """Add an int8 backbone to a bundle, for `live --runtime openvino-int8` (about 2.5x faster
+    with InceptionV3 on AVX2 CPUs), after checking its features against fp32."""
+    from training.quantize import quantize as quantize_bundle
+
+    _run(_ignoring_result(quantize_bundle), **options)
 
 
 @main.command("demo-data")
