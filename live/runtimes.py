@@ -10,6 +10,7 @@
 """
 import hashlib
 import os
+from pathlib import Path
 
 from live.quiet import keras
 import numpy as np
@@ -57,6 +58,7 @@ class KerasEmbedder:
     """The backbone through the backend's compiled call."""
 
     name = "keras"
+    numerics = ""  # fp32: features equal the other fp32 runtimes' to 1e-4
 
     def __init__(self, model):
         self._call = compiled_call(model)
@@ -71,6 +73,7 @@ class LiteRTModel:
 
     def __init__(self, model, cache_key, quantize=False, threads=None):
         self.name = "litert-int8" if quantize else "litert"
+        self.numerics = "litert-int8" if quantize else ""
         path = litert_file(model, cache_key, quantize)
         from ai_edge_litert.interpreter import Interpreter
 
@@ -131,6 +134,8 @@ class OpenVINOModel:
     name = "openvino-int8"
 
     def __init__(self, xml_path, threads=None):
+        weights = Path(xml_path).with_suffix(".bin")
+        self.numerics = f"openvino-int8-{hashlib.sha256(weights.read_bytes()).hexdigest()[:12]}"
         try:
             import openvino
         except ImportError:

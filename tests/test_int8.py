@@ -93,3 +93,16 @@ def test_damaged_int8_backbone(quantized, tmp_path):
     process = run_command("live", "--file", CLIP, "--weights", damaged, "--runtime", "openvino-int8",
                           "--no-display", "--max-frames", "5")
     assert_clean_error(process, "backbone-int8.bin is missing or damaged")
+
+
+def test_offline_prediction_with_int8_keeps_its_own_feature_cache(quantized, inception_weights, cache_dir):
+    bundle = quantized[0]
+    first_windows = {}
+    for runtime in ("openvino-int8", "litert"):
+        process = run_command("train", "predict", "--weights", bundle, "--backbone-weights", inception_weights,
+                              "--runtime", runtime, "--json", CLIP)
+        assert process.returncode == 0, process.stderr
+        first_windows[runtime] = json.loads(process.stdout)["first_window"]["probs"]
+    np.testing.assert_allclose(first_windows["openvino-int8"], first_windows["litert"], atol=0.02)
+    keys = [folder.name for folder in (cache_dir / "features").iterdir() if folder.name.startswith("inception_v3")]
+    assert any("openvino-int8-" in key for key in keys) and any("openvino" not in key for key in keys)

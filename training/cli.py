@@ -80,7 +80,7 @@ def _clip_features(classifier, videos, progress):
     manifest = classifier.bundle.manifest
     frame_path = FramePath(manifest["backbone"], manifest["backbone_fingerprint"],
                            get_backbone(manifest["backbone"]).image_size, manifest["frame_step"],
-                           manifest.get("frame_rate"))
+                           manifest.get("frame_rate"), classifier.embedder.numerics)
     return extract_features(videos, classifier.embedder, frame_path, FeatureCache(frame_path), progress=progress)
 
 

@@ -33,10 +33,12 @@ class FramePath:
     image_size: int
     frame_step: int
     frame_rate: float | None
+    numerics: str = ""  # an embedder's `numerics`: int8 runtimes give other features than fp32
 
     def key(self):
         rate = f"{self.frame_rate:g}" if self.frame_rate else "src"
-        return f"{self.backbone}-{self.fingerprint}-{self.image_size}px-step{self.frame_step}-rate{rate}"
+        numerics = f"-{self.numerics}" if self.numerics else ""
+        return f"{self.backbone}-{self.fingerprint}-{self.image_size}px-step{self.frame_step}-rate{rate}{numerics}"
 
 
 def video_identity(path):

@@ -31,8 +31,9 @@ def prepare_features(clips, backbone_name, backbone_weights, runtime, frame_step
     backbone = get_backbone(backbone_name)
     backbone_model = load_backbone_model(backbone_name, backbone_weights)
     weights_fingerprint = fingerprint(backbone_model)
-    frame_path = FramePath(backbone_name, weights_fingerprint, backbone.image_size, frame_step, frame_rate)
     embedder = make_embedder(backbone_model, weights_fingerprint, runtime)
+    frame_path = FramePath(backbone_name, weights_fingerprint, backbone.image_size, frame_step, frame_rate,
+                           embedder.numerics)
     features, skipped, timing = extract_features(
         sorted({str(c.path) for c in clips}), embedder, frame_path, FeatureCache(frame_path, cache_root),
         min_frames=min_frames, progress=progress)

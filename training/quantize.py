@@ -47,11 +47,33 @@ def cosine(a, b):
     return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + 1e-12)
 
 
+def int8_backbone_files(backbone_model, weights_fingerprint, calibration, check, folder):
+    """Quantise the backbone on `calibration` frames into folder/backbone-int8.{xml,bin}; returns
+    the .xml path and the drift of its features from fp32 on the `check` frames."""
+    import nncf
+    import openvino
+    from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
+
+    size = calibration.shape[1]
+    fp32 = openvino.Core().read_model(str(litert_file(backbone_model, weights_fingerprint)))
+    fp32.reshape({fp32.inputs[0]: [1, size, size, 3]})
+    # OverflowFix: without VNNI, int8 kernels sum products in 16 bits; 7-bit weights keep them in range.
+    int8 = nncf.quantize(fp32, nncf.Dataset(list(calibration), lambda image: image[None].astype(np.float32)),
+                         subset_size=len(calibration),
+                         advanced_parameters=AdvancedQuantizationParameters(overflow_fix=OverflowFix.ENABLE))
+    xml = Path(folder) / INT8_MODEL
+    openvino.save_model(int8, str(xml), compress_to_fp16=False)
+    reference = make_embedder(backbone_model, weights_fingerprint, "litert")
+    quantized = OpenVINOModel(xml)
+    similarity = np.concatenate([cosine(reference(frame[None]), quantized(frame[None])) for frame in check])
+    return xml, {"cosine_min": round(float(similarity.min()), 4),
+                 "cosine_mean": round(float(similarity.mean()), 4), "frames": len(check)}
+
+
 def quantize(weights, data, backbone_weights=None, frames=128, min_cosine=MIN_COSINE, split=1, seed=0):
     try:
         import nncf
         import openvino
-        from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
     except ImportError:
         raise UserError("train quantize needs OpenVINO and NNCF: pip install 'live-action[int8]'") from None
     started = time.perf_counter()
@@ -72,27 +94,13 @@ def quantize(weights, data, backbone_weights=None, frames=128, min_cosine=MIN_CO
     log(f"calibrating on {len(calibration)} frames of training clips, checking on {len(check)} frames "
         f"of {'test' if dataset.test else 'training'} clips")
 
-    size = manifest["image_size"]
-    fp32 = openvino.Core().read_model(str(litert_file(backbone_model, weights_fingerprint)))
-    fp32.reshape({fp32.inputs[0]: [1, size, size, 3]})
-    # OverflowFix: without VNNI, int8 kernels sum products in 16 bits; 7-bit weights keep them in range.
-    int8 = nncf.quantize(fp32, nncf.Dataset(list(calibration), lambda image: image[None].astype(np.float32)),
-                         subset_size=len(calibration),
-                         advanced_parameters=AdvancedQuantizationParameters(overflow_fix=OverflowFix.ENABLE))
-
     with tempfile.TemporaryDirectory() as folder:
-        xml = Path(folder) / INT8_MODEL
-        openvino.save_model(int8, str(xml), compress_to_fp16=False)
-        reference = make_embedder(backbone_model, weights_fingerprint, "litert")
-        quantized = OpenVINOModel(xml)
-        similarity = np.concatenate([cosine(reference(check[i:i + 1]), quantized(check[i:i + 1]))
-                                     for i in range(len(check))])
-        drift = {"cosine_min": round(float(similarity.min()), 4), "cosine_mean": round(float(similarity.mean()), 4),
-                 "frames": len(check)}
+        xml, drift = int8_backbone_files(backbone_model, weights_fingerprint, calibration, check, folder)
         log(f"int8 vs fp32 features: cosine min {drift['cosine_min']}, mean {drift['cosine_mean']}")
         if drift["cosine_min"] < min_cosine:
             raise UserError(f"the int8 backbone drifts too far from fp32 (cosine min {drift['cosine_min']} < "
-                            f"{min_cosine} on {len(check)} frames); {weights} is unchanged. Use --runtime litert")
+                            f"{min_cosine} on {len(check)} frames); {weights} is unchanged. Use --runtime "
+                            "litert, or lower --min-cosine to accept it")
         files = {INT8_MODEL: xml, INT8_WEIGHTS: xml.with_suffix(".bin")}
         entry = {"model": INT8_MODEL, "backbone_fingerprint": weights_fingerprint,
                  "sha256": {name: hashlib.sha256(path.read_bytes()).hexdigest() for name, path in files.items()},

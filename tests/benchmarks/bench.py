@@ -29,10 +29,11 @@ from live.frames import to_model_input  # noqa: E402
 from live.pipeline import Classifier, classify, warm_up  # noqa: E402
 from live.quiet import keras  # noqa: E402
 from live.render import OverlayRenderer  # noqa: E402
-from live.runtimes import RUNTIMES, make_embedder, make_head  # noqa: E402
+from live.runtimes import RUNTIMES, OpenVINOModel, make_embedder, make_head  # noqa: E402
 from live.sources import FileSource  # noqa: E402
 from training.features import FeatureCache, FramePath, extract_features  # noqa: E402
 from training.model import build_sequence_model  # noqa: E402
+from training.quantize import int8_backbone_files  # noqa: E402
 
 SEQ_LEN = 20
 LIVE_CLIP = CLIPS / "arm_wrestling.mp4"
@@ -109,6 +110,21 @@ def our_live(classifier, frames, draw=True):
     return steps
 
 
+def even_frames(clip, count, size):
+    frames = [to_model_input(frame.image, size) for frame in FileSource(clip).frames()]
+    return np.stack([frames[i] for i in np.linspace(0, len(frames) - 1, count).astype(int)])
+
+
+def int8_embedder(model, weights_fingerprint, size, folder):
+    """What `train quantize` adds to a bundle: calibrated on the extraction clips, checked on
+    frames of the live clip."""
+    calibration = np.concatenate([even_frames(clip, 64, size) for clip in EXTRACT_CLIPS])
+    folder.mkdir(parents=True, exist_ok=True)
+    xml, drift = int8_backbone_files(model, weights_fingerprint, calibration, even_frames(LIVE_CLIP, 32, size),
+                                     folder)
+    return OpenVINOModel(xml), drift
+
+
 def bare_call(embedder, size, batch, repeats):
     images = np.random.default_rng(0).integers(0, 255, (batch, size, size, 3), dtype=np.uint8)
     embedder(images)
@@ -180,8 +196,15 @@ def main():
                   f"{ratio_a:>7} {ratio_c:>6}")
 
         row("(a) reference predict()", entry["reference_live"]["total"], reference)
+        embedders = {}
         for runtime in args.runtimes.split(","):
-            embedder = make_embedder(model, weights_fingerprint, runtime)
+            if runtime == "openvino-int8":
+                embedder, drift = int8_embedder(model, weights_fingerprint, backbone.image_size, workdir / name)
+                entry["openvino_int8_drift"] = drift
+                print(f"{'':<28}(openvino-int8 features vs fp32: cosine min {drift['cosine_min']}, "
+                      f"mean {drift['cosine_mean']} on {drift['frames']} frames)")
+            else:
+                embedder = make_embedder(model, weights_fingerprint, runtime)
             bundle = Bundle(workdir, head, [str(i) for i in range(5)],
                             {"seq_len": SEQ_LEN, "frame_step": 1, "frame_rate": None,
                              "feature_size": backbone.feature_size})
@@ -190,6 +213,7 @@ def main():
             ours = our_live(classifier, args.frames)
             floor = bare_call(embedder, backbone.image_size, 1, 30)
             ours_stats = {k: stats(v) for k, v in ours.items()}
+            embedders[runtime] = embedder
             entry["runtimes"][runtime] = {"live": ours_stats, "bare_batch1_ms": floor,
                                           "bare_batch32_ms_per_frame": bare_call(embedder, backbone.image_size, 32, 3)}
             entry["runtimes"][runtime]["ratio_b_over_a_fps"] = ours_stats["total"]["fps"] / ref_fps
@@ -201,8 +225,8 @@ def main():
         # Training extraction: the reference's loop, ours (cold cache), the bare batched call.
         fastest = min(entry["runtimes"], key=lambda r: entry["runtimes"][r]["bare_batch32_ms_per_frame"])
         reference_fps = reference_extraction(model, EXTRACT_CLIPS)
-        embedder = make_embedder(model, weights_fingerprint, fastest)
-        frame_path = FramePath(name, weights_fingerprint, backbone.image_size, 1, None)
+        embedder = embedders[fastest]
+        frame_path = FramePath(name, weights_fingerprint, backbone.image_size, 1, None, embedder.numerics)
         _, _, timing = extract_features([str(c) for c in EXTRACT_CLIPS], embedder, frame_path,
                                         FeatureCache(frame_path, workdir / f"features-{name}"), progress=False)
         ours_fps = timing["frames"] / timing["seconds"]
@@ -215,7 +239,7 @@ def main():
 
     # Memory: a long looped replay through the fastest runtime of the last backbone.
     runtime = min(entry["runtimes"], key=lambda r: entry["runtimes"][r]["live"]["total"]["median_ms"])
-    embedder = make_embedder(model, weights_fingerprint, runtime)
+    embedder = embedders[runtime]
     classifier = Classifier(bundle, embedder, make_head(head, fingerprint(head), runtime), backbone.image_size)
     marks = {}
     for result in classify(classifier, source_frames(LIVE_CLIP, args.memory_frames)):
