@@ -139,8 +139,8 @@ class OpenVINOModel:
         try:
             import openvino
         except ImportError:
-            raise UserError("the openvino-int8 runtime needs OpenVINO: pip install 'live-action[int8]', "
-                            "or choose --runtime litert") from None
+            raise UserError("the openvino-int8 runtime needs OpenVINO: pip install openvino (or the project's "
+                            "[int8] extra), or choose --runtime litert") from None
         self._core = openvino.Core()
         self._model = self._core.read_model(str(xml_path))
         self._config = {"INFERENCE_NUM_THREADS": threads or os.cpu_count() or 1, "PERFORMANCE_HINT": "LATENCY"}

@@ -2,6 +2,7 @@
 checked against fp32, carried by the bundle, and refused or reported clearly when it can't serve."""
 import json
 import shutil
+import sys
 
 import numpy as np
 import pytest
@@ -106,3 +107,11 @@ def test_offline_prediction_with_int8_keeps_its_own_feature_cache(quantized, inc
     np.testing.assert_allclose(first_windows["openvino-int8"], first_windows["litert"], atol=0.02)
     keys = [folder.name for folder in (cache_dir / "features").iterdir() if folder.name.startswith("inception_v3")]
     assert any("openvino-int8-" in key for key in keys) and any("openvino" not in key for key in keys)
+
+
+def test_without_openvino_installed_the_user_is_told_what_to_install(quantized):
+    hide_openvino = ("import sys; sys.modules['openvino'] = None; sys.argv = ['live'] + sys.argv[1:]; "
+                     "from live.cli import main; main()")
+    process = run_command(sys.executable, "-c", hide_openvino, "--file", CLIP, "--weights", quantized[0],
+                          "--runtime", "openvino-int8", "--no-display", "--max-frames", "5")
+    assert_clean_error(process, "needs OpenVINO", "pip install openvino")

@@ -75,7 +75,8 @@ def quantize(weights, data, backbone_weights=None, frames=128, min_cosine=MIN_CO
         import nncf
         import openvino
     except ImportError:
-        raise UserError("train quantize needs OpenVINO and NNCF: pip install 'live-action[int8]'") from None
+        raise UserError("train quantize needs OpenVINO and NNCF: pip install openvino nncf "
+                        "(or the project's [int8] extra)") from None
     started = time.perf_counter()
     bundle = load_bundle(weights)
     manifest = bundle.manifest
