@@ -30,16 +30,24 @@ def log(message):
 
 
 def frames_across(clips, frame_path, count, rng):
-    """About `count` model-ready frames spread evenly over up to `count` of `clips`, chosen at random."""
+    """About `count` model-ready frames from up to `count` of `clips` chosen at random, a few
+    random frames of each (reservoir sampling, so a long clip never sits in memory whole)."""
     chosen = [clips[i] for i in sorted(rng.permutation(len(clips))[:count])]
     per_clip = max(1, -(-count // max(1, len(chosen))))
     frames = []
     for clip in chosen:
+        kept, seen = [], 0
         try:
-            video = np.concatenate(list(sampled_frames(str(clip.path), frame_path)))
-        except (UserError, ValueError):  # unreadable or empty: calibrate on the others
+            for batch in sampled_frames(str(clip.path), frame_path):
+                for frame in batch:
+                    if len(kept) < per_clip:
+                        kept.append(frame)
+                    elif (slot := rng.integers(seen + 1)) < per_clip:
+                        kept[slot] = frame
+                    seen += 1
+        except UserError:  # unreadable: calibrate on the others
             continue
-        frames.extend(video[np.linspace(0, len(video) - 1, min(per_clip, len(video))).astype(int)])
+        frames.extend(kept)
     return np.stack(frames[:count]) if frames else np.zeros((0,), np.uint8)
 
 
