@@ -133,9 +133,9 @@ class OpenVINOModel:
 
     name = "openvino-int8"
 
-    def __init__(self, xml_path, threads=None):
-        weights = Path(xml_path).with_suffix(".bin")
-        self.numerics = f"openvino-int8-{hashlib.sha256(weights.read_bytes()).hexdigest()[:12]}"
+    def __init__(self, xml_path, weights_sha256=None, threads=None):
+        weights_sha256 = weights_sha256 or hashlib.sha256(Path(xml_path).with_suffix(".bin").read_bytes()).hexdigest()
+        self.numerics = f"openvino-int8-{weights_sha256[:12]}"
         try:
             import openvino
         except ImportError:
@@ -168,7 +168,8 @@ def int8_backbone(bundle):
         if not file.is_file() or hashlib.sha256(file.read_bytes()).hexdigest() != expected:
             raise UserError(f"model bundle {bundle.path}: {name} is missing or damaged; run `train quantize` "
                             "again, or choose --runtime litert")
-    return OpenVINOModel(bundle.path / entry["model"])
+    xml = bundle.path / entry["model"]
+    return OpenVINOModel(xml, weights_sha256=entry["sha256"].get(xml.with_suffix(".bin").name))
 
 
 def make_embedder(model, weights_fingerprint, runtime=None):
