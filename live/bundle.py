@@ -16,7 +16,8 @@ from live.errors import UserError
 
 FORMAT_VERSION = 1
 MODEL_FILE, LABELS_FILE, MANIFEST_FILE = "model.keras", "labels.txt", "manifest.json"
-DEFAULT_BUNDLE = Path(__file__).resolve().parent.parent / "weights" / "default"
+# Kinetics-600 actions, out of the box: MoViNet-A0-Stream's own classifier (nothing trained here).
+DEFAULT_BUNDLE = Path(__file__).resolve().parent.parent / "weights" / "kinetics600"
 REQUIRED_KEYS = ("format_version", "backbone", "image_size", "feature_size", "backbone_fingerprint",
                  "seq_len", "frame_step", "frame_rate")
 
@@ -66,6 +67,10 @@ def read_manifest(path):
         raise UserError(f"model bundle {path} expects {manifest['feature_size']} features at "
                         f"{manifest['image_size']}px, but {backbone.name} gives {backbone.feature_size} "
                         f"at {backbone.image_size}px; the bundle is mismatched")
+    carried = manifest.get("backbone_file")
+    if carried and (Path(carried).name != carried or not (path / carried).is_file()):
+        raise UserError(f"model bundle {path} is incomplete (missing its backbone file {carried}); "
+                        "copy the whole bundle folder, or retrain it")
     labels = [line.strip() for line in (path / LABELS_FILE).read_text().splitlines() if line.strip()]
     if not labels:
         raise UserError(f"model bundle {path} has an empty labels.txt")
@@ -103,6 +108,15 @@ def check_fingerprint(bundle, weights_fingerprint):
             f"fingerprint {expected}, but the loaded weights have fingerprint {weights_fingerprint}; "
             "its features would not match. Load the same backbone weights (--backbone-weights) "
             "or retrain the bundle")
+
+
+def carried_backbone(backbone_model):
+    """(manifest entries, {name: bytes}) for a bundle that carries its backbone's file, as
+    bundles on a streaming backbone do, so that they run the very file they were made with."""
+    path = getattr(backbone_model, "path", None)
+    if path is None:
+        return {}, {}
+    return {"backbone_file": backbone_model.file_name}, {backbone_model.file_name: Path(path).read_bytes()}
 
 
 def write_bundle(path, model, labels, manifest, force=False, extra_files=None):

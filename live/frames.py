@@ -29,8 +29,10 @@ class TimeSampler:
     """Decides which frames the model sees, spaced the way it was trained.
 
     With `frame_rate` unset, every `frame_step`-th frame is kept, counted by index. With
-    `frame_rate` set (the rate of the training videos), frames are kept by their timestamps,
-    `frame_step / frame_rate` seconds apart, so a 30 fps camera is sampled like 25 fps data.
+    `frame_rate` set, frames are kept by their timestamps on a grid `frame_step / frame_rate`
+    seconds apart: of the frames around each grid time, the nearest one is kept. So a 25 fps
+    file, a 30 fps camera and a 10 fps stream are sampled at the same moments, and a source
+    that drops frames does not stretch the window.
     """
 
     def __init__(self, frame_step=1, frame_rate=None):
@@ -40,6 +42,7 @@ class TimeSampler:
         self.period = frame_step / frame_rate if frame_rate else None
         self._count = 0
         self._next_due = None
+        self._previous = None
 
     def keep(self, timestamp):
         """True when the frame at `timestamp` (seconds) should enter the buffer."""
@@ -47,12 +50,17 @@ class TimeSampler:
             keep = self._count % self.frame_step == 0
             self._count += 1
             return keep
-        # Half a period of tolerance absorbs timestamp jitter; the schedule advances by whole
-        # periods so it does not drift, and restarts after a long gap (a stalled source).
-        if self._next_due is not None and timestamp < self._next_due - self.period / 2:
-            return False
-        if self._next_due is None or timestamp - self._next_due > self.period:
+        previous, self._previous = self._previous, timestamp
+        if self._next_due is None:
             self._next_due = timestamp + self.period
-        else:
+            return True
+        # Keep this frame unless the next one, expected one frame interval later, will lie
+        # nearer the grid time. Deciding now, not after the next frame, adds no latency.
+        interval = max(timestamp - previous, 0.0)
+        if timestamp < self._next_due - interval / 2 - 1e-9:
+            return False
+        if timestamp - self._next_due > self.period:  # a long gap (a stalled source): restart the grid
+            self._next_due = timestamp + self.period
+        else:  # advance by whole periods, so the grid does not drift with jitter
             self._next_due += self.period
         return True

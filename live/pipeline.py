@@ -54,7 +54,9 @@ def load_classifier(weights_dir, runtime, backbone_weights=None):
     if runtime == "openvino-int8":  # the bundle carries this backbone, made from the checked weights
         return Classifier(bundle, int8_backbone(bundle), make_head(bundle.model, bundle.fingerprint, runtime),
                           backbone.image_size)
-    backbone_model = load_backbone_model(backbone.name, backbone_weights)
+    # A bundle that carries its backbone's file (a streaming backbone) runs that very file.
+    carried = bundle.manifest.get("backbone_file")
+    backbone_model = load_backbone_model(backbone.name, backbone_weights or (carried and str(bundle.path / carried)))
     weights_fingerprint = fingerprint(backbone_model)
     check_fingerprint(bundle, weights_fingerprint)
     embedder = make_embedder(backbone_model, weights_fingerprint, runtime)
@@ -64,7 +66,7 @@ def load_classifier(weights_dir, runtime, backbone_weights=None):
 def warm_up(classifier):
     """Trace and allocate every runtime once, so the first real frame is not slow."""
     size = classifier.image_size
-    features = classifier.embedder(np.zeros((1, size, size, 3), np.uint8))
+    features = classifier.embedder.stream()(np.zeros((1, size, size, 3), np.uint8))
     buffer = EmbeddingBuffer(classifier.bundle.seq_len, features.shape[-1])
     buffer.append(features[0])
     classifier.head(buffer.features, buffer.mask)
@@ -73,6 +75,7 @@ def warm_up(classifier):
 def classify(classifier, frames, smooth=1):
     """Yield one Result per frame of `frames` (Frame objects, in order)."""
     manifest = classifier.bundle.manifest
+    embed = classifier.embedder.stream()  # this stream's own state, for a streaming backbone
     sampler = TimeSampler(manifest["frame_step"], manifest.get("frame_rate"))
     buffer = EmbeddingBuffer(manifest["seq_len"], manifest["feature_size"])
     recent = deque(maxlen=max(1, smooth))
@@ -85,7 +88,7 @@ def classify(classifier, frames, smooth=1):
             started = time.perf_counter()
             image = to_model_input(frame.image, classifier.image_size)[None]
             embedded = time.perf_counter()
-            buffer.append(classifier.embedder(image)[0])
+            buffer.append(embed(image)[0])
             predicted = time.perf_counter()
             recent.append(classifier.head(buffer.features, buffer.mask)[0])
             finished = time.perf_counter()

@@ -54,7 +54,17 @@ def compiled_call(model):
     return lambda *xs: keras.ops.convert_to_numpy(model.predict_on_batch(list(xs) if len(xs) > 1 else xs[0]))
 
 
-class KerasEmbedder:
+class StatelessEmbedder:
+    """An image backbone: each frame's features depend on that frame alone, so every stream
+    can share the one embedder (streaming backbones give each stream a state of its own)."""
+
+    stateful = False
+
+    def stream(self):
+        return self
+
+
+class KerasEmbedder(StatelessEmbedder):
     """The backbone through the backend's compiled call."""
 
     name = "keras"
@@ -67,7 +77,7 @@ class KerasEmbedder:
         return self._call(np.asarray(images, dtype=np.float32))
 
 
-class LiteRTModel:
+class LiteRTModel(StatelessEmbedder):
     """A Keras model converted once to LiteRT and cached on disk under `cache_key`; called
     like the model, on numpy arrays in the order of the model's inputs."""
 
@@ -127,7 +137,7 @@ def convert_to_litert(model, path, quantize):
     os.replace(temporary, path)
 
 
-class OpenVINOModel:
+class OpenVINOModel(StatelessEmbedder):
     """An OpenVINO model (images (N, S, S, 3) -> features), compiled once per batch size: live
     calls it at batch 1, extraction at its fixed batch."""
 
@@ -174,6 +184,13 @@ def int8_backbone(bundle):
 
 def make_embedder(model, weights_fingerprint, runtime=None):
     """The backbone as images (N, S, S, 3) -> features (N, F), through `runtime`."""
+    from live.movinet import MoViNetEmbedder, MoViNetModel
+
+    if isinstance(model, MoViNetModel):  # a streaming backbone is its own LiteRT file
+        if runtime not in (None, "litert"):
+            raise UserError(f"the movinet_a0_stream backbone runs only as its own int8 LiteRT file; "
+                            f"drop --runtime {runtime} or choose --runtime litert")
+        return MoViNetEmbedder(model)
     runtime = runtime or default_runtime()
     if runtime == "openvino-int8":
         raise UserError("the openvino-int8 runtime runs a bundle's own int8 backbone; it needs a bundle")

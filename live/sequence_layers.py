@@ -43,3 +43,71 @@ class TemporalStats(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         batch, _, size = input_shape[0]
         return [(batch, size), (batch, size + 2)]
+
+
+@keras.saving.register_keras_serializable(package="live")
+class FrameChanges(keras.layers.Layer):
+    """The frame-to-frame changes of a masked window, for a recurrent layer to read in order.
+
+    Input: features (B, T, F) and a boolean mask (B, T), valid frames first. Outputs the
+    changes (B, T - 1, F), x[t + 1] - x[t], zero where either frame is padding, and their mask
+    (B, T - 1): a window of n frames has n - 1 changes, none for a single frame.
+
+    With `normalise`, each window's changes are divided by their root mean square over its
+    valid changes: one number per window, so the direction of every step and how the step
+    sizes grow or shrink along the window (what tells a zoom in from a zoom out) are kept,
+    but not how much this scene happens to change, which differs from photo to photo and
+    would otherwise be learnt as part of the scene.
+    """
+
+    def __init__(self, normalise=True, **kwargs):
+        super().__init__(**kwargs)
+        self.normalise = normalise
+
+    def call(self, inputs):
+        features, mask = inputs
+        valid = ops.logical_and(mask[:, 1:], mask[:, :-1])
+        weight = ops.cast(valid, features.dtype)[:, :, None]
+        changes = (features[:, 1:] - features[:, :-1]) * weight
+        if self.normalise:
+            size = ops.cast(ops.shape(features)[-1], features.dtype)
+            count = ops.maximum(ops.sum(weight, axis=(1, 2)), 1.0) * size
+            rms = ops.sqrt(ops.sum(changes ** 2, axis=(1, 2)) / count + 1e-6)
+            changes = changes / rms[:, None, None]
+        return [changes, valid]
+
+    def compute_output_shape(self, input_shape):
+        batch, steps, size = input_shape[0]
+        steps = None if steps is None else steps - 1
+        return [(batch, steps, size), (batch, steps)]
+
+    def compute_output_spec(self, inputs):
+        features, _ = inputs
+        batch, steps, size = features.shape
+        steps = None if steps is None else steps - 1
+        return [keras.KerasTensor((batch, steps, size), dtype=features.dtype),
+                keras.KerasTensor((batch, steps), dtype="bool")]
+
+    def get_config(self):
+        return {**super().get_config(), "normalise": self.normalise}
+
+
+@keras.saving.register_keras_serializable(package="live")
+class LastStepSoftmax(keras.layers.Layer):
+    """The head of a bundle that runs its backbone's own classifier (MoViNet's Kinetics-600
+    logits): the softmax of the features of the newest valid frame, nothing trained.
+
+    Input: features (B, T, F) and a boolean mask (B, T) true on the valid frames, which come
+    first (live's buffer and training's windows both put them there).
+    """
+
+    def call(self, inputs):
+        features, mask = inputs
+        steps = ops.shape(features)[1]
+        last = ops.sum(ops.cast(mask, "int32"), axis=1) - 1
+        pick = ops.one_hot(ops.maximum(last, 0), steps, dtype=features.dtype)  # (B, T)
+        return ops.softmax(ops.sum(features * pick[:, :, None], axis=1), axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        batch, _, size = input_shape[0]
+        return (batch, size)

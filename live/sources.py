@@ -15,6 +15,7 @@ import numpy as np
 
 from live.errors import UserError
 
+DEFAULT_FPS = 25.0  # assumed when a file does not say its frame rate, or says nonsense
 URL_SCHEMES = ("http://", "https://", "rtsp://", "rtsps://", "rtmp://", "udp://", "tcp://", "srt://")
 
 
@@ -48,7 +49,7 @@ class FileSource:
             raise UserError(f"{path} is not a video OpenCV can decode; give an mp4, avi, mkv, gif or similar")
         self.fps = self._capture.get(cv2.CAP_PROP_FPS) or 0.0
         if not 0 < self.fps < 1000:
-            self.fps = 25.0
+            self.fps = DEFAULT_FPS
         self.frame_count = int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         self.size = (first.shape[1], first.shape[0])
         self._first = first

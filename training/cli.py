@@ -26,7 +26,8 @@ def _ignoring_result(function):
 
 
 backbone_option = click.option("--backbone", default="inception_v3", show_default=True,
-                               help="Frame backbone: inception_v3 or efficientnet_lite0.")
+                               help="Frame backbone: inception_v3, efficientnet_lite0 or movinet_a0_stream "
+                                    "(streaming, Kinetics-600, sampled at 5 fps).")
 backbone_weights_option = click.option("--backbone-weights", metavar="FILE",
                                        help="Local ImageNet weights for the backbone.")
 runtime_option = click.option("--runtime", type=click.Choice(["litert", "litert-int8", "keras"]),
@@ -46,7 +47,8 @@ bundle_runtime_option = click.option(
 @click.option("--seq-len", type=click.IntRange(2), default=20, show_default=True)
 @click.option("--frame-step", type=click.IntRange(1), default=1, show_default=True)
 @click.option("--frame-rate", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Sample frames by timestamp at frame-rate/frame-step per second [default: by index].")
+              help="Sample frames by timestamp at frame-rate/frame-step per second [default: the "
+                   "backbone's own rate (movinet_a0_stream: 5), else the training clips' median rate].")
 @click.option("--epochs", type=click.IntRange(1), default=60, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--model", "model_kind", type=click.Choice(["motion", "reference"]), default="motion",
@@ -73,14 +75,21 @@ def _load(weights, runtime, backbone_weights):
     return load_classifier(weights, runtime, backbone_weights)
 
 
-def _clip_features(classifier, videos, progress):
+def _frame_path(classifier):
+    """The frame path a bundle's features were made with, which names them in the cache."""
     from live.backbones import get_backbone
-    from training.features import FeatureCache, FramePath, extract_features
+    from training.features import FramePath
 
     manifest = classifier.bundle.manifest
-    frame_path = FramePath(manifest["backbone"], manifest["backbone_fingerprint"],
-                           get_backbone(manifest["backbone"]).image_size, manifest["frame_step"],
-                           manifest.get("frame_rate"), classifier.embedder.numerics)
+    return FramePath(manifest["backbone"], manifest["backbone_fingerprint"],
+                     get_backbone(manifest["backbone"]).image_size, manifest["frame_step"],
+                     manifest.get("frame_rate"), classifier.embedder.numerics)
+
+
+def _clip_features(classifier, videos, progress):
+    from training.features import FeatureCache, extract_features
+
+    frame_path = _frame_path(classifier)
     return extract_features(videos, classifier.embedder, frame_path, FeatureCache(frame_path), progress=progress)
 
 
@@ -136,20 +145,28 @@ def predict(**options):
 def _predict(weights, videos, backbone_weights, runtime, top_k, as_json):
     import numpy as np
 
-    from training.windows import predict_clip
+    from training.features import sampled_frame_indices
+    from training.windows import every_window, predict_clip
 
     classifier = _load(weights, runtime, backbone_weights)
-    labels = classifier.bundle.labels
-    features, skipped, _ = _clip_features(classifier, list(videos), progress=False)
+    labels, seq_len = classifier.bundle.labels, classifier.bundle.seq_len
+    videos = list(dict.fromkeys(videos))  # a clip named twice is predicted once
+    features, skipped, _ = _clip_features(classifier, videos, progress=False)
     for video in videos:
         if video in skipped:
             click.echo(f"warning: skipping {video}: {skipped[video]}", err=True)
             continue
-        first, mean = predict_clip(classifier.head, features[video], classifier.bundle.seq_len)
+        first, mean = predict_clip(classifier.head, features[video], seq_len)
         if as_json:
+            # Every window live holds on this clip, keyed by the source frame that completes it,
+            # so that a live run's record for that frame can be checked against it.
+            every = classifier.head(*every_window(features[video], seq_len))
+            ends = sampled_frame_indices(video, _frame_path(classifier), len(every))
             click.echo(json.dumps({"video": video, **{
                 name: {"label": labels[int(np.argmax(p))], "probs": [float(v) for v in p]}
-                for name, p in (("first_window", first), ("all_windows", mean))}}))
+                for name, p in (("first_window", first), ("all_windows", mean))},
+                "windows": [{"end_frame": end, "filled": min(i + 1, seq_len), "probs": [float(v) for v in p]}
+                            for i, (end, p) in enumerate(zip(ends, every))]}))
         else:
             click.echo(Path(video).name)
             for name, probs in (("first window", first), ("all windows", mean)):
@@ -174,6 +191,21 @@ def quantize(**options):
     from training.quantize import quantize as quantize_bundle
 
     _run(_ignoring_result(quantize_bundle), **options)
+
+
+@main.command()
+@click.option("--backbone", default="movinet_a0_stream", show_default=True,
+              help="A backbone with a classifier of its own.")
+@click.option("--labels", required=True, metavar="FILE", help="Its class names, one a line, in output order.")
+@click.option("--out", required=True, metavar="DIR", help="Bundle folder to write, e.g. weights/kinetics600.")
+@backbone_weights_option
+@click.option("--force", is_flag=True, help="Replace an existing bundle.")
+def pretrained(**options):
+    """Write a bundle that runs a backbone's own classifier (nothing trained): MoViNet-A0-Stream's
+    Kinetics-600 actions."""
+    from training.pretrained import make_pretrained_bundle
+
+    _run(_ignoring_result(make_pretrained_bundle), **options)
 
 
 @main.command("demo-data")

@@ -15,13 +15,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 from tqdm import tqdm
 
 from live.backbones import cache_dir
 from live.errors import UserError
 from live.frames import TimeSampler, to_model_input
-from live.sources import FileSource
+from live.sources import DEFAULT_FPS, FileSource
 
 BATCH = 32
 
@@ -101,9 +102,25 @@ def sampled_frames(path, frame_path):
         source.close()
 
 
+def sampled_frame_indices(path, frame_path, count):
+    """The source frame index of each of the first `count` sampled frames of a video: the frames
+    live's sampler keeps, from the timestamps FileSource gives (index / frame rate)."""
+    capture = cv2.VideoCapture(str(path))
+    fps = capture.get(cv2.CAP_PROP_FPS) if capture.isOpened() else 0.0
+    capture.release()
+    fps = fps if 0 < fps < 1000 else DEFAULT_FPS
+    sampler, indices, index = TimeSampler(frame_path.frame_step, frame_path.frame_rate), [], 0
+    while len(indices) < count:
+        if sampler.keep(index / fps):
+            indices.append(index)
+        index += 1
+    return indices
+
+
 def clip_features(path, embedder, frame_path):
     """All sampled frames of one video, embedded: (frames, features) float32."""
-    parts = [embedder(batch) for batch in sampled_frames(path, frame_path)]
+    embed = embedder.stream()  # a fresh state for a streaming backbone
+    parts = [embed(batch) for batch in sampled_frames(path, frame_path)]
     return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
 
 
@@ -150,18 +167,21 @@ def extract_features(videos, embedder, frame_path, cache, min_frames=1, progress
     Unreadable or too-short clips are skipped with a warning.
     """
     features, skipped, todo = {}, {}, []
+    videos = list(dict.fromkeys(videos))  # a path given twice is one clip, extracted once
     for video in videos:
         cached = cache.get(video)
-        if cached is not None:
-            features[video] = cached
-        else:
+        if cached is None:
             todo.append(video)
+        elif len(cached) < min_frames:  # the same rule as for a fresh extraction
+            skipped[video] = f"too short: {len(cached)} sampled frames, need {min_frames}"
+        else:
+            features[video] = cached
     bar = tqdm(total=len(videos), initial=len(videos) - len(todo), unit="clip", desc="features",
                disable=not progress, file=sys.stderr, dynamic_ncols=True)
     frames_done, started = 0, time.perf_counter()
     decoded = queue.Queue(maxsize=8)
     threading.Thread(target=_decode_ahead, args=(todo, frame_path, decoded), daemon=True).start()
-    pending, waiting, embedded = deque(), 0, defaultdict(list)
+    pending, waiting, embedded, streams = deque(), 0, defaultdict(list), {}
 
     def finish_clips():
         """Close every clip at the front of `pending` whose frames are all embedded."""
@@ -176,6 +196,7 @@ def extract_features(videos, embedder, frame_path, cache, min_frames=1, progress
                 features[video] = np.concatenate(embedded[video])
                 cache.put(video, features[video])
             embedded.pop(video, None)
+            streams.pop(video, None)
             if video in skipped:
                 tqdm.write(f"warning: skipping {video}: {skipped[video]}", file=sys.stderr)
             bar.update(1)
@@ -189,6 +210,13 @@ def extract_features(videos, embedder, frame_path, cache, min_frames=1, progress
             else:
                 pending.append((video, item))
                 waiting += len(item) if isinstance(item, np.ndarray) else 0
+        if embedder.stateful:  # each clip through a state of its own, in order, as live does it
+            for video, item in pending:
+                if isinstance(item, np.ndarray):
+                    embedded[video].append(streams.setdefault(video, embedder.stream())(item))
+                    frames_done += len(item)
+            pending = deque(entry for entry in pending if not isinstance(entry[1], np.ndarray))
+            waiting = 0
         while waiting >= BATCH or (waiting and not reading):
             parts, owners, pending = _take_batch(pending, BATCH)
             output = embedder(np.concatenate(parts))

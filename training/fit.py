@@ -7,10 +7,11 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from live.backbones import fingerprint, get_backbone, load_backbone_model
-from live.bundle import write_bundle
+from live.bundle import carried_backbone, write_bundle
 from live.errors import UserError
 from live.quiet import keras
 from live.runtimes import compiled_call, make_embedder
@@ -40,6 +41,18 @@ def prepare_features(clips, backbone_name, backbone_weights, runtime, frame_step
     return features, skipped, frame_path, timing
 
 
+def median_frame_rate(clips):
+    """The median frame rate of `clips`, from their containers (None if none says)."""
+    rates = []
+    for clip in clips:
+        capture = cv2.VideoCapture(str(clip.path))
+        rate = capture.get(cv2.CAP_PROP_FPS) if capture.isOpened() else 0.0
+        capture.release()
+        if 0 < rate < 1000:
+            rates.append(rate)
+    return round(float(np.median(rates)), 3) if rates else None
+
+
 def evaluate_clips(head, clips, features, labels, seq_len):
     """Metrics for the first window (the reference's way) and for the mean over all windows."""
     index = {label: i for i, label in enumerate(labels)}
@@ -65,6 +78,9 @@ def fit(data, out, backbone="inception_v3", backbone_weights=None, runtime=None,
     log(f"dataset {data}: {dataset.layout} layout, {len(dataset.classes)} classes, "
         f"{len(dataset.train)} train and {len(dataset.test)} test clips")
 
+    # Live samples its sources by timestamp at this rate, as the training clips were sampled: a
+    # streaming backbone's own rate, else the clips' median rate.
+    frame_rate = frame_rate or get_backbone(backbone).frame_rate or median_frame_rate(dataset.train)
     features, skipped, frame_path, extraction = prepare_features(
         dataset.train + dataset.test, backbone, backbone_weights, runtime, frame_step, frame_rate,
         cache_root, min_frames, progress)
@@ -136,6 +152,14 @@ def fit(data, out, backbone="inception_v3", backbone_weights=None, runtime=None,
     extra = {"report.json": (json.dumps(report, indent=2) + "\n").encode(), "training_curves.png": curves_png(history)}
     if test:
         extra["confusion_matrix.png"] = confusion_png(test["all_windows"])
+    carried_entries, carried_files = carried_backbone(
+        load_backbone_model(backbone, backbone_weights) if get_backbone(backbone).streaming else None)
+    manifest.update(carried_entries)
+    if get_backbone(backbone).streaming:
+        from live.movinet import STATE_POLICY
+
+        manifest["stream_state"] = STATE_POLICY
+    extra.update(carried_files)
     write_bundle(out, model, labels, manifest, force=force, extra_files=extra)
     log(f"wrote {out} ({seconds:.0f} s)")
     return report

@@ -46,6 +46,15 @@ def clip_window_starts(count, seq_len):
     return starts
 
 
+def every_window(features, seq_len):
+    """The window live holds after each sampled frame i: frames max(0, i-seq_len+1)..i, partial
+    (padded, masked) while the buffer fills, then shifting by one frame. Returns features
+    (N, T, F) and mask (N, T), one per sampled frame."""
+    pairs = [window(features, max(0, end - seq_len + 1), min(end + 1, seq_len), seq_len)
+             for end in range(len(features))]
+    return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
+
+
 def predict_clip(head, features, seq_len):
     """(first-window probabilities, mean over all windows) for one clip's features."""
     starts = clip_window_starts(len(features), seq_len)

@@ -1,0 +1,159 @@
+"""MoViNet-A0-Stream (Kinetics-600, int8 LiteRT): a streaming video backbone with a state.
+
+Unlike the image backbones, its output for a frame depends on every frame before it: each
+call takes one frame and the state left by the previous call. Its 600 logits are its
+features, and its own Kinetics-600 classifier is just their softmax.
+
+Its state pools over every frame since it was last reset, so on an endless stream a new
+action would be outvoted for ever by the old one. `StaggeredStates` is the reset policy:
+two states, each reset every `reset_every` sampled frames, half a period apart; each frame
+reads the state with the longer history, so the answer always pools over the last
+reset_every/2 .. reset_every frames. Live and training both go through it, frame by frame
+from the start of the stream (or clip), so their features are identical.
+"""
+import hashlib
+import os
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+from live.errors import UserError
+from live.quiet import native_stderr_silenced
+
+IMAGE_SIZE, CLASSES = 172, 600
+FILE_NAME = "movinet_a0_stream_k600_int8.tflite"
+FILE_SHA256 = "6125b36e2485eeb5cc1fd6206cf5e5d70235593fbc84610d1dce97fe3aa9c2ac"
+# TensorFlow Hub's address for the same file (now served by Kaggle Models); used only when no
+# local copy is found and the machine is online. The hash above is checked either way.
+DOWNLOAD_URL = ("https://tfhub.dev/tensorflow/lite-model/movinet/a0/stream/kinetics-600/"
+                "classification/tflite/int8/1?lite-format=tflite")
+# Measured on the shared clips (tests/benchmarks/movinet_policy.py): at 5 fps, resetting
+# every 20 sampled frames (4 s) keeps the top label steady within an action (91% of frames
+# on an accepted label) and follows a change in at most 2.6 s.
+FRAME_RATE, RESET_EVERY = 5.0, 20
+STATE_POLICY = {"policy": "two staggered states, each reset every `reset_every` sampled frames, half a "
+                          "period apart; each frame reads the one with the longer history",
+                "reset_every": RESET_EVERY}
+
+
+def file_sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def download(destination):
+    """Fetch the model from TensorFlow Hub into `destination`, checked against FILE_SHA256."""
+    temporary = Path(f"{destination}.{os.getpid()}.part")
+    try:
+        with urllib.request.urlopen(DOWNLOAD_URL, timeout=30) as response, open(temporary, "wb") as out:
+            while block := response.read(1 << 20):
+                out.write(block)
+        if file_sha256(temporary) != FILE_SHA256:
+            raise UserError("the downloaded MoViNet-A0-Stream file does not have the expected hash")
+        os.replace(temporary, destination)
+    except OSError as exc:
+        raise UserError(
+            f"MoViNet-A0-Stream weights were not found locally and could not be downloaded "
+            f"({type(exc).__name__}: {exc}). Give the file ({FILE_NAME}, the int8 TFLite model from "
+            "TensorFlow Hub) with --backbone-weights FILE or LIVE_MOVINET_A0_STREAM_WEIGHTS=FILE") from None
+    finally:
+        temporary.unlink(missing_ok=True)
+    return destination
+
+
+class MoViNetModel:
+    """The loaded .tflite file: its interpreter and signature, checked to be MoViNet-A0-Stream's
+    (one 172x172 RGB frame in, 600 logits out, plus the state tensors)."""
+
+    file_name = FILE_NAME  # its name inside a bundle that carries it
+
+    def __init__(self, path, threads=None):
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.path = Path(path)
+        self.fingerprint = file_sha256(path)[:16]
+        try:
+            with native_stderr_silenced():
+                self._interpreter = Interpreter(model_path=str(path), num_threads=threads or 1)
+                self._runner = self._interpreter.get_signature_runner()
+        except (ValueError, RuntimeError) as exc:
+            raise UserError(f"{path} is not a LiteRT model this live can run ({str(exc).splitlines()[0][:160]}); "
+                            f"give MoViNet-A0-Stream's {FILE_NAME}") from None
+        inputs, outputs = self._runner.get_input_details(), self._runner.get_output_details()
+        image, logits = inputs.get("image"), outputs.get("logits")
+        if image is None or logits is None or list(image["shape"]) != [1, 1, IMAGE_SIZE, IMAGE_SIZE, 3] \
+                or list(logits["shape"]) != [1, CLASSES]:
+            raise UserError(f"{path} is not MoViNet-A0-Stream Kinetics-600 (it needs an 'image' input of "
+                            f"1x1x{IMAGE_SIZE}x{IMAGE_SIZE}x3 and 'logits' of 1x{CLASSES})")
+        self._state_specs = {name: (tuple(d["shape"]), d["dtype"]) for name, d in inputs.items() if name != "image"}
+        missing = set(self._state_specs) - set(outputs)
+        if missing:
+            raise UserError(f"{path}: state inputs without matching outputs ({', '.join(sorted(missing))[:120]})")
+
+    def initial_state(self):
+        return {name: np.zeros(shape, dtype) for name, (shape, dtype) in self._state_specs.items()}
+
+    def step(self, image, state):
+        """One frame (172, 172, 3) float32 in 0..1 -> (logits (600,), the next state)."""
+        with native_stderr_silenced():  # the first invoke is where XNNPACK announces itself
+            outputs = self._runner(image=image[None, None], **state)
+        logits = outputs.pop("logits")[0]
+        return logits, outputs
+
+
+class StaggeredStates:
+    """One stream's state under the reset policy (see the module doc). Call it with frames in
+    order; it returns each frame's features."""
+
+    def __init__(self, model, reset_every=RESET_EVERY):
+        if reset_every < 2:
+            raise ValueError("reset_every must be at least 2")
+        self.model = model
+        self.reset_every = reset_every
+        self.frames_seen = 0
+        self._states = [None, None]  # state A resets at 0, N, 2N…; state B at N/2, 3N/2, …
+
+    def _history(self, which):
+        """Frames the state has seen, the current one included (0 when not started)."""
+        offset = 0 if which == 0 else self.reset_every // 2
+        if self.frames_seen < offset:
+            return 0
+        return (self.frames_seen - offset) % self.reset_every + 1
+
+    def __call__(self, images):
+        """images: (N, 172, 172, 3) uint8 RGB, in stream order -> features (N, 600) float32."""
+        features = np.empty((len(images), CLASSES), np.float32)
+        for row, image in enumerate(np.asarray(images, np.float32) / 255.0):
+            histories = [self._history(0), self._history(1)]
+            read = 0 if histories[0] >= histories[1] else 1
+            for which in (0, 1):
+                if histories[which] == 0:
+                    continue
+                if histories[which] == 1:
+                    self._states[which] = self.model.initial_state()
+                logits, self._states[which] = self.model.step(image, self._states[which])
+                if which == read:
+                    features[row] = logits
+            self.frames_seen += 1
+        return features
+
+
+class MoViNetEmbedder:
+    """The streaming backbone behind the embedder interface: `stream()` gives each stream its
+    own state; the embedder itself is never called on frames of unknown order."""
+
+    name = "litert"
+    stateful = True
+
+    def __init__(self, model, reset_every=RESET_EVERY):
+        self.model = model
+        self.reset_every = reset_every
+        # The policy changes the features, so it is part of what names them in caches.
+        self.numerics = f"stream-reset{reset_every}"
+
+    def stream(self):
+        return StaggeredStates(self.model, self.reset_every)
