@@ -102,15 +102,17 @@ def test_no_screen_runs_headless(display, lite_bundle, tmp_path):
     assert "note: no screen" in process.stderr and "running headless" in process.stderr
 
 
-def test_shipped_bundle_recognises_its_clips(cache_dir, tmp_path):
-    """The demonstration bundle in weights/default, used when --weights is not given."""
+def test_demo_bundle_recognises_its_clips(cache_dir, tmp_path):
+    """The seven-class demonstration bundle in weights/demo."""
     from collections import Counter
 
+    demo = Path(__file__).resolve().parents[1] / "weights" / "demo"
     jsonl = tmp_path / "out.jsonl"
-    process = run_command("live", "--file", CLIPS / "arm_wrestling.mp4", "--jsonl", jsonl, "--no-display")
+    process = run_command("live", "--file", CLIPS / "arm_wrestling.mp4", "--weights", demo, "--jsonl", jsonl,
+                          "--no-display")
     assert process.returncode == 0, process.stderr
     records = read_jsonl(jsonl)
-    labels = (Path(__file__).resolve().parents[1] / "weights" / "default" / "labels.txt").read_text().split()
+    labels = (demo / "labels.txt").read_text().split()
     check_records(records, 280, labels)
     assert Counter(r["label"] for r in records[20:]).most_common(1)[0][0] == "arm_wrestling"
 

@@ -1,0 +1,161 @@
+"""The default bundle, weights/kinetics600 (MoViNet-A0-Stream's own Kinetics-600 classifier),
+on real clips, and transfer training on the streaming backbone, run as real subprocesses."""
+import json
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import CLIPS, ROOT, assert_clean_error, read_jsonl, run_command, write_clip
+
+KINETICS = ROOT / "weights" / "kinetics600"
+ACCEPTED = {
+    "arm_wrestling.mp4": {"arm wrestling"},
+    "basketball.mp4": {"shooting basketball", "playing basketball", "dribbling basketball", "dunking basketball"},
+    "eye_makeup_320x240.avi": {"putting on eyeliner", "putting on mascara", "putting on foundation",
+                               "putting on lipstick"},
+    "flipping_pancake.mkv": {"flipping pancake"},
+    "pool_cleaning.mp4": {"cleaning pool"},
+    "v_CricketShot_g04_c01_rgb.gif": {"playing cricket"},
+}
+
+
+def read_frames(path):
+    capture = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            return frames
+        frames.append(frame)
+
+
+def top_labels(record, labels, k=3):
+    return [labels[i] for i in np.argsort(record["probs"])[::-1][:k]]
+
+
+def live_jsonl(tmp_path, clip, *args, name="out.jsonl"):
+    jsonl = tmp_path / name
+    process = run_command("live", "--file", clip, "--jsonl", jsonl, "--no-display", *args)
+    assert process.returncode == 0, process.stderr
+    return read_jsonl(jsonl), process
+
+
+@pytest.mark.parametrize("clip", sorted(ACCEPTED))
+def test_default_bundle_names_the_real_action(clip, cache_dir, tmp_path):
+    records, process = live_jsonl(tmp_path, CLIPS / clip)  # no --weights: the default bundle
+    labels = (KINETICS / "labels.txt").read_text().splitlines()
+    assert len(labels) == 600 and len(records[-1]["probs"]) == 600
+    print(clip, "top 3 at the end:", top_labels(records[-1], labels))
+    assert ACCEPTED[clip] & set(top_labels(records[-1], labels))
+    # The label the overlay showed most often over the clip is one of the accepted actions.
+    assert Counter(r["label"] for r in records).most_common(1)[0][0] in ACCEPTED[clip]
+
+
+def joined_clip(path, first, second, size=(340, 256), fps=25.0):
+    """`first` then `second`, re-timed to one frame rate by taking each clip's frames in order."""
+    frames = [cv2.resize(f, size) for clip in (first, second) for f in read_frames(CLIPS / clip)]
+    write_clip(path, frames, fps=fps)
+    return len(read_frames(CLIPS / first)) / fps  # when the second action starts, in seconds
+
+
+def test_label_follows_a_change_of_action_within_3_seconds(cache_dir, tmp_path):
+    change = joined_clip(tmp_path / "joined.avi", "arm_wrestling.mp4", "pool_cleaning.mp4")
+    records, _ = live_jsonl(tmp_path, tmp_path / "joined.avi")
+    before = [r["label"] for r in records if 1.0 <= r["time"] < change]
+    assert Counter(before)["arm wrestling"] / len(before) >= 0.9  # steady within one action
+    after = [r for r in records if r["time"] >= change]
+    followed = next(r["time"] for r in after if r["label"] == "cleaning pool")
+    print(f"change at {change:.2f} s, label followed at {followed:.2f} s")
+    assert followed - change <= 3.0
+    settled = [r["label"] for r in after if r["time"] >= followed]
+    assert Counter(settled)["cleaning pool"] / len(settled) >= 0.9
+
+
+def test_sources_at_different_rates_are_sampled_at_the_same_times(cache_dir, tmp_path):
+    """A 10 fps and a 50 fps copy of one clip: the frames sampled at the model's 5 fps are taken
+    at the same moments, so they are the same pictures and give the same probabilities."""
+    frames = read_frames(CLIPS / "pool_cleaning.mp4")  # 30 fps, 10 s
+    sampled = {}
+    for rate in (10, 50):
+        copy = [frames[min(round(i * 30 / rate), len(frames) - 1)] for i in range(int(len(frames) / 30 * rate))]
+        write_clip(tmp_path / f"copy{rate}.avi", copy, fps=rate)
+        records, _ = live_jsonl(tmp_path, tmp_path / f"copy{rate}.avi", name=f"{rate}.jsonl")
+        sampled[rate] = {round(r["time"], 3): r["probs"] for r in records if r["sampled"]}
+    assert sorted(sampled[10]) == sorted(sampled[50]) == [round(0.2 * i, 3) for i in range(50)]
+    for time in sampled[10]:
+        np.testing.assert_allclose(sampled[10][time], sampled[50][time], atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def movinet_bundle(tmp_path_factory, cache_dir):
+    """A sequence model trained on MoViNet features of segments of three shared clips."""
+    data = tmp_path_factory.mktemp("movinet-data")
+    process = run_command("train", "demo-data", CLIPS / "arm_wrestling.mp4", CLIPS / "pool_cleaning.mp4",
+                          CLIPS / "basketball.mp4", "--to", data, "--segments", 4)
+    assert process.returncode == 0, process.stderr
+    out = tmp_path_factory.mktemp("movinet-out") / "bundle"
+    process = run_command("train", "fit", "--data", data, "--out", out, "--backbone", "movinet_a0_stream",
+                          "--epochs", 8, "--quiet")
+    assert process.returncode == 0, process.stderr
+    return out
+
+
+def test_trained_movinet_bundle_carries_its_backbone_and_rate(movinet_bundle):
+    manifest = json.loads((movinet_bundle / "manifest.json").read_text())
+    assert manifest["backbone"] == "movinet_a0_stream" and manifest["frame_rate"] == 5.0
+    carried = movinet_bundle / manifest["backbone_file"]
+    assert carried.read_bytes() == (KINETICS / manifest["backbone_file"]).read_bytes()
+    assert manifest["stream_state"]["reset_every"] >= 2
+
+
+def test_live_equals_train_predict_at_every_window(movinet_bundle, cache_dir, tmp_path):
+    """Every window live holds, partial ones while the buffer fills and shifted ones after,
+    against `train predict`'s windows for the same clip (116 sampled frames here)."""
+    joined_clip(tmp_path / "joined.avi", "arm_wrestling.mp4", "pool_cleaning.mp4")
+    records, _ = live_jsonl(tmp_path, tmp_path / "joined.avi", "--weights", movinet_bundle)
+    process = run_command("train", "predict", "--weights", movinet_bundle, "--json", tmp_path / "joined.avi",
+                          tmp_path / "joined.avi")  # named twice: predicted once, the cache stays whole
+    assert process.returncode == 0, process.stderr
+    (prediction,) = [json.loads(line) for line in process.stdout.splitlines()]
+    windows = prediction["windows"]
+    by_frame = {r["frame"]: r for r in records}
+    assert [w["end_frame"] for w in windows] == [r["frame"] for r in records if r["sampled"]]
+    assert len(windows) >= 60 and windows[25]["filled"] == 20 and windows[5]["filled"] == 6
+    for entry in windows:
+        record = by_frame[entry["end_frame"]]
+        assert record["filled"] == entry["filled"]
+        np.testing.assert_allclose(record["probs"], entry["probs"], atol=1e-4)
+
+
+def test_damaged_backbone_file_is_refused(tmp_path, cache_dir):
+    bundle = tmp_path / "kinetics600"
+    shutil.copytree(KINETICS, bundle)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    model = bundle / manifest["backbone_file"]
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    model.write_bytes(bytes(data))
+    process = run_command("live", "--file", CLIPS / "arm_wrestling.mp4", "--weights", bundle, "--no-display")
+    assert_clean_error(process, "fingerprint")
+    model.unlink()
+    process = run_command("live", "--file", CLIPS / "arm_wrestling.mp4", "--weights", bundle, "--no-display")
+    assert_clean_error(process, "missing its backbone file")
+
+
+def test_streaming_backbone_refuses_other_runtimes(cache_dir):
+    process = run_command("live", "--file", CLIPS / "arm_wrestling.mp4", "--runtime", "litert-int8",
+                          "--no-display")
+    assert_clean_error(process, "movinet_a0_stream backbone runs only as its own int8 LiteRT file")
+
+
+def test_shipped_sample_clip_is_the_readme_clip():
+    """The README's first command runs on samples/arm_wrestling.mp4, shipped with its notice."""
+    sample = ROOT / "samples" / "arm_wrestling.mp4"
+    assert sample.stat().st_size <= 1 << 20
+    assert "Apache" in (ROOT / "samples" / "NOTICE").read_text()
+    assert "samples/arm_wrestling.mp4" in (ROOT / "README.md").read_text().split("\n\n")[1]
+    assert len(read_frames(sample)) == 280
