@@ -98,8 +98,11 @@ def _clip_features(classifier, videos, progress):
 @click.option("--data", required=True, metavar="DIR", help="Dataset folder; its test split is used.")
 @backbone_weights_option
 @bundle_runtime_option
-@click.option("--split", type=click.IntRange(1, 3), default=1, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the held-out split.")
+@click.option("--split", type=click.IntRange(1, 3), default=None,
+              help="UCF101 split [default: the one the model was trained with].")
+@click.option("--seed", type=int, default=None,
+              help="Make a new held-out split with this seed [default: the model's own test clips, "
+                   "as its manifest records them].")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 def evaluate(**options):
     """Accuracy, per-class precision and recall, and the confusion matrix on a test split."""
@@ -108,13 +111,13 @@ def evaluate(**options):
 
 def _evaluate(weights, data, backbone_weights, runtime, split, seed, as_json):
     from live.errors import UserError
-    from training.datasets import load_dataset
+    from training.datasets import dataset_relative, recorded_test_split
     from training.fit import evaluate_clips
     from training.report import metrics_text
 
     classifier = _load(weights, runtime, backbone_weights)
     labels = classifier.bundle.labels
-    dataset = load_dataset(data, split=split, seed=seed)
+    dataset = recorded_test_split(data, classifier.bundle.manifest.get("split"), split, seed)
     unknown = sorted({c.label for c in dataset.test} - set(labels))
     if unknown:
         raise UserError(f"{data} has classes the model does not know: {', '.join(unknown)}")
@@ -122,6 +125,7 @@ def _evaluate(weights, data, backbone_weights, runtime, split, seed, as_json):
     clips = [c for c in dataset.test if str(c.path) in features]
     metrics = evaluate_clips(classifier.head, clips, features, labels, classifier.bundle.seq_len)
     metrics["skipped"] = skipped
+    metrics["clips"] = [dataset_relative(c.path, data) for c in clips]
     if as_json:
         click.echo(json.dumps(metrics))
     else:

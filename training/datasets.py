@@ -143,3 +143,37 @@ def grouped_split(clips, fraction, seed):
             else:
                 kept.extend(members)
     return kept, held
+
+
+def dataset_relative(path, data_dir):
+    """A clip's path as the manifest records it: relative to the dataset folder when inside it."""
+    path, root = Path(path).resolve(), Path(data_dir).resolve()
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+
+
+def split_record(dataset, data_dir, split, classes, test_fraction, seed):
+    """How the held-out test split was made, for the bundle's manifest, so that `train evaluate`
+    scores a model on the very clips it never trained on."""
+    return {"layout": dataset.layout, "seed": seed, "test_fraction": test_fraction, "ucf_split": split,
+            "classes": [c.strip() for c in classes.split(",")] if isinstance(classes, str) else classes,
+            "test_clips": sorted(dataset_relative(c.path, data_dir) for c in dataset.test)}
+
+
+def recorded_test_split(data_dir, record, split=None, seed=None):
+    """The test clips of `data_dir` as a bundle's manifest records them (see split_record).
+    An explicit `split` or `seed` makes a new split instead."""
+    if split is not None or seed is not None or not record:
+        return load_dataset(data_dir, split=split or 1, seed=seed or 0)
+    dataset = load_dataset(data_dir, split=record["ucf_split"], classes=record["classes"],
+                           test_fraction=record["test_fraction"], seed=record["seed"])
+    if dataset.layout != record["layout"]:
+        raise UserError(f"{data_dir} is laid out as {dataset.layout}, but the model was trained on a "
+                        f"{record['layout']} dataset; give the dataset it was trained on, or --seed to split anew")
+    wanted = set(record["test_clips"])
+    clips = {dataset_relative(c.path, data_dir): c for c in dataset.train + dataset.test}
+    missing = sorted(wanted - set(clips))
+    if missing:
+        raise UserError(f"{data_dir} lacks {len(missing)} of the model's test clips (first: {missing[0]}); "
+                        "give the dataset it was trained on, or --seed to split anew")
+    dataset.test = [clips[name] for name in sorted(wanted)]
+    return dataset

@@ -43,14 +43,15 @@ class FramePath:
 
 
 def video_identity(path):
-    """Names the video's content cheaply: its size and its first and last MiB."""
+    """Names the video's content cheaply: its size and its first and last MiB (the whole file
+    up to 2 MiB: every byte of a small file counts)."""
     digest = hashlib.sha1()
     size = os.path.getsize(path)
     digest.update(str(size).encode())
     with open(path, "rb") as f:
         digest.update(f.read(1 << 20))
-        if size > 2 << 20:
-            f.seek(-(1 << 20), os.SEEK_END)
+        if size > 1 << 20:
+            f.seek(max(1 << 20, size - (1 << 20)))
             digest.update(f.read())
     return digest.hexdigest()
 

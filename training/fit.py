@@ -15,7 +15,7 @@ from live.bundle import carried_backbone, write_bundle
 from live.errors import UserError
 from live.quiet import keras
 from live.runtimes import compiled_call, make_embedder
-from training.datasets import grouped_split, load_dataset
+from training.datasets import grouped_split, load_dataset, split_record
 from training.features import FeatureCache, FramePath, extract_features
 from training.model import build_sequence_model
 from training.report import classification_metrics, confusion_png, curves_png, metrics_text
@@ -141,6 +141,7 @@ def fit(data, out, backbone="inception_v3", backbone_weights=None, runtime=None,
         "backbone": backbone, "image_size": frame_path.image_size,
         "feature_size": get_backbone(backbone).feature_size, "backbone_fingerprint": frame_path.fingerprint,
         "seq_len": seq_len, "frame_step": frame_step, "frame_rate": frame_rate, "model": model_kind,
+        "split": split_record(dataset, data, split, classes, test_fraction, seed),
         "trained_on": {"data": str(data), "layout": dataset.layout, "clips": len(train_clips),
                        "description": description},
         "metrics": {"test_accuracy_all_windows": test["all_windows"]["accuracy"] if test else None,
