@@ -89,6 +89,12 @@ def _load_inception_v3(weights):
         with contextlib.redirect_stdout(sys.stderr):  # Keras reports the download on stdout
             return build("imagenet")
     except Exception as exc:
+        # Keras' get_file turns network failures into a plain Exception("URL fetch failure …");
+        # anything else (a damaged cached file, a full disk) is reported as what it is.
+        if not (isinstance(exc, OSError) or "fetch failure" in str(exc)):
+            raise UserError(f"could not build InceptionV3 with its ImageNet weights: {type(exc).__name__}: "
+                            f"{str(exc).splitlines()[0][:200] if str(exc) else ''}; delete the cached file in "
+                            "~/.keras/models if it is damaged, or give --backbone-weights FILE") from None
         raise UserError(
             "InceptionV3 ImageNet weights are not cached and could not be downloaded "
             f"({type(exc).__name__}). Either go online once so Keras can download and cache them, "

@@ -131,6 +131,8 @@ def run(camera, file, weights, runtime, backbone_weights, display, output, jsonl
                         break
                 if jsonl_writer:
                     jsonl_writer.write(result)
+                    if jsonl_writer.reader_gone:
+                        break
                 summary.add(result)
                 if stop or (max_frames and summary.classified >= max_frames):
                     break

@@ -16,6 +16,7 @@ from live.quiet import keras
 import numpy as np
 
 from live.backbones import cache_dir
+from live.cpus import usable_cpus
 from live.errors import UserError
 from live.quiet import native_stderr_silenced
 
@@ -88,7 +89,7 @@ class LiteRTModel(StatelessEmbedder):
         from ai_edge_litert.interpreter import Interpreter
 
         with native_stderr_silenced():
-            self._interpreter = Interpreter(model_path=str(path), num_threads=threads or os.cpu_count() or 1)
+            self._interpreter = Interpreter(model_path=str(path), num_threads=threads or usable_cpus())
         details = self._interpreter.get_input_details()
         # The converter may reorder inputs; match them to the model's by name.
         self._inputs = [next(d for d in details if f"_{tensor.name}:" in d["name"] or d["name"] == tensor.name)
@@ -153,7 +154,7 @@ class OpenVINOModel(StatelessEmbedder):
                             "[int8] extra), or choose --runtime litert") from None
         self._core = openvino.Core()
         self._model = self._core.read_model(str(xml_path))
-        self._config = {"INFERENCE_NUM_THREADS": threads or os.cpu_count() or 1, "PERFORMANCE_HINT": "LATENCY"}
+        self._config = {"INFERENCE_NUM_THREADS": threads or usable_cpus(), "PERFORMANCE_HINT": "LATENCY"}
         self._requests = {}
 
     def __call__(self, images):
