@@ -157,8 +157,40 @@ def _write_manifest(folder, manifest):
     (folder / MANIFEST_FILE).write_text(json.dumps({"format_version": FORMAT_VERSION, **manifest}, indent=2) + "\n")
 
 
+def _fsync_tree(folder):
+    """Flush every file in `folder`, then the folder itself, to disk: after a crash or power
+    cut the renamed bundle holds its data, not empty files."""
+    for item in folder.iterdir():
+        if item.is_file():
+            with open(item, "rb") as file:
+                os.fsync(file.fileno())
+    _fsync_folder(folder)
+
+
+def _fsync_folder(folder):
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _exchange(first, second):
+    """Swap two paths in one step (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return renameat2(at_fdcwd, os.fsencode(first), at_fdcwd, os.fsencode(second), rename_exchange) == 0
+
+
 def _replace_atomically(path, fill):
-    """Call fill(staging folder) beside `path`, then rename the staging folder to `path`."""
+    """Call fill(staging folder) beside `path`, then put the staging folder at `path`. An existing
+    bundle is swapped with the new one in a single rename, so `path` is never missing."""
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     umask = os.umask(0)
@@ -166,13 +198,16 @@ def _replace_atomically(path, fill):
     os.chmod(staging, 0o777 & ~umask)  # mkdtemp makes it private; a bundle is an ordinary folder
     try:
         fill(staging)
+        _fsync_tree(staging)
         if path.exists():
-            retired = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
-            os.replace(path, retired / path.name)
-            os.replace(staging, path)
-            shutil.rmtree(retired, ignore_errors=True)
+            if not _exchange(staging, path):  # no renameat2 here: a brief gap, never a mixed bundle
+                retired = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
+                os.replace(path, retired / path.name)
+                os.replace(staging, path)
+                shutil.rmtree(retired, ignore_errors=True)
         else:
             os.replace(staging, path)
+        _fsync_folder(path.parent)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(staging, ignore_errors=True)  # after a swap, this is the old bundle
     return path

@@ -19,12 +19,15 @@ class StopRequest:
 
     def __init__(self):
         self.signal = None
+        self.callbacks = []  # called on the signal: a live source waiting for frames must wake up
         signal.signal(signal.SIGTERM, self._handle)
         signal.signal(signal.SIGINT, self._handle)
 
     def _handle(self, signum, _frame):
         self.signal = signum
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        for callback in self.callbacks:
+            callback()
 
     def __bool__(self):
         return self.signal is not None
@@ -97,6 +100,7 @@ def run(camera, file, weights, runtime, backbone_weights, display, output, jsonl
 
     stop = StopRequest()
     source = open_source(camera=camera, file=file)
+    stop.callbacks.append(source.interrupt)
     closers = [source.close]
     try:
         classifier = load_classifier(weights or default_bundle_path(), runtime, backbone_weights)

@@ -77,6 +77,9 @@ class FileSource:
             return self.frames_read, expected
         return None
 
+    def interrupt(self):
+        """Nothing to do: the frame loop checks for a stop after every frame of a file."""
+
     def close(self):
         self._capture.release()
 
@@ -105,7 +108,7 @@ class _LatestFrameSource:
         self._latest = Frame(0, 0.0, first, self._started, 0.0)
         self._condition = threading.Condition()
         self._failure = None
-        self._stopped = False
+        self._closing = threading.Event()
         self._thread = threading.Thread(target=self._read_loop, name=f"reader:{name}", daemon=True)
         self._thread.start()
 
@@ -116,28 +119,44 @@ class _LatestFrameSource:
         raise NotImplementedError
 
     def _reconnect(self):
-        """Try to reopen after a failed read; True when frames flow again."""
+        """Try to reopen after a failed read; True when frames flow again. close() cuts the
+        backoff short, and a capture opened after close() is released, not leaked."""
         for attempt in range(self.reconnect_attempts):
-            if self._stopped:
+            if self._closing.wait(min(0.5 * 2 ** attempt, 4.0)):
                 return False
-            time.sleep(min(0.5 * 2 ** attempt, 4.0))
             self._capture.release()
             self._capture = self._open()
+            if self._closing.is_set():
+                return False
             if self._capture.isOpened() and self._capture.grab():
                 self.reconnects += 1
                 return True
         return False
 
     def _read_loop(self):
+        """The reader thread. It alone touches the capture, and releases it on the way out, so
+        close() never releases a capture that is inside read()."""
+        try:
+            self._read_frames()
+        except Exception as exc:  # a decoder fault must end frames(), not leave it waiting for ever
+            with self._condition:
+                self._failure = f"{self.name}: reading failed ({type(exc).__name__}: {exc})"
+                self._condition.notify_all()
+        finally:
+            self._capture.release()
+
+    def _read_frames(self):
         index = 1
-        while not self._stopped:
+        while not self._closing.is_set():
             started = time.perf_counter()
             ok, image = self._capture.read()
             if not ok or image is None:
-                if self._stopped:
+                if self._closing.is_set():
                     break
                 if self._reconnect():
                     continue
+                if self._closing.is_set():
+                    break
                 with self._condition:
                     self._failure = self._lost_message()
                     self._condition.notify_all()
@@ -155,7 +174,7 @@ class _LatestFrameSource:
     def frames(self):
         while True:
             with self._condition:
-                while self._latest is None and self._failure is None and not self._stopped:
+                while self._latest is None and self._failure is None and not self._closing.is_set():
                     self._condition.wait(timeout=0.5)
                 if self._latest is None:
                     if self._failure:
@@ -168,10 +187,18 @@ class _LatestFrameSource:
     def stopped_early(self):
         return None
 
+    def interrupt(self):
+        """Safe from a signal handler: frames() ends at its next wake-up (at most 0.5 s), and a
+        reconnect backoff is cut short."""
+        self._closing.set()
+
     def close(self):
-        self._stopped = True
-        self._thread.join(timeout=2.0)
-        self._capture.release()
+        self._closing.set()
+        with self._condition:
+            self._condition.notify_all()
+        # The reader releases the capture itself once its read returns (a stream read times out
+        # after 5 s); the thread is a daemon, so a stuck driver cannot hold the exit.
+        self._thread.join(timeout=6.0)
 
 
 class CameraSource(_LatestFrameSource):

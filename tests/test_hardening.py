@@ -77,3 +77,96 @@ def test_bundle_with_a_lambda_layer_is_refused(lite_bundle, tmp_path):
     model.save(bundle / "model.keras")
     process = run_command("live", "--file", CLIPS / "arm_wrestling.mp4", "--weights", bundle, "--no-display")
     assert_clean_error(process, "model.keras does not load")
+
+
+def test_ctrl_c_during_a_stream_reconnect_exits_cleanly(lite_bundle, tmp_path):
+    """Kill the stream server, wait until live is in its reconnect backoff (no new records),
+    then Ctrl-C: exit 130 at once, the summary printed, no traceback, the JSONL whole."""
+    import shutil as shell_tools
+    import signal
+    import time
+
+    import pytest
+
+    from conftest import read_jsonl
+    from test_live_errors import free_port
+
+    if not shell_tools.which("ffmpeg"):
+        pytest.skip("ffmpeg is not installed")
+    url = f"http://127.0.0.1:{free_port()}/stream.ts"
+    server = subprocess.Popen(["ffmpeg", "-loglevel", "error", "-re", "-stream_loop", "-1", "-i",
+                               str(CLIPS / "arm_wrestling.mp4"), "-c:v", "mpeg2video", "-q:v", "5", "-an",
+                               "-f", "mpegts", "-listen", "1", url])
+    jsonl = tmp_path / "out.jsonl"
+
+    def records():
+        return len(jsonl.read_text().splitlines()) if jsonl.exists() else 0
+
+    def wait_for(condition, seconds):
+        deadline = time.time() + seconds
+        while time.time() < deadline and not condition():
+            time.sleep(0.1)
+        return condition()
+
+    try:
+        time.sleep(1.0)  # ffmpeg's single-client listener can't be probed without using it up
+        process = subprocess.Popen(["live", "--weights", str(lite_bundle), "--no-display", "--file", url,
+                                    "--jsonl", str(jsonl)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert wait_for(lambda: records() >= 10 or process.poll() is not None, 90), "no records"
+        server.kill()
+        server.wait()
+        last = [records(), time.time()]
+
+        def settled():  # no new record for a second: the reader is reconnecting
+            count = records()
+            if count != last[0]:
+                last[:] = [count, time.time()]
+            return time.time() - last[1] > 1.0
+
+        assert wait_for(settled, 30)
+        assert process.poll() is None, "live gave up before the Ctrl-C"
+        interrupted = time.time()
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+        took = time.time() - interrupted
+    finally:
+        server.kill()
+    assert process.returncode == 130, stderr
+    assert took < 8.0, took  # not the whole backoff and its timeouts
+    assert "Traceback" not in stderr and "frames read" in stderr
+    assert len(read_jsonl(jsonl)) >= 10
+
+
+def test_replacing_a_bundle_never_leaves_the_folder_missing(lite_bundle, tmp_path):
+    """A reader polling weights/NAME while it is replaced 10 times sees a complete bundle every
+    time: the old one or the new one, never a gap and never a mix."""
+    import threading
+
+    import live  # noqa: F401
+    from live.bundle import add_to_bundle
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(lite_bundle, bundle)
+    gaps, reads, done = [], [0], threading.Event()
+
+    def watch():
+        while not done.is_set():
+            manifest = bundle / "manifest.json"
+            try:
+                json.loads(manifest.read_text())
+                reads[0] += 1
+            except (OSError, ValueError) as exc:
+                gaps.append(repr(exc))
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        for round_ in range(10):
+            add_to_bundle(bundle, {}, {"round": round_})
+    finally:
+        done.set()
+        watcher.join()
+    assert not gaps, gaps[:3]
+    assert reads[0] > 10
+    assert json.loads((bundle / "manifest.json").read_text())["round"] == 9
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]  # no staging folder left behind
