@@ -10,6 +10,8 @@ To add a backbone, write a loader and add one `Backbone` entry to BACKBONES.
 import contextlib
 import hashlib
 import os
+import pickle
+import struct
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,7 +120,13 @@ def _load_efficientnet_lite0(weights):
     if cached.exists():
         model.load_weights(cached)
         return model
-    load_torch_weights(model, checkpoint)
+    try:
+        load_torch_weights(model, checkpoint)
+    except (ValueError, KeyError, pickle.UnpicklingError, EOFError, struct.error) as exc:
+        # UnsafeCheckpointError is a ValueError; the others come from a damaged or foreign file.
+        raise UserError(f"{checkpoint} is not a usable EfficientNet-Lite0 checkpoint ({type(exc).__name__}: "
+                        f"{str(exc)[:200]}); give the package's efficientnet_lite0.pth or a Keras "
+                        ".weights.h5 file") from None
     temporary = cached.with_suffix(f".{os.getpid()}.weights.h5")
     model.save_weights(temporary)
     os.replace(temporary, cached)

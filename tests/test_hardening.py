@@ -170,3 +170,73 @@ def test_replacing_a_bundle_never_leaves_the_folder_missing(lite_bundle, tmp_pat
     assert reads[0] > 10
     assert json.loads((bundle / "manifest.json").read_text())["round"] == 9
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]  # no staging folder left behind
+
+
+def _unicode(text):
+    data = text.encode()
+    return b"X" + len(data).to_bytes(4, "little") + data  # BINUNICODE
+
+
+def _int(value):
+    return b"J" + value.to_bytes(4, "little", signed=True)  # BININT
+
+
+def legacy_checkpoint(path, size, stride, numel=4, offset=0, build_after_tensor=False):
+    """A legacy-format torch checkpoint written opcode by opcode (no torch here): one float
+    tensor 'w' of `size`/`stride` over a storage that declares `numel` floats and holds 4."""
+    import pickle
+    import struct
+
+    tensor = (b"ctorch._utils\n_rebuild_tensor_v2\n("                               # GLOBAL, MARK
+              + b"(" + _unicode("storage") + b"ctorch\nFloatStorage\n" + _unicode("0") + _unicode("cpu")
+              + _int(numel) + b"tQ"                                                  # TUPLE, BINPERSID
+              + _int(offset) + b"(" + b"".join(map(_int, size)) + b"t"
+              + b"(" + b"".join(map(_int, stride)) + b"t" + b"\x89"                  # NEWFALSE
+              + b"ccollections\nOrderedDict\n)R" + b"tR")                            # args, REDUCE
+    if build_after_tensor:  # BUILD: point the tensor at another storage, then at a huge size
+        tensor += b"}(" + _unicode("size") + b"(" + _int(1 << 20) + b"t" + _unicode("offset") + _int(1 << 30) + b"ub"
+    tree = b"\x80\x02}" + _unicode("w") + tensor + b"s."
+    with open(path, "wb") as f:
+        for header in (0x1950A86A20F9469CFC6C, 1001, {"little_endian": True, "protocol_version": 1001}):
+            f.write(pickle.dumps(header, protocol=2))
+        f.write(tree)
+        f.write(pickle.dumps(["0"], protocol=2))
+        f.write(struct.pack("<q", numel) + np.arange(4, dtype=np.float32).tobytes())  # 4 floats, whatever it says
+    return path
+
+
+def test_checkpoint_reader_reads_a_well_formed_tensor(tmp_path):
+    from live.torch_legacy import load_state_dict
+
+    path = legacy_checkpoint(tmp_path / "ok.pth", size=(2, 2), stride=(1, 2))  # a transposed view
+    np.testing.assert_array_equal(load_state_dict(path)["w"], [[0, 2], [1, 3]])
+
+
+import pytest  # noqa: E402
+
+
+@pytest.mark.parametrize("hostile", [
+    dict(size=(1 << 20,), stride=(1,)),              # a million floats over a 4-float storage
+    dict(size=(2, 2), stride=(1, 2), offset=3),      # an offset that walks off the end
+    dict(size=(2,), stride=(1,), numel=1 << 26),     # a storage bigger than the file
+    dict(size=(2, 2), stride=(1, 2), build_after_tensor=True),  # BUILD on a tensor (crashed before)
+])
+def test_hostile_checkpoint_gives_one_error_line(hostile, tmp_path, lite_bundle, cache_dir):
+    from live.torch_legacy import UnsafeCheckpointError, load_state_dict
+
+    path = legacy_checkpoint(tmp_path / "hostile.pth", **hostile)
+    probe = subprocess.run([sys.executable, "-c", f"from live.torch_legacy import load_state_dict as l; l({str(path)!r})"],
+                           capture_output=True, text=True)
+    assert probe.returncode == 1 and "UnsafeCheckpointError" in probe.stderr, probe.stderr  # not a crash
+    with pytest.raises(UnsafeCheckpointError):
+        load_state_dict(path)
+    process = run_command("live", "--file", CLIPS / "arm_wrestling.mp4", "--weights", lite_bundle,
+                          "--backbone-weights", path, "--no-display")
+    assert_clean_error(process, "not a usable EfficientNet-Lite0 checkpoint")
+    data = tmp_path / "data"
+    for label in ("a", "b"):
+        (data / label).mkdir(parents=True)
+        shutil.copy(CLIPS / "eye_makeup_320x240.avi", data / label / "clip.avi")
+    process = run_command("train", "fit", "--data", data, "--out", tmp_path / "out", "--backbone",
+                          "efficientnet_lite0", "--backbone-weights", path, "--quiet")
+    assert_clean_error(process, "not a usable EfficientNet-Lite0 checkpoint")
