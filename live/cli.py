@@ -76,19 +76,6 @@ def main(**options):
     sys.exit(run_with_errors(run, **options))
 
 
-def update_status(status, result, source, started, classified):
-    """The figures the overlay shows: a smoothed frame rate, the latency, the share dropped."""
-    now = time.perf_counter()
-    previous = status.get("_last", started)
-    if classified:
-        status["fps"] = 0.9 * status["fps"] + 0.1 / max(now - previous, 1e-6) if status["fps"] else \
-            1 / max(now - previous, 1e-6)
-    status["_last"] = now
-    status["latency_ms"] = result.timings["latency_ms"]
-    if source.live:
-        status["dropped_fraction"] = source.dropped / max(source.frames_read, 1)
-
-
 def run(camera, file, weights, runtime, backbone_weights, display, output, jsonl, top_k, smooth,
         threshold, max_frames):
     from live.bundle import default_bundle_path
@@ -97,6 +84,7 @@ def run(camera, file, weights, runtime, backbone_weights, display, output, jsonl
     from live.pipeline import classify, load_classifier, warm_up
     from live.render import OverlayRenderer
     from live.sources import open_source
+    from live.status import OverlayStatus
 
     stop = StopRequest()
     source = open_source(camera=camera, file=file)
@@ -120,14 +108,14 @@ def run(camera, file, weights, runtime, backbone_weights, display, output, jsonl
         warm_up(classifier)
 
         summary, started = RunSummary(), time.perf_counter()
-        status = {"fps": 0.0, "latency_ms": 0.0, "dropped_fraction": 0.0}
+        status = OverlayStatus(source)
         failure, exhausted = None, False
         try:
             for result in classify(classifier, source.frames(), smooth=smooth):
-                update_status(status, result, source, started, summary.classified)
+                status.update(result)
                 if window or video:
                     drawn = time.perf_counter()
-                    annotated = renderer.draw(result.frame.image, result, status)
+                    annotated = renderer.draw(result.frame.image, result, status.as_dict())
                     result.timings["draw"] = (time.perf_counter() - drawn) * 1000
                     if video:
                         video.write(annotated)

@@ -240,3 +240,48 @@ def test_hostile_checkpoint_gives_one_error_line(hostile, tmp_path, lite_bundle,
     process = run_command("train", "fit", "--data", data, "--out", tmp_path / "out", "--backbone",
                           "efficientnet_lite0", "--backbone-weights", path, "--quiet")
     assert_clean_error(process, "not a usable EfficientNet-Lite0 checkpoint")
+
+
+def serve_stream(clip, port):
+    """ffmpeg serving `clip` in real time, looped, as an HTTP MPEG-TS stream on 127.0.0.1."""
+    return subprocess.Popen(["ffmpeg", "-loglevel", "error", "-re", "-stream_loop", "-1", "-i", str(clip),
+                             "-c:v", "mpeg2video", "-q:v", "5", "-an", "-f", "mpegts", "-listen", "1",
+                             f"http://127.0.0.1:{port}/stream.ts"])
+
+
+def test_frames_dropped_while_loading_do_not_say_falling_behind():
+    """A real stream left unread for 3 s (as while a model loads) drops ~80 frames; once frames
+    are taken as they come, the overlay's drop share is about the recent frames, not those."""
+    import shutil as shell_tools
+    import time
+
+    import pytest
+
+    from live.pipeline import Result
+    from live.sources import open_source
+    from live.status import OverlayStatus
+    from test_live_errors import free_port
+
+    if not shell_tools.which("ffmpeg"):
+        pytest.skip("ffmpeg is not installed")
+    port = free_port()
+    server = serve_stream(CLIPS / "arm_wrestling.mp4", port)
+    try:
+        time.sleep(1.0)  # ffmpeg's single-client listener can't be probed without using it up
+        source = open_source(file=f"http://127.0.0.1:{port}/stream.ts")
+        try:
+            deadline = time.time() + 3.0
+            while time.time() < deadline:  # "loading the model": nobody reads
+                time.sleep(0.1)
+            assert source.dropped > 30  # the reader kept only the newest frame meanwhile
+            status = OverlayStatus(source)
+            for count, frame in enumerate(source.frames()):
+                status.update(Result(frame, ["a"], 20, 20, np.ones(1), True, {"latency_ms": 1.0}))
+                if count == 40:
+                    break
+        finally:
+            source.close()
+    finally:
+        server.kill()
+    assert status.dropped_fraction < 0.05, (status.dropped_fraction, source.dropped, source.frames_read)
+    assert source.dropped / source.frames_read > 0.3  # what the old cumulative share would have shown
