@@ -118,7 +118,7 @@ def run(camera, file, weights, runtime, backbone_weights, display, output, jsonl
                     annotated = renderer.draw(result.frame.image, result, status.as_dict())
                     result.timings["draw"] = (time.perf_counter() - drawn) * 1000
                     if video:
-                        video.write(annotated)
+                        video.write(annotated, result.frame.timestamp)
                     if window and not window.show(annotated):
                         break
                 if jsonl_writer:

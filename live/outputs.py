@@ -4,6 +4,7 @@ Each output is valid at every moment: JSONL is flushed line by line, the video i
 import json
 import os
 import sys
+from fractions import Fraction
 
 import cv2
 import numpy as np
@@ -54,25 +55,75 @@ class JsonlWriter:
             self._file.flush()
 
 
-class VideoOutput:
-    """The annotated video at the source's size and frame rate."""
+class _H264Writer:
+    """H.264 in MP4 through PyAV (its wheels carry FFmpeg with libx264; OpenCV's can't encode
+    H.264), so the video plays in browsers. The MP4 is fragmented: a run cut short by a crash
+    still leaves a playable file up to the last keyframe."""
 
     def __init__(self, path, size, fps):
-        fourcc = cv2.VideoWriter_fourcc(*("mp4v" if str(path).lower().endswith((".mp4", ".mov", ".m4v"))
-                                          else "MJPG"))
-        self.size = size
-        self._writer = cv2.VideoWriter(str(path), fourcc, fps or 25.0, size)
-        if not self._writer.isOpened():
+        import av
+
+        self._av = av
+        self._container = av.open(str(path), "w", options={"movflags": "frag_keyframe+empty_moov+default_base_moof"})
+        self._stream = self._container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+        self._stream.width, self._stream.height = size
+        self._stream.pix_fmt = "yuv420p"
+        self._stream.options = {"preset": "veryfast", "crf": "23"}
+
+    def write(self, image):
+        for packet in self._stream.encode(self._av.VideoFrame.from_ndarray(image, format="bgr24")):
+            self._container.mux(packet)
+
+    def release(self):
+        for packet in self._stream.encode():
+            self._container.mux(packet)
+        self._container.close()
+
+
+class VideoOutput:
+    """The annotated video at the source's size and frame rate. Each frame is placed at its
+    timestamp: when a live source's frames were dropped, the last picture is held over the gap,
+    so the video plays in real time instead of too fast. .mp4 is H.264 (see _H264Writer), .avi
+    MJPG through OpenCV."""
+
+    MAX_GAP_S = 5.0  # a stalled source is shown frozen for at most this long, not for hours
+
+    def __init__(self, path, size, fps):
+        self.fps = fps if fps and 0 < fps < 1000 else 25.0
+        # yuv420p halves the chroma resolution, so H.264 needs even sizes.
+        self.size = (size[0] - size[0] % 2, size[1] - size[1] % 2) if _is_mp4(path) else size
+        self.written = 0      # frames in the file so far: the next one's slot
+        self._origin = None   # the slot of the first frame's timestamp
+        try:
+            self._writer = _H264Writer(path, self.size, self.fps) if _is_mp4(path) else \
+                cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), self.fps, self.size)
+        except (OSError, ValueError) as exc:  # PyAV's errors are OSError subclasses
+            raise UserError(f"cannot write --output {path}: {exc}") from None
+        if isinstance(self._writer, cv2.VideoWriter) and not self._writer.isOpened():
             raise UserError(f"cannot write --output {path}: check the folder exists and the extension "
                             "is .mp4 or .avi")
 
-    def write(self, image):
+    def write(self, image, timestamp):
+        slot = round(timestamp * self.fps)
+        if self._origin is None:
+            self._origin = slot  # the first frame opens the video, whatever its timestamp
+        slot -= self._origin
+        if slot < self.written:
+            return  # two frames in one slot of the output's rate: the first one stands
         if (image.shape[1], image.shape[0]) != self.size:
             image = cv2.resize(image, self.size, interpolation=cv2.INTER_AREA)
-        self._writer.write(image)
+        copies = min(slot - self.written + 1, 1 + int(self.MAX_GAP_S * self.fps))
+        self._origin += slot - self.written + 1 - copies  # a capped gap shifts the clock, once
+        for _ in range(copies):
+            self._writer.write(image)
+        self.written += copies
 
     def close(self):
         self._writer.release()
+
+
+def _is_mp4(path):
+    return str(path).lower().endswith((".mp4", ".mov", ".m4v"))
 
 
 class LatencyHistogram:

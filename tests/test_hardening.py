@@ -285,3 +285,40 @@ def test_frames_dropped_while_loading_do_not_say_falling_behind():
         server.kill()
     assert status.dropped_fraction < 0.05, (status.dropped_fraction, source.dropped, source.frames_read)
     assert source.dropped / source.frames_read > 0.3  # what the old cumulative share would have shown
+
+
+def test_output_from_a_dropping_live_source_plays_in_real_time(inception_bundle, inception_weights, tmp_path):
+    """A 28 fps stream classified by InceptionV3 (~50 ms a frame) drops about half its frames;
+    the H.264 output holds each picture over the gap, so it lasts as long as the run did."""
+    import shutil as shell_tools
+    import time
+
+    import cv2
+    import pytest
+
+    from conftest import read_jsonl
+    from test_live_errors import free_port
+
+    if not shell_tools.which("ffmpeg"):
+        pytest.skip("ffmpeg is not installed")
+    port = free_port()
+    server = serve_stream(CLIPS / "arm_wrestling.mp4", port)
+    try:
+        time.sleep(1.0)  # ffmpeg's single-client listener can't be probed without using it up
+        jsonl, video = tmp_path / "out.jsonl", tmp_path / "out.mp4"
+        process = run_command("live", "--file", f"http://127.0.0.1:{port}/stream.ts", "--weights", inception_bundle,
+                              "--jsonl", jsonl, "--output", video, "--max-frames", 40, "--no-display",
+                              env={"LIVE_INCEPTION_V3_WEIGHTS": str(inception_weights)}, timeout=300)
+    finally:
+        server.kill()
+    assert process.returncode == 0, process.stderr
+    records = read_jsonl(jsonl)
+    indices = [r["frame"] for r in records]
+    assert indices[-1] - indices[0] + 1 > len(indices) * 1.2  # frames were dropped
+    span = records[-1]["time"] - records[0]["time"]
+    capture = cv2.VideoCapture(str(video))
+    assert int(capture.get(cv2.CAP_PROP_FOURCC)).to_bytes(4, "little") in (b"h264", b"avc1")
+    fps, frames = capture.get(cv2.CAP_PROP_FPS), 0
+    while capture.read()[0]:
+        frames += 1
+    assert abs(frames / fps - span) <= 0.15 * span + 2 / fps, (frames, fps, span)
