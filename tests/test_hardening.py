@@ -322,3 +322,16 @@ def test_output_from_a_dropping_live_source_plays_in_real_time(inception_bundle,
     while capture.read()[0]:
         frames += 1
     assert abs(frames / fps - span) <= 0.15 * span + 2 / fps, (frames, fps, span)
+
+
+def test_damaged_files_sample_of_the_fuzz_run(lite_bundle, tmp_path):
+    """Four damaged copies of the shared clips (tests/benchmarks/fuzz_files.py runs 200)."""
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent / "benchmarks"))
+    import fuzz_files
+
+    counts, failures = fuzz_files.fuzz(count=4, seed=1, workers=1, weights=lite_bundle, folder=tmp_path)
+    print(dict(counts))
+    assert not failures, failures
+    assert sum(counts.values()) == 4
