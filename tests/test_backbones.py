@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import CLIPS, PHOTOS
+from conftest import CLIPS, PHOTOS, assert_clean_error, run_command
 
 import live  # noqa: F401
 from live.backbones import fingerprint, load_backbone_model
@@ -115,14 +115,17 @@ def test_inception_v3_weights_from_environment(inception_weights, monkeypatch):
         load_backbone_model("inception_v3", str(inception_weights)))
 
 
-def test_inception_v3_offline_error_names_every_way_out(tmp_path, monkeypatch):
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path))  # nothing cached; the download fails offline
-    monkeypatch.delenv("LIVE_INCEPTION_V3_WEIGHTS", raising=False)
-    with pytest.raises(UserError) as error:
-        load_backbone_model("inception_v3")
-    message = str(error.value)
-    for way in ("--backbone-weights", "LIVE_INCEPTION_V3_WEIGHTS", "efficientnet_lite0", "download"):
+def test_inception_v3_offline_error_names_every_way_out(inception_bundle, tmp_path):
+    """A fresh process with an empty KERAS_HOME (set before Keras is imported, so Keras really
+    looks there): nothing cached, the download fails offline, and the one error line names
+    every way out."""
+    env = {"KERAS_HOME": str(tmp_path / "keras-home"), "LIVE_INCEPTION_V3_WEIGHTS": ""}
+    process = run_command("live", "--file", CLIPS / "arm_wrestling.mp4", "--weights", inception_bundle,
+                          "--no-display", env=env)
+    message = assert_clean_error(process, "could not be downloaded")
+    for way in ("--backbone-weights", "LIVE_INCEPTION_V3_WEIGHTS", "efficientnet_lite0"):
         assert way in message
+    assert not list((tmp_path / "keras-home" / "models").glob("*.h5"))  # nothing half-downloaded left
 
 
 def test_unknown_backbone_and_missing_weights_file(tmp_path):
