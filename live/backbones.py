@@ -22,6 +22,7 @@ import numpy as np
 
 from live import movinet
 from live.errors import UserError
+from live.files import written_atomically
 
 
 def cache_dir():
@@ -127,9 +128,8 @@ def _load_efficientnet_lite0(weights):
         raise UserError(f"{checkpoint} is not a usable EfficientNet-Lite0 checkpoint ({type(exc).__name__}: "
                         f"{str(exc)[:200]}); give the package's efficientnet_lite0.pth or a Keras "
                         ".weights.h5 file") from None
-    temporary = cached.with_suffix(f".{os.getpid()}.weights.h5")
-    model.save_weights(temporary)
-    os.replace(temporary, cached)
+    with written_atomically(cached) as temporary:
+        model.save_weights(temporary)
     return model
 
 

@@ -13,12 +13,19 @@ from live.errors import UserError
 EXIT_INTERRUPTED = 130
 
 
+class Terminated(Exception):
+    """SIGTERM before the frame loop started: stop now, with the exit code of a SIGTERM mid-run."""
+
+
 class StopRequest:
     """Turns SIGINT/SIGTERM into a flag the frame loop checks, so outputs close cleanly.
-    A second Ctrl-C falls back to the default behaviour, for a hard stop."""
+    Before the loop runs (loading a model, converting it, opening a stream) there is nothing
+    to close, so the signal stops the set-up at once instead of after it. A second Ctrl-C
+    falls back to the default behaviour, for a hard stop."""
 
     def __init__(self):
         self.signal = None
+        self.in_loop = False
         self.callbacks = []  # called on the signal: a live source waiting for frames must wake up
         signal.signal(signal.SIGTERM, self._handle)
         signal.signal(signal.SIGINT, self._handle)
@@ -28,6 +35,8 @@ class StopRequest:
         signal.signal(signal.SIGINT, signal.default_int_handler)
         for callback in self.callbacks:
             callback()
+        if not self.in_loop:  # caches are written atomically, so unwinding leaves none half-done
+            raise KeyboardInterrupt if signum == signal.SIGINT else Terminated
 
     def __bool__(self):
         return self.signal is not None
@@ -43,6 +52,9 @@ def run_with_errors(function, *args, **kwargs):
     except KeyboardInterrupt:
         click.echo("stopped", err=True)
         return EXIT_INTERRUPTED
+    except Terminated:
+        click.echo("stopped", err=True)
+        return 0
     except Exception as exc:  # a bug or an unforeseen fault: still one line, not a traceback
         if os.environ.get("LIVE_DEBUG"):
             raise
@@ -110,6 +122,7 @@ def run(camera, file, weights, runtime, backbone_weights, display, output, jsonl
         summary, started = RunSummary(), time.perf_counter()
         status = OverlayStatus(source)
         failure, exhausted = None, False
+        stop.in_loop = True  # from here a signal is a flag: the loop ends and the outputs close
         try:
             for result in classify(classifier, source.frames(), smooth=smooth):
                 status.update(result)

@@ -12,13 +12,13 @@ reset_every/2 .. reset_every frames. Live and training both go through it, frame
 from the start of the stream (or clip), so their features are identical.
 """
 import hashlib
-import os
 import urllib.request
 from pathlib import Path
 
 import numpy as np
 
 from live.errors import UserError
+from live.files import written_atomically
 from live.quiet import native_stderr_silenced
 
 IMAGE_SIZE, CLASSES = 172, 600
@@ -47,21 +47,18 @@ def file_sha256(path):
 
 def download(destination):
     """Fetch the model from TensorFlow Hub into `destination`, checked against FILE_SHA256."""
-    temporary = Path(f"{destination}.{os.getpid()}.part")
     try:
-        with urllib.request.urlopen(DOWNLOAD_URL, timeout=30) as response, open(temporary, "wb") as out:
-            while block := response.read(1 << 20):
-                out.write(block)
-        if file_sha256(temporary) != FILE_SHA256:
-            raise UserError("the downloaded MoViNet-A0-Stream file does not have the expected hash")
-        os.replace(temporary, destination)
+        with written_atomically(destination) as temporary:
+            with urllib.request.urlopen(DOWNLOAD_URL, timeout=30) as response, open(temporary, "wb") as out:
+                while block := response.read(1 << 20):
+                    out.write(block)
+            if file_sha256(temporary) != FILE_SHA256:
+                raise UserError("the downloaded MoViNet-A0-Stream file does not have the expected hash")
     except OSError as exc:
         raise UserError(
             f"MoViNet-A0-Stream weights were not found locally and could not be downloaded "
             f"({type(exc).__name__}: {exc}). Give the file ({FILE_NAME}, the int8 TFLite model from "
             "TensorFlow Hub) with --backbone-weights FILE or LIVE_MOVINET_A0_STREAM_WEIGHTS=FILE") from None
-    finally:
-        temporary.unlink(missing_ok=True)
     return destination
 
 

@@ -9,7 +9,6 @@
   OpenVINO, whose int8 kernels are the only ones measured faster than fp32 on AVX2 CPUs.
 """
 import hashlib
-import os
 from pathlib import Path
 
 from live.quiet import keras
@@ -18,6 +17,7 @@ import numpy as np
 from live.backbones import cache_dir
 from live.cpus import usable_cpus
 from live.errors import UserError
+from live.files import written_atomically
 from live.quiet import native_stderr_silenced
 
 RUNTIMES = ("litert-int8", "litert", "keras", "openvino-int8")
@@ -132,10 +132,8 @@ def convert_to_litert(model, path, quantize):
     import tensorflow as tf
 
     options = {"optimizations": [tf.lite.Optimize.DEFAULT]} if quantize else {}
-    temporary = path.with_suffix(f".{os.getpid()}.tmp.tflite")
-    with native_stderr_silenced():
+    with written_atomically(path) as temporary, native_stderr_silenced():
         model.export(str(temporary), format="litert", verbose=False, **options)
-    os.replace(temporary, path)
 
 
 class OpenVINOModel(StatelessEmbedder):
@@ -204,14 +202,19 @@ def make_embedder(model, weights_fingerprint, runtime=None):
 
 def make_head(model, model_fingerprint, runtime=None):
     """The sequence model as (features, mask) -> probabilities. With a LiteRT backbone it runs
-    in LiteRT too (always fp32): a call there costs about 0.05 ms against about 1 ms for the
-    traced Keras call. A model LiteRT can't convert runs through the traced call instead."""
+    in LiteRT too (always fp32): a call there costs about 0.05-0.3 ms against 1-2 ms for the
+    traced Keras call. A model LiteRT can't convert or run (a recurrent layer that isn't
+    unrolled needs TensorFlow's own ops) runs through the traced call instead, which computes
+    the same thing, slower; one `note:` line on stderr says so and why."""
     if (runtime or default_runtime()) in ("litert", "litert-int8", "openvino-int8") \
             and keras.backend.backend() == "tensorflow":
         try:
             head = LiteRTModel(model, model_fingerprint, threads=1)
             head(*[np.zeros((1, *tensor.shape[1:]), tensor.dtype) for tensor in model.inputs])
             return head
-        except Exception:  # an op LiteRT lacks (the GRU's), found at the first call; the traced
-            pass           # Keras call computes the same thing
+        except Exception as exc:  # conversion, loading or the first call: all are the same to us
+            import sys
+            reason = (str(exc).strip().splitlines() or [""])[0][:200]
+            print(f"note: the sequence model runs through the traced Keras call, not LiteRT "
+                  f"({type(exc).__name__}: {reason})", file=sys.stderr, flush=True)
     return compiled_call(model)

@@ -335,3 +335,28 @@ def test_damaged_files_sample_of_the_fuzz_run(lite_bundle, tmp_path):
     print(dict(counts))
     assert not failures, failures
     assert sum(counts.values()) == 4
+
+
+@pytest.mark.parametrize("sig, code", [("SIGINT", 130), ("SIGTERM", 0)])
+def test_signal_while_the_model_loads_stops_at_once(sig, code, lite_bundle, tmp_path):
+    """With an empty cache, live spends its first seconds converting the backbone to LiteRT. A
+    signal then ends it with the mid-run exit code, without waiting for the conversion, and
+    the cache holds no half-written file."""
+    import signal
+    import time
+
+    cache = tmp_path / "cache"
+    process = subprocess.Popen(["live", "--file", str(CLIPS / "arm_wrestling.mp4"), "--weights", str(lite_bundle),
+                                "--no-display"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**__import__("os").environ, "LIVE_CACHE_DIR": str(cache)})
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(cache.glob("*.weights.h5")):  # the weights are converted:
+        time.sleep(0.1)                                                     # the LiteRT export is next
+    assert list(cache.glob("*.weights.h5")), "live never reached the conversion"
+    sent = time.time()
+    process.send_signal(getattr(signal, sig))
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == code, stderr
+    assert "Traceback" not in stderr and "error" not in stderr, stderr
+    assert not [p.name for p in cache.rglob("*") if ".tmp." in p.name], list(cache.rglob("*"))
+    print(f"{sig} stopped live {time.time() - sent:.1f} s after it was sent")

@@ -3,7 +3,6 @@ on real clips, and transfer training on the streaming backbone, run as real subp
 import json
 import shutil
 from collections import Counter
-from pathlib import Path
 
 import cv2
 import numpy as np

@@ -3,7 +3,6 @@ bundle and reused by `train evaluate`, the frame rate a bundle records, the cach
 a video, the min-frames rule for cached clips, and preprocessing in the backbone fingerprint."""
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 

@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from live.backbones import cache_dir
 from live.errors import UserError
+from live.files import written_atomically
 from live.frames import TimeSampler, to_model_input
 from live.sources import DEFAULT_FPS, FileSource
 
@@ -75,13 +76,8 @@ class FeatureCache:
 
     def put(self, video, features):
         file = self._file(video)
-        temporary = file.with_suffix(f".{os.getpid()}.tmp")
-        try:
-            with open(temporary, "wb") as f:
-                np.save(f, features)
-            os.replace(temporary, file)
-        finally:
-            temporary.unlink(missing_ok=True)
+        with written_atomically(file) as temporary, open(temporary, "wb") as f:
+            np.save(f, features)
 
 
 def sampled_frames(path, frame_path):
