@@ -36,9 +36,9 @@ def top_labels(record, labels, k=3):
     return [labels[i] for i in np.argsort(record["probs"])[::-1][:k]]
 
 
-def live_jsonl(tmp_path, clip, *args, name="out.jsonl"):
+def live_jsonl(tmp_path, clip, *args, name="out.jsonl", env=None):
     jsonl = tmp_path / name
-    process = run_command("live", "--file", clip, "--jsonl", jsonl, "--no-display", *args)
+    process = run_command("live", "--file", clip, "--jsonl", jsonl, "--no-display", *args, env=env)
     assert process.returncode == 0, process.stderr
     return read_jsonl(jsonl), process
 
@@ -158,3 +158,14 @@ def test_shipped_sample_clip_is_the_readme_clip():
     assert "Apache" in (ROOT / "samples" / "NOTICE").read_text()
     assert "samples/arm_wrestling.mp4" in (ROOT / "README.md").read_text().split("\n\n")[1]
     assert len(read_frames(sample)) == 280
+
+
+def test_default_bundle_on_the_jax_backend(cache_dir, tmp_path):
+    """The streaming backbone is LiteRT on any backend; the head runs through jax.jit there."""
+    pytest.importorskip("jax")
+    probs = {}
+    for backend in ("jax", "tensorflow"):
+        records, _ = live_jsonl(tmp_path, CLIPS / "basketball.mp4", "--max-frames", 40, name=f"{backend}.jsonl",
+                                env={"KERAS_BACKEND": backend})
+        probs[backend] = np.array([r["probs"] for r in records])
+    np.testing.assert_allclose(probs["jax"], probs["tensorflow"], atol=1e-4)
