@@ -2,8 +2,10 @@
 helper that runs `live` and `train` as real subprocesses."""
 import json
 import os
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -94,3 +96,40 @@ def write_clip(path, frames, fps=25.0, codec="MJPG"):
         writer.write(frame)
     writer.release()
     return path
+
+
+def wait_for(condition, timeout, interval=0.1):
+    """Poll `condition` until it is true or `timeout` seconds pass; returns its last value."""
+    deadline = time.time() + timeout
+    while not (result := condition()) and time.time() < deadline:
+        time.sleep(interval)
+    return result
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def listening(port):
+    """True once something listens on 127.0.0.1:`port`, read from /proc/net/tcp: connecting to
+    find out would use up ffmpeg's single-client listener."""
+    wanted = f"0100007F:{port:04X}"
+    try:
+        lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    except OSError:
+        return False
+    return any(line.split()[1] == wanted and line.split()[3] == "0A" for line in lines)  # 0A: LISTEN
+
+
+def serve_stream(clip, port, timeout=30):
+    """ffmpeg serving `clip` in real time, looped, as an HTTP MPEG-TS stream on 127.0.0.1:`port`;
+    returns once it listens."""
+    server = subprocess.Popen(["ffmpeg", "-loglevel", "error", "-re", "-stream_loop", "-1", "-i", str(clip),
+                               "-c:v", "mpeg2video", "-q:v", "5", "-an", "-f", "mpegts", "-listen", "1",
+                               f"http://127.0.0.1:{port}/stream.ts"])
+    if not wait_for(lambda: listening(port) or server.poll() is not None, timeout) or server.poll() is not None:
+        server.kill()
+        raise RuntimeError(f"ffmpeg did not start listening on port {port}")
+    return server

@@ -1,14 +1,19 @@
 """Hardening: a closed stdout pipe, memory that stays flat on a day-long run, thread counts from
 the CPUs this process may use, and a bundle that tries to smuggle code through a Lambda layer."""
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 import tracemalloc
 
+import cv2
 import numpy as np
+import pytest
 
-from conftest import CLIPS, assert_clean_error, run_command
+from conftest import CLIPS, assert_clean_error, free_port, read_jsonl, run_command, serve_stream, wait_for
 
 
 def test_jsonl_to_a_closed_pipe_ends_quietly(lite_bundle):
@@ -82,34 +87,20 @@ def test_bundle_with_a_lambda_layer_is_refused(lite_bundle, tmp_path):
 def test_ctrl_c_during_a_stream_reconnect_exits_cleanly(lite_bundle, tmp_path):
     """Kill the stream server, wait until live is in its reconnect backoff (no new records),
     then Ctrl-C: exit 130 at once, the summary printed, no traceback, the JSONL whole."""
-    import shutil as shell_tools
-    import signal
-    import time
 
-    import pytest
 
-    from conftest import read_jsonl
-    from test_live_errors import free_port
 
-    if not shell_tools.which("ffmpeg"):
+    if not shutil.which("ffmpeg"):
         pytest.skip("ffmpeg is not installed")
-    url = f"http://127.0.0.1:{free_port()}/stream.ts"
-    server = subprocess.Popen(["ffmpeg", "-loglevel", "error", "-re", "-stream_loop", "-1", "-i",
-                               str(CLIPS / "arm_wrestling.mp4"), "-c:v", "mpeg2video", "-q:v", "5", "-an",
-                               "-f", "mpegts", "-listen", "1", url])
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/stream.ts"
+    server = serve_stream(CLIPS / "arm_wrestling.mp4", port)
     jsonl = tmp_path / "out.jsonl"
 
     def records():
         return len(jsonl.read_text().splitlines()) if jsonl.exists() else 0
 
-    def wait_for(condition, seconds):
-        deadline = time.time() + seconds
-        while time.time() < deadline and not condition():
-            time.sleep(0.1)
-        return condition()
-
     try:
-        time.sleep(1.0)  # ffmpeg's single-client listener can't be probed without using it up
         process = subprocess.Popen(["live", "--weights", str(lite_bundle), "--no-display", "--file", url,
                                     "--jsonl", str(jsonl)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         assert wait_for(lambda: records() >= 10 or process.poll() is not None, 90), "no records"
@@ -212,8 +203,6 @@ def test_checkpoint_reader_reads_a_well_formed_tensor(tmp_path):
     np.testing.assert_array_equal(load_state_dict(path)["w"], [[0, 2], [1, 3]])
 
 
-import pytest  # noqa: E402
-
 
 @pytest.mark.parametrize("hostile", [
     dict(size=(1 << 20,), stride=(1,)),              # a million floats over a 4-float storage
@@ -242,38 +231,24 @@ def test_hostile_checkpoint_gives_one_error_line(hostile, tmp_path, lite_bundle,
     assert_clean_error(process, "not a usable EfficientNet-Lite0 checkpoint")
 
 
-def serve_stream(clip, port):
-    """ffmpeg serving `clip` in real time, looped, as an HTTP MPEG-TS stream on 127.0.0.1."""
-    return subprocess.Popen(["ffmpeg", "-loglevel", "error", "-re", "-stream_loop", "-1", "-i", str(clip),
-                             "-c:v", "mpeg2video", "-q:v", "5", "-an", "-f", "mpegts", "-listen", "1",
-                             f"http://127.0.0.1:{port}/stream.ts"])
-
-
 def test_frames_dropped_while_loading_do_not_say_falling_behind():
     """A real stream left unread for 3 s (as while a model loads) drops ~80 frames; once frames
     are taken as they come, the overlay's drop share is about the recent frames, not those."""
-    import shutil as shell_tools
-    import time
 
-    import pytest
 
     from live.pipeline import Result
     from live.sources import open_source
     from live.status import OverlayStatus
-    from test_live_errors import free_port
 
-    if not shell_tools.which("ffmpeg"):
+    if not shutil.which("ffmpeg"):
         pytest.skip("ffmpeg is not installed")
     port = free_port()
     server = serve_stream(CLIPS / "arm_wrestling.mp4", port)
     try:
-        time.sleep(1.0)  # ffmpeg's single-client listener can't be probed without using it up
         source = open_source(file=f"http://127.0.0.1:{port}/stream.ts")
         try:
-            deadline = time.time() + 3.0
-            while time.time() < deadline:  # "loading the model": nobody reads
-                time.sleep(0.1)
-            assert source.dropped > 30  # the reader kept only the newest frame meanwhile
+            wait_for(lambda: source.dropped > 60, 10)  # "loading the model": nobody reads
+            assert source.dropped > 60  # the reader kept only the newest frame meanwhile
             status = OverlayStatus(source)
             for count, frame in enumerate(source.frames()):
                 status.update(Result(frame, ["a"], 20, 20, np.ones(1), True, {"latency_ms": 1.0}))
@@ -290,21 +265,14 @@ def test_frames_dropped_while_loading_do_not_say_falling_behind():
 def test_output_from_a_dropping_live_source_plays_in_real_time(inception_bundle, inception_weights, tmp_path):
     """A 28 fps stream classified by InceptionV3 (~50 ms a frame) drops about half its frames;
     the H.264 output holds each picture over the gap, so it lasts as long as the run did."""
-    import shutil as shell_tools
-    import time
 
-    import cv2
-    import pytest
 
-    from conftest import read_jsonl
-    from test_live_errors import free_port
 
-    if not shell_tools.which("ffmpeg"):
+    if not shutil.which("ffmpeg"):
         pytest.skip("ffmpeg is not installed")
     port = free_port()
     server = serve_stream(CLIPS / "arm_wrestling.mp4", port)
     try:
-        time.sleep(1.0)  # ffmpeg's single-client listener can't be probed without using it up
         jsonl, video = tmp_path / "out.jsonl", tmp_path / "out.mp4"
         process = run_command("live", "--file", f"http://127.0.0.1:{port}/stream.ts", "--weights", inception_bundle,
                               "--jsonl", jsonl, "--output", video, "--max-frames", 40, "--no-display",
@@ -342,16 +310,12 @@ def test_signal_while_the_model_loads_stops_at_once(sig, code, lite_bundle, tmp_
     """With an empty cache, live spends its first seconds converting the backbone to LiteRT. A
     signal then ends it with the mid-run exit code, without waiting for the conversion, and
     the cache holds no half-written file."""
-    import signal
-    import time
 
     cache = tmp_path / "cache"
     process = subprocess.Popen(["live", "--file", str(CLIPS / "arm_wrestling.mp4"), "--weights", str(lite_bundle),
                                 "--no-display"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env={**__import__("os").environ, "LIVE_CACHE_DIR": str(cache)})
-    deadline = time.time() + 120
-    while time.time() < deadline and not list(cache.glob("*.weights.h5")):  # the weights are converted:
-        time.sleep(0.1)                                                     # the LiteRT export is next
+                               env={**os.environ, "LIVE_CACHE_DIR": str(cache)})
+    wait_for(lambda: list(cache.glob("*.weights.h5")), 120)  # the weights are converted; the LiteRT export is next
     assert list(cache.glob("*.weights.h5")), "live never reached the conversion"
     sent = time.time()
     process.send_signal(getattr(signal, sig))

@@ -2,7 +2,6 @@
 import json
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -10,13 +9,7 @@ from pathlib import Path
 import cv2
 import pytest
 
-from conftest import CLIPS, assert_clean_error, read_jsonl, run_command
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from conftest import CLIPS, assert_clean_error, free_port, read_jsonl, run_command, serve_stream, wait_for
 
 
 def live(bundle, *args, **kwargs):
@@ -144,18 +137,13 @@ def test_stream_that_drops(lite_bundle, tmp_path):
         pytest.skip("ffmpeg is not installed")
     port = free_port()
     url = f"http://127.0.0.1:{port}/stream.ts"
-    server = subprocess.Popen(["ffmpeg", "-loglevel", "error", "-re", "-stream_loop", "-1", "-i",
-                               str(CLIPS / "arm_wrestling.mp4"), "-c:v", "mpeg2video", "-q:v", "5", "-an",
-                               "-f", "mpegts", "-listen", "1", url])
+    server = serve_stream(CLIPS / "arm_wrestling.mp4", port)
     try:
-        time.sleep(1.0)
         jsonl = tmp_path / "out.jsonl"
         process = subprocess.Popen(["live", "--weights", str(lite_bundle), "--no-display", "--file", url,
                                     "--jsonl", str(jsonl)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                    text=True)
-        deadline = time.time() + 90
-        while time.time() < deadline and (not jsonl.exists() or len(jsonl.read_text().splitlines()) < 25):
-            time.sleep(0.2)
+        wait_for(lambda: jsonl.exists() and len(jsonl.read_text().splitlines()) >= 25, 90, interval=0.2)
         assert jsonl.exists(), process.stderr.read() if process.poll() is not None else "no output yet"
         server.kill()
         server.wait()

@@ -4,11 +4,10 @@ import os
 import re
 import shutil
 import subprocess
-import time
 
 import pytest
 
-from conftest import CLIPS
+from conftest import CLIPS, wait_for
 
 pytestmark = pytest.mark.skipif(not all(shutil.which(t) for t in ("Xvfb", "import", "tesseract", "xdotool", "ffmpeg")),
                                 reason="needs Xvfb, ImageMagick, tesseract-ocr, xdotool and ffmpeg")
@@ -19,20 +18,28 @@ def display():
     number = 90 + os.getpid() % 9
     server = subprocess.Popen(["Xvfb", f":{number}", "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(1.0)
+    assert wait_for(lambda: subprocess.run(["xdpyinfo", "-display", f":{number}"], capture_output=True).returncode == 0,
+                    30, interval=0.2), "Xvfb did not start"
     yield f":{number}"
     server.terminate()
     server.wait()
 
 
 def find_window(env, timeout=90):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
+    def search():
         found = subprocess.run(["xdotool", "search", "--name", "^live$"], env=env, capture_output=True, text=True)
-        if found.stdout.strip():
-            return found.stdout.split()[0]
-        time.sleep(0.3)
-    return None
+        return found.stdout.split()[0] if found.stdout.strip() else None
+
+    return wait_for(search, timeout, interval=0.3)
+
+
+def overlay_text(window, env, folder):
+    """OCR of the window's top-left corner, where the overlay sits, enlarged and inverted."""
+    shot = folder / "screen.png"
+    subprocess.run(["import", "-window", window, str(folder / "window.png")], env=env, check=True)
+    subprocess.run(["convert", str(folder / "window.png"), "-crop", "50%x40%+0+0", "-resize", "300%",
+                    "-colorspace", "Gray", "-negate", "-threshold", "50%", str(shot)], check=True)
+    return subprocess.run(["tesseract", str(shot), "-", "--psm", "6"], capture_output=True, text=True).stdout
 
 
 def test_window_shows_label_and_quits_on_q(display, lite_bundle, tmp_path):
@@ -45,14 +52,15 @@ def test_window_shows_label_and_quits_on_q(display, lite_bundle, tmp_path):
     try:
         window = find_window(env)
         assert window, process.stderr.read() if process.poll() is not None else "no window appeared"
-        time.sleep(2.0)  # past the warm-up: 20 frames at tens of frames a second
-        shot = tmp_path / "screen.png"
-        # The window's top-left corner, where the overlay sits, enlarged and inverted for OCR.
-        subprocess.run(["import", "-window", window, str(tmp_path / "window.png")], env=env, check=True)
-        subprocess.run(["convert", str(tmp_path / "window.png"), "-crop", "50%x40%+0+0", "-resize", "300%",
-                        "-colorspace", "Gray", "-negate", "-threshold", "50%", str(shot)], check=True)
-        text = subprocess.run(["tesseract", str(shot), "-", "--psm", "6"], capture_output=True, text=True).stdout
-        assert re.search(r"(alpha|beta|gamma) \d+%", text), text  # a label and its score
+        # Past the warm-up, the overlay shows a label and its score: read it until it does.
+        label = re.compile(r"(alpha|beta|gamma) \d+%")
+
+        def labelled_overlay():
+            text = overlay_text(window, env, tmp_path)
+            return text if label.search(text) else None
+
+        text = wait_for(labelled_overlay, 60, interval=0.5) or overlay_text(window, env, tmp_path)
+        assert label.search(text), text  # a label and its score
         assert re.search(r"\d+\.\d fp|\d+ ms", text), text  # the frame rate and latency line
         subprocess.run(["xdotool", "key", "q"], env=env, timeout=10)  # to the focused window: live's
         _, stderr = process.communicate(timeout=30)
