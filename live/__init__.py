@@ -10,3 +10,11 @@ os.environ.setdefault("OPENCV_LOG_LEVEL", "SILENT")
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 __version__ = "0.1.0"
+
+
+def load(weights=None, runtime=None, backbone_weights=None):
+    """Load a model bundle for the Python API; see live/api.py. Imported on first use, so that
+    `import live` (and the CLI's --help) stays fast."""
+    from live.api import load as load_model
+
+    return load_model(weights, runtime, backbone_weights)

@@ -90,10 +90,9 @@ def main(**options):
 
 def run(camera, file, weights, runtime, backbone_weights, display, output, jsonl, top_k, smooth,
         threshold, max_frames):
-    from live.bundle import default_bundle_path
+    from live.api import load
     from live.display import Window, screen_problem
     from live.outputs import JsonlWriter, RunSummary, VideoOutput
-    from live.pipeline import classify, load_classifier, warm_up
     from live.render import OverlayRenderer
     from live.sources import open_source
     from live.status import OverlayStatus
@@ -103,7 +102,7 @@ def run(camera, file, weights, runtime, backbone_weights, display, output, jsonl
     stop.callbacks.append(source.interrupt)
     closers = [source.close]
     try:
-        classifier = load_classifier(weights or default_bundle_path(), runtime, backbone_weights)
+        model = load(weights, runtime, backbone_weights)  # the Python API: one code path
         problem = screen_problem() if display is not False else None
         if problem:
             click.echo(f"note: {problem}; running headless", err=True)
@@ -117,14 +116,13 @@ def run(camera, file, weights, runtime, backbone_weights, display, output, jsonl
         if video:
             closers.append(video.close)
         renderer = OverlayRenderer(top_k=top_k, threshold=threshold, min_height=480 if window else 0)
-        warm_up(classifier)
 
         summary, started = RunSummary(), time.perf_counter()
         status = OverlayStatus(source)
         failure, exhausted = None, False
         stop.in_loop = True  # from here a signal is a flag: the loop ends and the outputs close
         try:
-            for result in classify(classifier, source.frames(), smooth=smooth):
+            for result in model.stream(source, smooth=smooth):  # the Python API's own loop
                 status.update(result)
                 if window or video:
                     drawn = time.perf_counter()

@@ -25,18 +25,8 @@ class JsonlWriter:
             raise UserError(f"cannot write --jsonl {path}: {exc.strerror}") from None
 
     def write(self, result):
-        record = {
-            "frame": result.frame.index,
-            "time": round(result.frame.timestamp, 4),
-            "filled": result.filled,
-            "sampled": result.sampled,
-            "label": result.label,
-            "score": round(result.score, 6),
-            "probs": [float(p) for p in result.probs],
-            "latency_ms": round(result.timings["latency_ms"], 3),
-        }
         try:
-            self._file.write(json.dumps(record) + "\n")
+            self._file.write(json.dumps(result.to_dict()) + "\n")
             self._file.flush()
         except BrokenPipeError:
             if self._own:

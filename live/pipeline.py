@@ -27,16 +27,33 @@ class Result:
     timings: dict = field(default_factory=dict)  # milliseconds per step, and latency_ms
 
     @property
-    def top(self):
+    def top_index(self):
         return int(np.argmax(self.probs))
 
     @property
     def label(self):
-        return self.labels[self.top]
+        return self.labels[self.top_index]
 
     @property
     def score(self):
-        return float(self.probs[self.top])
+        return float(self.probs[self.top_index])
+
+    def top(self, k=3):
+        """The k best (label, score) pairs, best first."""
+        return [(self.labels[i], float(self.probs[i])) for i in np.argsort(self.probs)[::-1][:k]]
+
+    def to_dict(self):
+        """The record `live --jsonl` writes for this frame."""
+        return {
+            "frame": self.frame.index,
+            "time": round(self.frame.timestamp, 4),
+            "filled": self.filled,
+            "sampled": self.sampled,
+            "label": self.label,
+            "score": round(self.score, 6),
+            "probs": [float(p) for p in self.probs],
+            "latency_ms": round(self.timings["latency_ms"], 3),
+        }
 
 
 @dataclass

@@ -84,6 +84,41 @@ class FileSource:
         self._capture.release()
 
 
+class ArraySource:
+    """Frames handed over by a program (any iterable of BGR or grayscale numpy arrays), timed
+    as a file at `fps` would be: frame i at i / fps seconds."""
+
+    live = False
+
+    def __init__(self, frames, fps=None):
+        self.name = "frames"
+        self.fps = fps or DEFAULT_FPS
+        self._frames = iter(frames)
+        self.frames_read = 0
+        self.dropped = 0
+        self.size = None  # known once the first frame is seen
+
+    def frames(self):
+        for index, image in enumerate(self._frames):
+            image = np.asarray(image)
+            if image.ndim not in (2, 3) or image.dtype != np.uint8 or min(image.shape[:2]) < 1:
+                raise UserError(f"frame {index} is a {image.dtype} array of shape {image.shape}; give uint8 "
+                                "BGR (H, W, 3) or grayscale (H, W) frames")
+            self.size = self.size or (image.shape[1], image.shape[0])
+            self.frames_read += 1
+            now = time.perf_counter()
+            yield Frame(index, index / self.fps, image, now, 0.0)
+
+    def interrupt(self):
+        """Nothing to do: the frame loop checks for a stop after every frame."""
+
+    def stopped_early(self):
+        return None
+
+    def close(self):
+        pass
+
+
 class _LatestFrameSource:
     """Base for live sources: a thread reads as fast as the source delivers and keeps the
     newest frame only. `frames()` hands out each new frame once, waiting for the next."""
