@@ -13,7 +13,7 @@ import numpy as np
 
 from live.bundle import default_bundle_path
 from live.pipeline import classify, load_classifier, warm_up
-from live.sources import ArraySource, open_source
+from live.sources import ArraySource, open_source, paced
 
 
 def open_any(source, fps=None):
@@ -50,12 +50,14 @@ class Model:
     def manifest(self):
         return self.classifier.bundle.manifest
 
-    def stream(self, source, max_frames=None, smooth=1, fps=None):
+    def stream(self, source, max_frames=None, smooth=1, fps=None, max_fps=None):
         """Yield one Result per frame of `source`; `fps` gives numpy frames their timestamps
-        (25 if not given). A source opened here is closed when the loop ends, however it ends."""
+        (25 if not given); `max_fps` caps the rate frames are taken at. A source opened here is
+        closed when the loop ends, however it ends."""
         opened, owned = open_any(source, fps)
+        frames = paced(opened.frames(), max_fps) if max_fps else opened.frames()
         try:
-            for count, result in enumerate(classify(self.classifier, opened.frames(), smooth=smooth), 1):
+            for count, result in enumerate(classify(self.classifier, frames, smooth=smooth), 1):
                 yield result
                 if max_frames and count >= max_frames:
                     break

@@ -80,6 +80,15 @@ def run_with_errors(function, *args, **kwargs):
 @click.option("--threshold", type=click.FloatRange(0, 1), default=0.0, show_default=True,
               help="Below this score, show 'uncertain'.")
 @click.option("--max-frames", type=click.IntRange(1), help="Stop after N frames.")
+@click.option("--loop", is_flag=True, help="Replay a file without end (kiosks, demos); Ctrl-C or --max-frames stops.")
+@click.option("--max-fps", type=click.FloatRange(min=0, min_open=True), help="Take at most N frames a second.")
+@click.option("--events", metavar="PATH",
+              help="Write one JSON object per label segment (stream, label, start, end, peak_score, frames); "
+                   "'-' for stdout.")
+@click.option("--event-min-duration", type=click.FloatRange(0), default=1.0, show_default=True,
+              help="Seconds a label must hold the top to open or end a segment.")
+@click.option("--event-min-score", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="Below this score no label counts as on top, for events.")
 def main(**options):
     """Classify the action in a camera, file or stream, frame by frame, with an on-screen overlay.
 
@@ -89,16 +98,17 @@ def main(**options):
 
 
 def run(camera, file, weights, runtime, backbone_weights, display, output, jsonl, top_k, smooth,
-        threshold, max_frames):
+        threshold, max_frames, loop, max_fps, events, event_min_duration, event_min_score):
     from live.api import load
     from live.display import Window, screen_problem
+    from live.events import EventTracker, EventWriter
     from live.outputs import JsonlWriter, RunSummary, VideoOutput
     from live.render import OverlayRenderer
     from live.sources import open_source
     from live.status import OverlayStatus
 
     stop = StopRequest()
-    source = open_source(camera=camera, file=file)
+    source = open_source(camera=camera, file=file, loop=loop)
     stop.callbacks.append(source.interrupt)
     closers = [source.close]
     try:
@@ -112,6 +122,10 @@ def run(camera, file, weights, runtime, backbone_weights, display, output, jsonl
         jsonl_writer = JsonlWriter(jsonl) if jsonl else None
         if jsonl_writer:
             closers.append(jsonl_writer.close)
+        event_writer = EventWriter(events, EventTracker(file if file is not None else str(camera),
+                                                        event_min_duration, event_min_score)) if events else None
+        if event_writer:
+            closers.append(event_writer.close)  # closes the last segment, Ctrl-C included
         video = VideoOutput(output, source.size, source.fps) if output else None
         if video:
             closers.append(video.close)
@@ -122,7 +136,7 @@ def run(camera, file, weights, runtime, backbone_weights, display, output, jsonl
         failure, exhausted = None, False
         stop.in_loop = True  # from here a signal is a flag: the loop ends and the outputs close
         try:
-            for result in model.stream(source, smooth=smooth):  # the Python API's own loop
+            for result in model.stream(source, smooth=smooth, max_fps=max_fps):  # the Python API's own loop
                 status.update(result)
                 if window or video:
                     drawn = time.perf_counter()
@@ -132,6 +146,8 @@ def run(camera, file, weights, runtime, backbone_weights, display, output, jsonl
                         video.write(annotated, result.frame.timestamp)
                     if window and not window.show(annotated):
                         break
+                if event_writer:
+                    event_writer.update(result)
                 if jsonl_writer:
                     jsonl_writer.write(result)
                     if jsonl_writer.reader_gone:

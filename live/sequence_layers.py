@@ -50,8 +50,12 @@ class FrameChanges(keras.layers.Layer):
     """The frame-to-frame changes of a masked window, for a recurrent layer to read in order.
 
     Input: features (B, T, F) and a boolean mask (B, T), valid frames first. Outputs the
-    changes (B, T - 1, F), x[t + 1] - x[t], zero where either frame is padding, and their mask
-    (B, T - 1): a window of n frames has n - 1 changes, none for a single frame.
+    changes (B, T - 1, F), x[t + 1] - x[t], zero where either frame is padding; their sizes
+    (B, T - 1, 1), the root mean square over features; and their mask (B, T - 1): a window of n
+    frames has n - 1 changes, none for a single frame. The sizes are what a linear projection
+    of the changes can't give: they don't flip sign with the direction a scene happens to move
+    in feature space, and their rise or fall along the window is how fast the clip changes at
+    its start against its end, which time reversal swaps.
 
     With `normalise`, each window's changes are divided by their root mean square over its
     valid changes: one number per window, so the direction of every step and how the step
@@ -74,18 +78,20 @@ class FrameChanges(keras.layers.Layer):
             count = ops.maximum(ops.sum(weight, axis=(1, 2)), 1.0) * size
             rms = ops.sqrt(ops.sum(changes ** 2, axis=(1, 2)) / count + 1e-6)
             changes = changes / rms[:, None, None]
-        return [changes, valid]
+        sizes = ops.sqrt(ops.mean(changes ** 2, axis=-1, keepdims=True) + 1e-12) * weight
+        return [changes, sizes, valid]
 
     def compute_output_shape(self, input_shape):
         batch, steps, size = input_shape[0]
         steps = None if steps is None else steps - 1
-        return [(batch, steps, size), (batch, steps)]
+        return [(batch, steps, size), (batch, steps, 1), (batch, steps)]
 
     def compute_output_spec(self, inputs):
         features, _ = inputs
         batch, steps, size = features.shape
         steps = None if steps is None else steps - 1
         return [keras.KerasTensor((batch, steps, size), dtype=features.dtype),
+                keras.KerasTensor((batch, steps, 1), dtype=features.dtype),
                 keras.KerasTensor((batch, steps), dtype="bool")]
 
     def get_config(self):

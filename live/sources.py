@@ -33,8 +33,9 @@ class FileSource:
 
     live = False
 
-    def __init__(self, path):
+    def __init__(self, path, loop=False):
         self.name = str(path)
+        self.loop = loop  # replay without end (kiosks, demos); timestamps keep rising
         file = Path(path)
         if not file.exists():
             raise UserError(f"no such file: {path}")
@@ -60,18 +61,26 @@ class FileSource:
         """Yield Frames with their own read time attached."""
         read_ms = 0.0
         image, index = self._first, 0
+        pass_start = 0
         while image is not None:
             self.frames_read += 1
             yield Frame(index, index / self.fps, image, time.perf_counter() - read_ms / 1000, read_ms)
             started = time.perf_counter()
             ok, image = self._capture.read()
-            read_ms = (time.perf_counter() - started) * 1000
             index += 1
+            if not ok and self.loop and index > pass_start:  # reopen: seeking is unreliable in some formats
+                self._capture.release()
+                self._capture = cv2.VideoCapture(self.name)
+                ok, image = self._capture.read()
+                pass_start = index
+            read_ms = (time.perf_counter() - started) * 1000
             if not ok:
                 image = None
 
     def stopped_early(self):
         """(frames read, frames expected) when decoding stopped well before the container's count."""
+        if self.loop:
+            return None
         expected = self.frame_count
         if expected > 0 and self.frames_read < expected - max(2, expected // 50):
             return self.frames_read, expected
@@ -276,16 +285,28 @@ class StreamSource(_LatestFrameSource):
                 f"{self.reconnect_attempts} reconnect attempts")
 
 
+def paced(frames, max_fps):
+    """Hand out `frames` no faster than `max_fps` a second (a file replayed at a steady rate,
+    or a cap on the work a fast camera makes); a live source drops what comes in between."""
+    period, due = 1.0 / max_fps, time.perf_counter()
+    for frame in frames:
+        wait = due - time.perf_counter()
+        if wait > 0:
+            time.sleep(wait)
+        due = max(due + period, time.perf_counter() - period)  # no burst to catch up after a stall
+        yield frame
+
+
 def is_url(text):
     return str(text).lower().startswith(URL_SCHEMES)
 
 
-def open_source(camera=None, file=None):
-    """The one way to open an input: a camera index, or a file path or URL."""
+def open_source(camera=None, file=None, loop=False):
+    """The one way to open an input: a camera index, or a file path or URL (`loop` replays a file)."""
     if (camera is None) == (file is None):
         raise UserError("give exactly one input: --camera INDEX or --file PATH_OR_URL")
     if camera is not None:
         return CameraSource(int(camera))
     if is_url(file):
         return StreamSource(file)
-    return FileSource(os.fspath(file))
+    return FileSource(os.fspath(file), loop=loop)

@@ -169,3 +169,49 @@ def test_default_bundle_on_the_jax_backend(cache_dir, tmp_path):
                                 env={"KERAS_BACKEND": backend})
         probs[backend] = np.array([r["probs"] for r in records])
     np.testing.assert_allclose(probs["jax"], probs["tensorflow"], atol=1e-4)
+
+
+def test_events_of_a_joined_clip(cache_dir, tmp_path):
+    """Arm wrestling then pool cleaning: two segments, in order, meeting near the change."""
+    change = joined_clip(tmp_path / "joined.avi", "arm_wrestling.mp4", "pool_cleaning.mp4")
+    events = tmp_path / "events.jsonl"
+    records, _ = live_jsonl(tmp_path, tmp_path / "joined.avi", "--events", events)
+    segments = read_jsonl(events)
+    print(json.dumps(segments))
+    assert [s["label"] for s in segments] == ["arm wrestling", "cleaning pool"]
+    assert all(s["stream"] == str(tmp_path / "joined.avi") for s in segments)
+    first, second = segments
+    assert first["start"] <= 1.0 and abs(first["end"] - change) <= 3.0
+    # Between them, a gap while no label is confident (>= 0.5); the new one opens once it has held
+    # for 1 s, within 3 s of following the change plus that second.
+    assert first["end"] <= second["start"] <= change + 4.0
+    assert second["end"] == pytest.approx(records[-1]["time"], abs=0.05)
+    assert sum(s["frames"] for s in segments) <= len(records)
+    assert 0.5 <= min(s["peak_score"] for s in segments) <= 1.0
+
+
+def test_looped_file_and_ctrl_c_close_the_last_event(cache_dir, tmp_path):
+    """--loop replays without end at --max-fps; Ctrl-C stops it, and the open segment is
+    written with the time it reached."""
+    import signal
+    import subprocess
+
+    from conftest import wait_for
+
+    events, jsonl = tmp_path / "events.jsonl", tmp_path / "out.jsonl"
+    process = subprocess.Popen(["live", "--file", str(CLIPS / "arm_wrestling.mp4"), "--loop", "--max-fps", "100",
+                                "--no-display", "--events", str(events), "--jsonl", str(jsonl)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Past the clip's 280 frames: only the loop can have made these.
+    assert wait_for(lambda: jsonl.exists() and len(jsonl.read_text().splitlines()) > 400, 120), "no loop"
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    records = read_jsonl(jsonl)
+    assert [r["frame"] for r in records] == list(range(len(records)))  # frames keep counting
+    times = [r["time"] for r in records]
+    assert all(b > a for a, b in zip(times, times[1:]))  # and time keeps rising
+    (segment,) = read_jsonl(events)
+    assert segment["label"] == "arm wrestling" and segment["end"] >= 10.0  # closed at Ctrl-C
+    fps = float(stderr.split(" fps")[0].split(", ")[-1])  # the summary: "frames read N, classified M, X fps"
+    assert fps <= 101, stderr  # --max-fps held it (it runs at ~200 fps unpaced here)
