@@ -29,7 +29,11 @@ def _open(source, fps):
         return open_source(file=os.fspath(source))
     if isinstance(source, (int, np.integer)) and not isinstance(source, bool):
         return open_source(camera=int(source))
+    if isinstance(source, np.ndarray) and source.ndim < 4:
+        raise TypeError("one image is not a stream: give a list or generator of frames")
     if isinstance(source, Iterable):
+        if fps is not None and fps <= 0:
+            raise ValueError(f"fps must be positive, not {fps}")
         return ArraySource(source, fps=fps)
     raise TypeError(f"cannot read frames from {type(source).__name__}: give a path, a URL, a camera index "
                     "or an iterable of numpy frames")

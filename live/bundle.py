@@ -203,7 +203,11 @@ def _replace_atomically(path, fill):
             if not _exchange(staging, path):  # no renameat2 here: a brief gap, never a mixed bundle
                 retired = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
                 os.replace(path, retired / path.name)
-                os.replace(staging, path)
+                try:
+                    os.replace(staging, path)
+                except OSError:
+                    os.replace(retired / path.name, path)  # put the old bundle back
+                    raise
                 shutil.rmtree(retired, ignore_errors=True)
         else:
             os.replace(staging, path)

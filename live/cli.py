@@ -1,6 +1,7 @@
 """`live`: the entry point. Wiring only: parse options, open the source, the classifier and
 the outputs, run the pipeline, print the summary. Exit codes: 0 done (also after SIGTERM),
 1 the source failed part-way, 2 bad input or setup, 130 stopped with Ctrl-C."""
+import contextlib
 import os
 import signal
 import sys
@@ -132,7 +133,7 @@ def run(camera, file, weights, runtime, backbone_weights, display, output, jsonl
         renderer = OverlayRenderer(top_k=top_k, threshold=threshold, min_height=480 if window else 0)
 
         summary, started = RunSummary(), time.perf_counter()
-        status = OverlayStatus(source)
+        status = OverlayStatus(source, max_fps)
         failure, exhausted = None, False
         stop.in_loop = True  # from here a signal is a flag: the loop ends and the outputs close
         try:
@@ -150,8 +151,8 @@ def run(camera, file, weights, runtime, backbone_weights, display, output, jsonl
                     event_writer.update(result)
                 if jsonl_writer:
                     jsonl_writer.write(result)
-                    if jsonl_writer.reader_gone:
-                        break
+                if any(writer and writer.reader_gone for writer in (jsonl_writer, event_writer)):
+                    break  # stdout's reader went away: nothing more is wanted
                 summary.add(result)
                 if stop or (max_frames and summary.classified >= max_frames):
                     break
@@ -161,8 +162,9 @@ def run(camera, file, weights, runtime, backbone_weights, display, output, jsonl
             failure = exc
         elapsed = time.perf_counter() - started
     finally:
-        for close in reversed(closers):
-            close()
+        with contextlib.ExitStack() as stack:  # every closer runs, even if one fails
+            for close in closers:
+                stack.callback(close)
     click.echo(summary.text(source.frames_read, elapsed), err=True)
     if failure:
         raise failure

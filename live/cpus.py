@@ -24,10 +24,28 @@ def cgroup_cpu_limit(root="/sys/fs/cgroup"):
         return None
 
 
+def own_cgroup_limit(mount="/sys/fs/cgroup", membership="/proc/self/cgroup"):
+    """The tightest cgroup v2 quota on the path from this process's own cgroup (read from
+    /proc/self/cgroup: a systemd service's CPUQuota sits there) up to the root."""
+    try:
+        line = next(l for l in Path(membership).read_text().splitlines() if l.startswith("0::"))
+    except (OSError, StopIteration):
+        return cgroup_cpu_limit(mount)
+    folder, limits = Path(mount) / line[3:].strip().lstrip("/"), []
+    while True:
+        limit = cgroup_cpu_limit(folder)
+        if limit:
+            limits.append(limit)
+        if folder == Path(mount) or Path(mount) not in folder.parents:
+            break
+        folder = folder.parent
+    return min(limits) if limits else None
+
+
 def usable_cpus():
     try:
         count = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # not on Linux
         count = os.cpu_count() or 1
-    limit = cgroup_cpu_limit()
+    limit = own_cgroup_limit()
     return max(1, min(count, limit) if limit else count)

@@ -6,11 +6,9 @@ above `min_score`, for `min_duration` seconds; a segment ends when another label
 confident label) has held that long, at the moment the other one took over. The last
 segment is closed when the run ends, however it ends.
 """
-import json
-import sys
 from dataclasses import dataclass
 
-from live.errors import UserError
+from live.outputs import JsonLines
 
 
 @dataclass
@@ -32,8 +30,9 @@ class EventTracker:
         self.stream = stream
         self.min_duration = min_duration
         self.min_score = min_score
-        self.current = None     # the open segment
-        self.candidate = None   # a different label that may take over
+        self.current = None       # the open segment
+        self.candidate = None     # a different label that may take over
+        self.absent_since = None  # when the open segment's label last left the top
 
     def update(self, result):
         """Feed one result; returns the events (dicts) closed by it."""
@@ -42,22 +41,30 @@ class EventTracker:
         if self.current is not None and label == self.current.label:
             self.current.extend(timestamp, score)
             self.candidate = None  # a flicker shorter than min_duration does not split the segment
+            self.absent_since = None
             return []
+        if self.current is not None and self.absent_since is None:
+            self.absent_since = timestamp
         if self.candidate is None or self.candidate.label != label:
             self.candidate = Segment(label, timestamp, timestamp, score, 1)
         else:
             self.candidate.extend(timestamp, score)
-        if self.candidate.end - self.candidate.start < self.min_duration:
-            return []
-        closed = self._close(self.candidate.start)
-        self.current, self.candidate = self.candidate, None
-        return closed
+        if self.candidate.end - self.candidate.start >= self.min_duration:  # a new label took over
+            closed = self._close(self.candidate.start)
+            self.current, self.candidate, self.absent_since = self.candidate, None, None
+            return closed
+        if self.current is not None and timestamp - self.absent_since >= self.min_duration:
+            # Gone for min_duration, even if what replaced it kept changing (B, none, B, C, …)
+            closed = self._close(self.absent_since)
+            self.current = None
+            return closed
+        return []
 
     def finish(self):
         """Close the open segment at the last frame seen (end of the run, Ctrl-C included)."""
         if self.current is None:
             return []
-        end = self.candidate.end if self.candidate is not None else self.current.end
+        end = self.absent_since if self.absent_since is not None else self.current.end
         closed = self._close(end)
         self.current = None
         return closed
@@ -67,8 +74,7 @@ class EventTracker:
         if segment is None or segment.label is None:
             return []
         return [{"stream": self.stream, "label": segment.label, "start": round(segment.start, 3),
-                 "end": round(max(end, segment.end), 3), "peak_score": round(segment.peak_score, 4),
-                 "frames": segment.frames}]
+                 "end": round(end, 3), "peak_score": round(segment.peak_score, 4), "frames": segment.frames}]
 
 
 class EventWriter:
@@ -76,23 +82,19 @@ class EventWriter:
 
     def __init__(self, path, tracker):
         self.tracker = tracker
-        self._own = path != "-"
-        try:
-            self._file = open(path, "w", encoding="utf-8") if self._own else sys.stdout
-        except OSError as exc:
-            raise UserError(f"cannot write --events {path}: {exc.strerror}") from None
+        self.lines = JsonLines(path, "--events")
+
+    @property
+    def reader_gone(self):
+        return self.lines.reader_gone
 
     def update(self, result):
-        self._write(self.tracker.update(result))
-
-    def _write(self, events):
-        for event in events:
-            self._file.write(json.dumps(event) + "\n")
-        self._file.flush()
+        for event in self.tracker.update(result):
+            self.lines.write(event)
 
     def close(self):
         try:
-            self._write(self.tracker.finish())
+            for event in self.tracker.finish():
+                self.lines.write(event)
         finally:
-            if self._own:
-                self._file.close()
+            self.lines.close()

@@ -43,6 +43,7 @@ class TimeSampler:
         self._count = 0
         self._next_due = None
         self._previous = None
+        self._interval = None
 
     def keep(self, timestamp):
         """True when the frame at `timestamp` (seconds) should enter the buffer."""
@@ -54,10 +55,13 @@ class TimeSampler:
         if self._next_due is None:
             self._next_due = timestamp + self.period
             return True
-        # Keep this frame unless the next one, expected one frame interval later, will lie
-        # nearer the grid time. Deciding now, not after the next frame, adds no latency.
-        interval = max(timestamp - previous, 0.0)
-        if timestamp < self._next_due - interval / 2 - 1e-9:
+        # The source's frame interval, smoothed so that one early or late frame from a jittery
+        # camera doesn't skew it, and capped at the period (a slow source: keep every frame).
+        gap = min(max(timestamp - previous, 0.0), self.period)
+        self._interval = gap if self._interval is None else 0.8 * self._interval + 0.2 * gap
+        # Keep this frame unless the next one, expected one interval later, will lie nearer the
+        # grid time. Deciding now, not after the next frame, adds no latency.
+        if timestamp < self._next_due - self._interval / 2 - 1e-9:
             return False
         if timestamp - self._next_due > self.period:  # a long gap (a stalled source): restart the grid
             self._next_due = timestamp + self.period

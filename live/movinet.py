@@ -87,9 +87,11 @@ class MoViNetModel:
             raise UserError(f"{path} is not MoViNet-A0-Stream Kinetics-600 (it needs an 'image' input of "
                             f"1x1x{IMAGE_SIZE}x{IMAGE_SIZE}x3 and 'logits' of 1x{CLASSES})")
         self._state_specs = {name: (tuple(d["shape"]), d["dtype"]) for name, d in inputs.items() if name != "image"}
-        missing = set(self._state_specs) - set(outputs)
-        if missing:
-            raise UserError(f"{path}: state inputs without matching outputs ({', '.join(sorted(missing))[:120]})")
+        mismatched = sorted(name for name, (shape, dtype) in self._state_specs.items() if name not in outputs
+                            or (tuple(outputs[name]["shape"]), outputs[name]["dtype"]) != (shape, dtype))
+        if mismatched:
+            raise UserError(f"{path}: state inputs without a matching output ({', '.join(mismatched)[:120]}); "
+                            "it is not MoViNet-A0-Stream")
 
     def initial_state(self):
         return {name: np.zeros(shape, dtype) for name, (shape, dtype) in self._state_specs.items()}
@@ -98,8 +100,7 @@ class MoViNetModel:
         """One frame (172, 172, 3) float32 in 0..1 -> (logits (600,), the next state)."""
         with native_stderr_silenced():  # the first invoke is where XNNPACK announces itself
             outputs = self._runner(image=image[None, None], **state)
-        logits = outputs.pop("logits")[0]
-        return logits, outputs
+        return outputs["logits"][0], {name: outputs[name] for name in self._state_specs}
 
 
 class StaggeredStates:

@@ -13,20 +13,23 @@ from collections_extended import bag
 from live.errors import UserError
 
 
-class JsonlWriter:
-    """One JSON object per classified frame; `-` writes to stdout."""
+class JsonLines:
+    """One JSON object a line, flushed as written; `-` is stdout. When stdout's reader goes away
+    (`live --jsonl - | head -n 1`), writing stops quietly and `reader_gone` is set."""
 
-    def __init__(self, path):
+    def __init__(self, path, option):
         self._own = path != "-"
-        self.reader_gone = False  # stdout's reader closed the pipe (`live --jsonl - | head`)
+        self.reader_gone = False
         try:
             self._file = open(path, "w", encoding="utf-8") if self._own else sys.stdout
         except OSError as exc:
-            raise UserError(f"cannot write --jsonl {path}: {exc.strerror}") from None
+            raise UserError(f"cannot write {option} {path}: {exc.strerror}") from None
 
-    def write(self, result):
+    def write(self, record):
+        if self.reader_gone:
+            return
         try:
-            self._file.write(json.dumps(result.to_dict()) + "\n")
+            self._file.write(json.dumps(record) + "\n")
             self._file.flush()
         except BrokenPipeError:
             if self._own:
@@ -43,6 +46,16 @@ class JsonlWriter:
             self._file.close()
         elif not self.reader_gone:
             self._file.flush()
+
+
+class JsonlWriter(JsonLines):
+    """The per-frame log: one record per classified frame (Result.to_dict())."""
+
+    def __init__(self, path):
+        super().__init__(path, "--jsonl")
+
+    def write(self, result):
+        super().write(result.to_dict())
 
 
 class _H264Writer:
@@ -84,6 +97,7 @@ class VideoOutput:
         self.size = (size[0] - size[0] % 2, size[1] - size[1] % 2) if _is_mp4(path) else size
         self.written = 0      # frames in the file so far: the next one's slot
         self._origin = None   # the slot of the first frame's timestamp
+        self._previous = None  # the last picture written: it fills a gap
         try:
             self._writer = _H264Writer(path, self.size, self.fps) if _is_mp4(path) else \
                 cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), self.fps, self.size)
@@ -102,11 +116,13 @@ class VideoOutput:
             return  # two frames in one slot of the output's rate: the first one stands
         if (image.shape[1], image.shape[0]) != self.size:
             image = cv2.resize(image, self.size, interpolation=cv2.INTER_AREA)
-        copies = min(slot - self.written + 1, 1 + int(self.MAX_GAP_S * self.fps))
-        self._origin += slot - self.written + 1 - copies  # a capped gap shifts the clock, once
-        for _ in range(copies):
-            self._writer.write(image)
-        self.written += copies
+        gap = min(slot - self.written, int(self.MAX_GAP_S * self.fps))
+        self._origin += slot - self.written - gap  # a capped gap shifts the clock, once
+        for _ in range(gap):  # until this frame's time, the screen still showed the previous one
+            self._writer.write(self._previous)
+        self._writer.write(image)
+        self._previous = image
+        self.written += gap + 1
 
     def close(self):
         self._writer.release()

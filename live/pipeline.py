@@ -76,7 +76,9 @@ def load_classifier(weights_dir, runtime, backbone_weights=None):
     backbone_model = load_backbone_model(backbone.name, backbone_weights or (carried and str(bundle.path / carried)))
     weights_fingerprint = fingerprint(backbone_model)
     check_fingerprint(bundle, weights_fingerprint)
-    embedder = make_embedder(backbone_model, weights_fingerprint, runtime)
+    # A streaming backbone runs with the state policy its bundle was made with.
+    reset_every = bundle.manifest.get("stream_state", {}).get("reset_every")
+    embedder = make_embedder(backbone_model, weights_fingerprint, runtime, reset_every)
     return Classifier(bundle, embedder, make_head(bundle.model, bundle.fingerprint, runtime), backbone.image_size)
 
 

@@ -181,7 +181,7 @@ def int8_backbone(bundle):
     return OpenVINOModel(xml, weights_sha256=entry["sha256"].get(xml.with_suffix(".bin").name))
 
 
-def make_embedder(model, weights_fingerprint, runtime=None):
+def make_embedder(model, weights_fingerprint, runtime=None, reset_every=None):
     """The backbone as images (N, S, S, 3) -> features (N, F), through `runtime`."""
     from live.movinet import MoViNetEmbedder, MoViNetModel
 
@@ -189,7 +189,7 @@ def make_embedder(model, weights_fingerprint, runtime=None):
         if runtime not in (None, "litert"):
             raise UserError(f"the movinet_a0_stream backbone runs only as its own int8 LiteRT file; "
                             f"drop --runtime {runtime} or choose --runtime litert")
-        return MoViNetEmbedder(model)
+        return MoViNetEmbedder(model, reset_every) if reset_every else MoViNetEmbedder(model)
     runtime = runtime or default_runtime()
     if runtime == "openvino-int8":
         raise UserError("the openvino-int8 runtime runs a bundle's own int8 backbone; it needs a bundle")

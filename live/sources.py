@@ -153,6 +153,7 @@ class _LatestFrameSource:
         self._condition = threading.Condition()
         self._failure = None
         self._closing = threading.Event()
+        self._interrupted = False
         self._thread = threading.Thread(target=self._read_loop, name=f"reader:{name}", daemon=True)
         self._thread.start()
 
@@ -218,7 +219,8 @@ class _LatestFrameSource:
     def frames(self):
         while True:
             with self._condition:
-                while self._latest is None and self._failure is None and not self._closing.is_set():
+                while self._latest is None and self._failure is None and not self._closing.is_set() \
+                        and not self._interrupted:
                     self._condition.wait(timeout=0.5)
                 if self._latest is None:
                     if self._failure:
@@ -232,9 +234,10 @@ class _LatestFrameSource:
         return None
 
     def interrupt(self):
-        """Safe from a signal handler: frames() ends at its next wake-up (at most 0.5 s), and a
-        reconnect backoff is cut short."""
-        self._closing.set()
+        """Called from a signal handler, so it only sets a flag (an Event would take a lock the
+        interrupted code may hold): frames() ends at its next wake-up, within 0.5 s, and the
+        close() that follows cuts a reconnect backoff short."""
+        self._interrupted = True
 
     def close(self):
         self._closing.set()
@@ -288,11 +291,15 @@ class StreamSource(_LatestFrameSource):
 def paced(frames, max_fps):
     """Hand out `frames` no faster than `max_fps` a second (a file replayed at a steady rate,
     or a cap on the work a fast camera makes); a live source drops what comes in between."""
-    period, due = 1.0 / max_fps, time.perf_counter()
-    for frame in frames:
+    period, due, iterator = 1.0 / max_fps, time.perf_counter(), iter(frames)
+    while True:
         wait = due - time.perf_counter()
-        if wait > 0:
+        if wait > 0:  # wait first, then take the frame: a live source's newest, not one held back
             time.sleep(wait)
+        try:
+            frame = next(iterator)
+        except StopIteration:
+            return
         due = max(due + period, time.perf_counter() - period)  # no burst to catch up after a stall
         yield frame
 

@@ -11,8 +11,9 @@ class OverlayStatus:
 
     WINDOW_S = 3.0
 
-    def __init__(self, source):
+    def __init__(self, source, max_fps=None):
         self.source = source
+        self.max_fps = max_fps  # frames skipped to honour --max-fps are no sign of falling behind
         self.fps = 0.0
         self.latency_ms = 0.0
         self.dropped_fraction = 0.0
@@ -32,6 +33,8 @@ class OverlayStatus:
                 self._history.popleft()
             _, read_then, dropped_then = self._history[0]
             self.dropped_fraction = (self.source.dropped - dropped_then) / max(self.source.frames_read - read_then, 1)
+            if self.max_fps and self.fps >= 0.9 * self.max_fps:
+                self.dropped_fraction = 0.0
 
     def as_dict(self):
         return {"fps": self.fps, "latency_ms": self.latency_ms, "dropped_fraction": self.dropped_fraction}

@@ -12,8 +12,11 @@ bounds-checked indexing, never with raw strides, so a hostile file gets an error
 outside its buffers.
 """
 import collections
+import io
+import math
 import os
 import pickle
+import pickletools
 import struct
 
 import numpy as np
@@ -22,6 +25,7 @@ LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 LEGACY_PROTOCOL = 1001
 MAX_DIMS, MAX_ELEMENTS = 8, 1 << 28  # far above any backbone layer; keeps a hostile file from
                                      # asking for terabytes
+MAX_FILE_BYTES, MAX_MEMO = 1 << 30, 1 << 20  # a memo index is an allocation size to the unpickler
 
 _STORAGE_DTYPES = {
     "FloatStorage": np.float32,
@@ -73,8 +77,10 @@ class _TensorRef(_Refuses):
                 and len(size) == len(stride) <= MAX_DIMS
                 and all(_is_int(v) and v >= 0 for v in (offset, *size, *stride))):
             raise UnsafeCheckpointError("a tensor with a malformed offset, size or stride")
-        if int(np.prod(size, dtype=np.int64)) > MAX_ELEMENTS:
+        if math.prod(size) > MAX_ELEMENTS or offset > MAX_ELEMENTS:
             raise UnsafeCheckpointError(f"a tensor of {list(size)} elements, more than any backbone has")
+        if any(step == 0 and n > 1 for n, step in zip(size, stride)):
+            raise UnsafeCheckpointError("a tensor that repeats one element along an axis (stride 0)")
         if all(size):  # the last element it reads must lie inside its storage
             last = offset + sum((n - 1) * step for n, step in zip(size, stride))
             if last >= storage.numel:
@@ -142,41 +148,70 @@ class _RestrictedUnpickler(pickle.Unpickler):
         return storage
 
 
+def _checked(f):
+    """Walk the next pickle's opcodes before anything is built: bounded memo indexes, and every
+    declared length within the file (pickletools reads no more bytes than are there)."""
+    start = f.tell()
+    for opcode, argument, _ in pickletools.genops(f):
+        if opcode.name in ("PUT", "BINPUT", "LONG_BINPUT", "GET", "BINGET", "LONG_BINGET") \
+                and int(argument) > MAX_MEMO:
+            raise UnsafeCheckpointError(f"a pickle memo index of {argument}")
+    f.seek(start)
+    return f
+
+
 def _plain_load(f):
     """Unpickle one of the header records, which hold only numbers, strings and dicts."""
-    return _RestrictedUnpickler(f).load()
+    return _RestrictedUnpickler(_checked(f)).load()
 
 
 def load_state_dict(path):
-    """Return {name: numpy array} from a legacy-format torch checkpoint."""
-    file_size = os.path.getsize(path)
-    with open(path, "rb") as f:
-        if _plain_load(f) != LEGACY_MAGIC:
-            raise UnsafeCheckpointError(f"{path} is not a legacy-format PyTorch file")
-        if _plain_load(f) != LEGACY_PROTOCOL:
-            raise UnsafeCheckpointError(f"{path} has an unsupported protocol version")
-        sys_info = _plain_load(f)
-        if not isinstance(sys_info, dict) or not sys_info.get("little_endian", True):
-            raise UnsafeCheckpointError("big-endian or malformed checkpoints are not supported")
-        unpickler = _RestrictedUnpickler(f)
-        tree = unpickler.load()
-        storage_keys = _plain_load(f)
-        if not (isinstance(storage_keys, list) and all(isinstance(k, str) for k in storage_keys)):
-            raise UnsafeCheckpointError(f"{path} has a malformed storage list")
-        for key in storage_keys:
-            storage = unpickler.storages.get(key)
-            if storage is None or storage.data is not None:
-                raise UnsafeCheckpointError(f"{path} lists storage {key!r} that no tensor uses, or twice")
-            (numel,) = struct.unpack("<q", f.read(8).ljust(8, b"\0"))
-            if numel != storage.numel or numel * storage.dtype.itemsize > file_size - f.tell():
-                raise UnsafeCheckpointError(f"{path}: storage {key!r} says {numel} elements, but its "
-                                            f"reference says {storage.numel} or the file is shorter")
-            raw = f.read(numel * storage.dtype.itemsize)
-            if len(raw) != numel * storage.dtype.itemsize:
-                raise UnsafeCheckpointError(f"{path} is truncated")
-            storage.data = np.frombuffer(raw, dtype=storage.dtype)
+    """Return {name: numpy array} from a legacy-format torch checkpoint. Any malformed content
+    raises UnsafeCheckpointError, whatever part of the reader it trips."""
+    if os.path.getsize(path) > MAX_FILE_BYTES:
+        raise UnsafeCheckpointError(f"{path} is larger than any backbone checkpoint")
+    with open(path, "rb") as file:
+        data = file.read()
+    try:
+        return _load(io.BytesIO(data), path)
+    except UnsafeCheckpointError:
+        raise
+    except (pickle.UnpicklingError, ValueError, TypeError, KeyError, IndexError, AttributeError, EOFError,
+            OverflowError, MemoryError, RecursionError, struct.error) as exc:
+        raise UnsafeCheckpointError(f"{path} is malformed ({type(exc).__name__}: {str(exc)[:120]})") from None
+
+
+def _load(f, path):
+    file_size = len(f.getbuffer())
+    if _plain_load(f) != LEGACY_MAGIC:
+        raise UnsafeCheckpointError(f"{path} is not a legacy-format PyTorch file")
+    if _plain_load(f) != LEGACY_PROTOCOL:
+        raise UnsafeCheckpointError(f"{path} has an unsupported protocol version")
+    sys_info = _plain_load(f)
+    if not isinstance(sys_info, dict) or not sys_info.get("little_endian", True):
+        raise UnsafeCheckpointError("big-endian or malformed checkpoints are not supported")
+    unpickler = _RestrictedUnpickler(_checked(f))
+    tree = unpickler.load()
+    storage_keys = _plain_load(f)
+    if not (isinstance(storage_keys, list) and all(isinstance(k, str) for k in storage_keys)):
+        raise UnsafeCheckpointError(f"{path} has a malformed storage list")
+    for key in storage_keys:
+        storage = unpickler.storages.get(key)
+        if storage is None or storage.data is not None:
+            raise UnsafeCheckpointError(f"{path} lists storage {key!r} that no tensor uses, or twice")
+        (numel,) = struct.unpack("<q", f.read(8).ljust(8, b"\0"))
+        if numel != storage.numel or numel * storage.dtype.itemsize > file_size - f.tell():
+            raise UnsafeCheckpointError(f"{path}: storage {key!r} says {numel} elements, but its "
+                                        f"reference says {storage.numel} or the file is shorter")
+        raw = f.read(numel * storage.dtype.itemsize)
+        storage.data = np.frombuffer(raw, dtype=storage.dtype)
     if isinstance(tree, dict) and isinstance(tree.get("state_dict"), dict):
         tree = tree["state_dict"]
     if not isinstance(tree, dict) or not all(isinstance(name, str) for name in tree):
         raise UnsafeCheckpointError(f"{path} does not hold a state dict")
-    return {name: value.to_numpy() for name, value in tree.items() if isinstance(value, _TensorRef)}
+    tensors = {name: value for name, value in tree.items() if isinstance(value, _TensorRef)}
+    # Without stride 0 a tensor can't hold more elements than its storage, but many tensors can
+    # view one storage: bound their total by the data really in the file.
+    if sum(math.prod(t.size) for t in tensors.values()) > 4 * sum(s.numel for s in unpickler.storages.values()) + 1024:
+        raise UnsafeCheckpointError(f"{path}: its tensors view the same data many times over")
+    return {name: value.to_numpy() for name, value in tensors.items()}

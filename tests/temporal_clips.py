@@ -17,12 +17,13 @@ def photo_names():
     return sorted(p.stem for p in PHOTOS.iterdir() if p.suffix in (".jpg", ".png"))
 
 
-def _frame(image, kind, amount, rng_crop):
-    """`amount` runs 0 -> 1 over the 'forward' change of each pair's first class."""
+def _frame(image, kind, amount, rng_crop, zoom=(1.0, 1 / 3)):
+    """`amount` runs 0 -> 1 over the 'forward' change of each pair's first class. `zoom` is
+    (wide, tight): the zoomed crop's side as a share of the clip's crop at amount 0 and 1."""
     x0, y0, side = rng_crop
     if kind == "zoom":
-        zoom = 1 + 2.0 * amount  # strong zoom: up to 3x
-        inner = side / zoom
+        wide, tight = zoom
+        inner = side * wide / (1 + (wide / tight - 1) * amount)  # default: 1 -> 1/3, a 3x zoom
         cx, cy = x0 + side / 2, y0 + side / 2
         crop = image[int(cy - inner / 2):int(cy + inner / 2), int(cx - inner / 2):int(cx + inner / 2)]
         return cv2.resize(crop, (SIZE, SIZE), interpolation=cv2.INTER_AREA)
@@ -39,7 +40,13 @@ def _frame(image, kind, amount, rng_crop):
     raise ValueError(kind)
 
 
-def write_clip(path, photo, label, rng):
+def _draw(rng, bounds):
+    low, high = bounds
+    return low if low == high else float(rng.uniform(low, high))  # fixed: draws nothing, as before
+
+
+def write_clip(path, photo, label, rng, zoom=((1.0, 1.0), (1 / 3, 1 / 3))):
+    """`zoom`: ranges the wide and the tight end of a zoom clip are drawn from (shares of the side)."""
     image = cv2.imread(str(PHOTOS / f"{photo}.png")) if (PHOTOS / f"{photo}.png").exists() else \
         cv2.imread(str(PHOTOS / f"{photo}.jpg"))
     height, width = image.shape[:2]
@@ -47,24 +54,28 @@ def write_clip(path, photo, label, rng):
     crop = (int(rng.integers(0, width - side + 1)), int(rng.integers(0, height - side + 1)), side)
     kind = label.split("_")[0] if label not in ("saturate", "desaturate") else "saturate"
     forward = label in ("fade_in", "focus_in", "saturate", "zoom_in")
+    zoom = (_draw(rng, zoom[0]), _draw(rng, zoom[1])) if kind == "zoom" else None
     amounts = np.linspace(0, 1, FRAMES)
     if not forward:
         amounts = amounts[::-1]
     path.parent.mkdir(parents=True, exist_ok=True)
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), FPS, (SIZE, SIZE))
     for amount in amounts:
-        writer.write(_frame(image, kind, amount, crop))
+        writer.write(_frame(image, kind, amount, crop, zoom))
     writer.release()
 
 
-def make_dataset(root, clips_per_photo=3, test_clips_per_photo=2, seed=0):
-    """root/train/<class>/<photo>__<n>.avi from most photos, root/test/... from TEST_PHOTOS."""
+def make_dataset(root, clips_per_photo=3, test_clips_per_photo=2, seed=0, test_photos=TEST_PHOTOS,
+                 zoom=((1.0, 1.0), (1 / 3, 1 / 3))):
+    """root/train/<class>/<photo>__<n>.avi from most photos, root/test/... from `test_photos`.
+    `zoom` gives the ranges of the wide and the tight end of zoom clips, as shares of the crop's
+    side (the default, 1 -> 1/3, is the clips the tests were tuned on)."""
     rng = np.random.default_rng(seed)
     root = Path(root)
     for photo in photo_names():
-        split = "test" if photo in TEST_PHOTOS else "train"
+        split = "test" if photo in test_photos else "train"
         count = test_clips_per_photo if split == "test" else clips_per_photo
         for label in TWIN:
             for n in range(count):
-                write_clip(root / split / label / f"{photo}__{n}.avi", photo, label, rng)
+                write_clip(root / split / label / f"{photo}__{n}.avi", photo, label, rng, zoom)
     return root

@@ -40,6 +40,10 @@ def test_evaluate_scores_the_models_own_test_clips(seeded_bundle, class_folders)
     assert process.returncode == 0, process.stderr
     evaluated = json.loads(process.stdout)["clips"]
     assert sorted(evaluated) == sorted(recorded["test_clips"])
+    from training.datasets import dataset_relative, load_dataset
+
+    seed3 = load_dataset(class_folders, seed=3)  # the split `train fit --seed 3` trained on
+    assert not {dataset_relative(c.path, class_folders) for c in seed3.train} & set(evaluated)
     process = run_command("train", "evaluate", "--weights", seeded_bundle, "--data", class_folders, "--json",
                           "--seed", 0)
     assert process.returncode == 0, process.stderr
@@ -59,7 +63,7 @@ def test_video_identity_sees_every_byte_of_a_small_file(tmp_path):
     assert (1 << 20) < len(data) < (2 << 20)
     original = tmp_path / "a.mp4"
     original.write_bytes(data)
-    data[(1 << 20) + 1000] ^= 0xFF  # past the first MiB, and more than a MiB before the end
+    data[(1 << 20) + 1000] ^= 0xFF  # past the first MiB and before the last one: in neither
     changed = tmp_path / "b.mp4"
     changed.write_bytes(data)
     assert video_identity(original) != video_identity(changed)

@@ -5,6 +5,7 @@ import shutil
 import signal
 import subprocess
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -38,22 +39,42 @@ def predictions(bundle, videos):
     return [json.loads(line) for line in process.stdout.splitlines()]
 
 
-def within_pair_accuracy(bundle, data):
+def within_pair_wins(bundle, data):
+    """{pair: [is the clip's class more probable than its time reversal?]} over the held-out clips."""
     labels = (Path(bundle) / "labels.txt").read_text().split()
     clips = sorted((Path(data) / "test").glob("*/*.avi"))
-    wins = []
+    wins = {pair: [] for pair in temporal_clips.PAIRS}
     for clip, result in zip(clips, predictions(bundle, clips)):
         label = clip.parent.name
         probs = result["first_window"]["probs"]
-        wins.append(probs[labels.index(label)] > probs[labels.index(temporal_clips.TWIN[label])])
+        pair = next(pair for pair in temporal_clips.PAIRS if label in pair)
+        wins[pair].append(probs[labels.index(label)] > probs[labels.index(temporal_clips.TWIN[label])])
+    return wins
+
+
+def within_pair_accuracy(bundle, data):
+    wins = [win for pair_wins in within_pair_wins(bundle, data).values() for win in pair_wins]
     return float(np.mean(wins)), len(wins)
 
 
+def model_layer_classes(bundle):
+    """Class names of the layers in a bundle's model.keras, read from its config without Keras."""
+    with zipfile.ZipFile(Path(bundle) / "model.keras") as archive:
+        config = json.loads(archive.read("config.json"))
+    return {layer["class_name"] for layer in config["config"]["layers"]}
+
+
 def test_temporal_task_is_learned_from_order(temporal_bundle, temporal_data):
-    accuracy, clips = within_pair_accuracy(temporal_bundle, temporal_data)
-    print(f"within-pair accuracy on {clips} held-out clips: {accuracy:.1%}")
-    assert clips == 8 * 2 * len(temporal_clips.TEST_PHOTOS)
+    """The default model is a GRU and tells each change from its time reversal on photos it
+    never saw: 85% over all pairs, 70% on every pair."""
+    assert "GRU" in model_layer_classes(temporal_bundle)
+    wins = within_pair_wins(temporal_bundle, temporal_data)
+    accuracy = float(np.mean([win for pair_wins in wins.values() for win in pair_wins]))
+    per_pair = {"/".join(pair): float(np.mean(pair_wins)) for pair, pair_wins in wins.items()}
+    print(f"within-pair accuracy on held-out photos: {accuracy:.1%}; per pair {per_pair}")
+    assert all(len(pair_wins) == 2 * 2 * len(temporal_clips.TEST_PHOTOS) for pair_wins in wins.values())
     assert accuracy >= 0.85
+    assert min(per_pair.values()) >= 0.70, per_pair
 
 
 def test_frame_shuffled_ablation_cannot_learn_it(temporal_data, tmp_path, cache_dir):
@@ -66,7 +87,7 @@ def test_frame_shuffled_ablation_cannot_learn_it(temporal_data, tmp_path, cache_
 def test_bundle_and_report(temporal_bundle):
     manifest = json.loads((temporal_bundle / "manifest.json").read_text())
     assert manifest["backbone"] == "efficientnet_lite0" and manifest["feature_size"] == 1280
-    assert manifest["seq_len"] == 20 and manifest["model"] == "motion"
+    assert manifest["seq_len"] == 20 and manifest["model"] == "gru"
     report = json.loads((temporal_bundle / "report.json").read_text())
     assert report["dataset"]["layout"] == "split folders"
     assert report["dataset"]["test_clips"] == 64
@@ -154,3 +175,42 @@ def test_predict_skips_a_missing_video_and_says_so(temporal_bundle, tmp_path):
     assert "Traceback" not in process.stderr and "no such file" in process.stderr
     [result] = [json.loads(line) for line in process.stdout.splitlines()]
     assert result["video"].endswith(".gif") and abs(sum(result["all_windows"]["probs"]) - 1) < 1e-4
+
+
+def test_default_head_runs_in_litert_with_builtin_ops(temporal_bundle, temporal_data, cache_dir, capfd):
+    """The default (GRU) head converts to LiteRT with builtin ops only (no Flex/TensorFlow ops,
+    no while loop: the GRU is unrolled over the window), and on real features gives the Keras
+    model's probabilities to 1e-4, on full windows and on partial ones (1..19 frames, as live
+    sees while it warms up)."""
+    import re
+
+    from ai_edge_litert.interpreter import Interpreter
+
+    from live.bundle import load_bundle
+    from live.runtimes import LiteRTModel, compiled_call, litert_file, make_head
+    from training.datasets import Clip, load_dataset
+    from training.fit import prepare_features
+    from training.windows import window
+
+    bundle = load_bundle(temporal_bundle)
+    capfd.readouterr()
+    head = make_head(bundle.model, bundle.fingerprint, "litert")
+    assert isinstance(head, LiteRTModel), capfd.readouterr().err  # no fallback, so no `note:` either
+    interpreter = Interpreter(model_path=str(litert_file(bundle.model, bundle.fingerprint)))
+    ops = {op["op_name"] for op in interpreter._get_ops_details()}
+    # Builtin ops have upper-case names; custom and Flex (select TensorFlow) ops are CamelCase.
+    assert ops and all(re.fullmatch(r"[A-Z][A-Z0-9_]*", op) for op in ops), ops
+    assert not ops & {"WHILE", "CUSTOM", "DELEGATE"}, ops
+
+    clips = load_dataset(temporal_data).test[::8] + [Clip(CLIPS / "eye_makeup_320x240.avi", "", "")]
+    features, skipped, _, _ = prepare_features(clips, "efficientnet_lite0", None, None, 1, None, progress=False)
+    assert not skipped and len(features) == len(clips)
+    keras_head = compiled_call(bundle.model)
+    compared = 0
+    for clip_features in features.values():
+        for start, length in [(0, n) for n in (1, 2, 3, 7, 12, 19, 20)] + [(len(clip_features) - 20, 20)]:
+            frames, mask = window(clip_features, start, length, bundle.seq_len)
+            litert, keras_probs = head(frames[None], mask[None]), keras_head(frames[None], mask[None])
+            np.testing.assert_allclose(litert, keras_probs, atol=1e-4, rtol=0)
+            compared += 1
+    assert compared == 8 * len(clips)

@@ -6,6 +6,7 @@ from pathlib import Path
 import click
 
 from live.cli import run_with_errors
+from training.model import DEFAULT_MODEL_KIND, MODEL_KINDS  # names only: no Keras import
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -51,8 +52,11 @@ bundle_runtime_option = click.option(
                    "backbone's own rate (movinet_a0_stream: 5), else the training clips' median rate].")
 @click.option("--epochs", type=click.IntRange(1), default=60, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--model", "model_kind", type=click.Choice(["motion", "reference"]), default="motion",
-              show_default=True, help="Sequence model: motion-aware head, or the reference GRU.")
+@click.option("--model", "model_kind", type=click.Choice(MODEL_KINDS), default=DEFAULT_MODEL_KIND,
+              show_default=True,
+              help="Sequence model: gru (a GRU over the frame-to-frame changes, beside the window's "
+                   "appearance and motion summaries), motion (the summaries alone), or reference "
+                   "(the Keras example's GRU(16) -> GRU(8)).")
 @click.option("--split", type=click.IntRange(1, 3), default=1, show_default=True, help="UCF101 split.")
 @click.option("--classes", help="Comma-separated subset of classes.")
 @click.option("--test-fraction", type=click.FloatRange(0, 1), default=0.25, show_default=True,
@@ -150,7 +154,7 @@ def _predict(weights, videos, backbone_weights, runtime, top_k, as_json):
     import numpy as np
 
     from training.features import sampled_frame_indices
-    from training.windows import every_window, predict_clip
+    from training.windows import predict_clip, predict_every_window
 
     classifier = _load(weights, runtime, backbone_weights)
     labels, seq_len = classifier.bundle.labels, classifier.bundle.seq_len
@@ -164,7 +168,7 @@ def _predict(weights, videos, backbone_weights, runtime, top_k, as_json):
         if as_json:
             # Every window live holds on this clip, keyed by the source frame that completes it,
             # so that a live run's record for that frame can be checked against it.
-            every = classifier.head(*every_window(features[video], seq_len))
+            every = predict_every_window(classifier.head, features[video], seq_len)
             ends = sampled_frame_indices(video, _frame_path(classifier), len(every))
             click.echo(json.dumps({"video": video, **{
                 name: {"label": labels[int(np.argmax(p))], "probs": [float(v) for v in p]}

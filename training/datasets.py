@@ -147,7 +147,7 @@ def grouped_split(clips, fraction, seed):
 
 def dataset_relative(path, data_dir):
     """A clip's path as the manifest records it: relative to the dataset folder when inside it."""
-    path, root = Path(path).resolve(), Path(data_dir).resolve()
+    path, root = Path(path).absolute(), Path(data_dir).absolute()  # not resolve(): symlinked clips keep their names
     return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
 
 
@@ -161,14 +161,18 @@ def split_record(dataset, data_dir, split, classes, test_fraction, seed):
 
 def recorded_test_split(data_dir, record, split=None, seed=None):
     """The test clips of `data_dir` as a bundle's manifest records them (see split_record).
-    An explicit `split` or `seed` makes a new split instead."""
-    if split is not None or seed is not None or not record:
-        return load_dataset(data_dir, split=split or 1, seed=seed or 0)
-    dataset = load_dataset(data_dir, split=record["ucf_split"], classes=record["classes"],
-                           test_fraction=record["test_fraction"], seed=record["seed"])
-    if dataset.layout != record["layout"]:
+    An explicit `seed` (or, for UCF101, `split`) makes a new split; what is not given still comes
+    from the record (classes, test fraction)."""
+    record = record or {}
+    fresh = seed is not None or (split is not None and split != record.get("ucf_split", split))
+    dataset = load_dataset(data_dir, split=split or record.get("ucf_split") or 1, classes=record.get("classes"),
+                           test_fraction=record.get("test_fraction", 0.25),
+                           seed=seed if seed is not None else record.get("seed", 0))
+    if fresh or "test_clips" not in record:
+        return dataset
+    if dataset.layout != record.get("layout"):
         raise UserError(f"{data_dir} is laid out as {dataset.layout}, but the model was trained on a "
-                        f"{record['layout']} dataset; give the dataset it was trained on, or --seed to split anew")
+                        f"{record.get('layout')} dataset; give the dataset it was trained on, or --seed to split anew")
     wanted = set(record["test_clips"])
     clips = {dataset_relative(c.path, data_dir): c for c in dataset.train + dataset.test}
     missing = sorted(wanted - set(clips))

@@ -17,7 +17,7 @@ from live.quiet import keras
 from live.runtimes import compiled_call, make_embedder
 from training.datasets import grouped_split, load_dataset, split_record
 from training.features import FeatureCache, FramePath, extract_features
-from training.model import build_sequence_model
+from training.model import DEFAULT_MODEL_KIND, build_sequence_model
 from training.report import classification_metrics, confusion_png, curves_png, metrics_text
 from training.windows import predict_clip, training_windows
 
@@ -67,7 +67,7 @@ def evaluate_clips(head, clips, features, labels, seq_len):
 
 
 def fit(data, out, backbone="inception_v3", backbone_weights=None, runtime=None, seq_len=20,
-        frame_step=1, frame_rate=None, epochs=60, seed=0, model_kind="motion", batch_size=64,
+        frame_step=1, frame_rate=None, epochs=60, seed=0, model_kind=DEFAULT_MODEL_KIND, batch_size=64,
         windows_per_clip=24, val_fraction=0.2, test_fraction=0.25, split=1, classes=None, force=False,
         cache_root=None, min_frames=5, shuffle_frames=False, progress=True, description=None):
     started = time.perf_counter()

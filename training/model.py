@@ -10,16 +10,22 @@
   within-pair for one branch, 89-91% for two).
 - "reference": the Keras example's GRU(16) -> GRU(8) -> Dropout(0.4) -> Dense(8) head.
 """
-from live.quiet import keras
 import numpy as np
 
-from live.sequence_layers import TemporalStats
-
-MODEL_KINDS = ("motion", "reference")
+# The one registry of model kinds; `train fit --model` offers these, the first is its default.
+# This module imports Keras only inside build_sequence_model, so the CLI can read the names
+# without loading TensorFlow.
+MODEL_KINDS = ("gru", "motion", "reference")
+DEFAULT_MODEL_KIND = MODEL_KINDS[0]
 APPEARANCE_UNITS = 8
+CHANGE_UNITS = 16
+GRU_UNITS = 16
 
 
 def build_sequence_model(kind, seq_len, feature_size, num_classes, feature_mean=None, feature_var=None):
+    from live.quiet import keras
+    from live.sequence_layers import FrameChanges, TemporalStats
+
     features = keras.Input((seq_len, feature_size), name="features")
     mask = keras.Input((seq_len,), dtype="bool", name="mask")
     if feature_mean is None:
@@ -27,7 +33,7 @@ def build_sequence_model(kind, seq_len, feature_size, num_classes, feature_mean=
     normalised = keras.layers.Normalization(mean=np.asarray(feature_mean, np.float32).tolist(),
                                             variance=np.asarray(feature_var, np.float32).tolist(),
                                             name="standardise")(features)
-    if kind == "motion":
+    if kind in ("gru", "motion"):
         appearance, motion = TemporalStats(name="temporal_stats")([normalised, mask])
         appearance = keras.layers.Dropout(0.7)(appearance)
         appearance = keras.layers.Dense(APPEARANCE_UNITS, activation="relu", name="appearance",
@@ -35,10 +41,15 @@ def build_sequence_model(kind, seq_len, feature_size, num_classes, feature_mean=
         motion = keras.layers.Dropout(0.5)(motion)
         motion = keras.layers.Dense(16, activation="relu", name="motion",
                                     kernel_regularizer=keras.regularizers.l2(1e-3))(motion)
-        x = keras.layers.Dropout(0.3)(keras.layers.Concatenate()([appearance, motion]))
+        branches = [appearance, motion]
+        if kind == "gru":
+            branches.append(_change_gru(keras, FrameChanges, normalised, mask))
+        x = keras.layers.Dropout(0.3)(keras.layers.Concatenate()(branches))
     elif kind == "reference":
-        x = keras.layers.GRU(16, return_sequences=True)(normalised, mask=mask)
-        x = keras.layers.GRU(8)(x)
+        # unroll: a fixed-length loop of builtin ops that LiteRT runs, not a while loop of
+        # TensorList ops it can't; the same weights and results either way.
+        x = keras.layers.GRU(16, return_sequences=True, unroll=True)(normalised, mask=mask)
+        x = keras.layers.GRU(8, unroll=True)(x)
         x = keras.layers.Dropout(0.4)(x)
         x = keras.layers.Dense(8, activation="relu")(x)
     else:
@@ -48,3 +59,15 @@ def build_sequence_model(kind, seq_len, feature_size, num_classes, feature_mean=
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
     return model
+
+
+def _change_gru(keras, FrameChanges, normalised, mask):
+    """GRU(16) reading the window's frame-to-frame changes in order: each change, normalised
+    per window and projected to 16 numbers, with its size beside it."""
+    changes, sizes, valid = FrameChanges(name="frame_changes")([normalised, mask])
+    changes = keras.layers.Dropout(0.5)(changes)
+    changes = keras.layers.Dense(CHANGE_UNITS, name="change_projection",
+                                 kernel_regularizer=keras.regularizers.l2(1e-3))(changes)
+    steps = keras.layers.Concatenate()([changes, sizes])
+    state = keras.layers.GRU(GRU_UNITS, unroll=True, name="gru")(steps, mask=valid)
+    return keras.layers.Dropout(0.3)(state)

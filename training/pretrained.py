@@ -37,7 +37,10 @@ def make_pretrained_bundle(backbone, labels, out, backbone_weights=None, force=F
     spec = get_backbone(backbone)
     if not spec.streaming:
         raise UserError(f"{backbone} has no classifier of its own to run; train one with `train fit`")
-    names = [line.strip() for line in Path(labels).read_text().splitlines() if line.strip()]
+    try:
+        names = [line.strip() for line in Path(labels).read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read --labels {labels}: {exc}") from None
     if len(names) != spec.feature_size:
         raise UserError(f"{labels} has {len(names)} labels; {backbone} has {spec.feature_size} classes")
     model_file = load_backbone_model(backbone, backbone_weights)

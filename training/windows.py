@@ -46,13 +46,19 @@ def clip_window_starts(count, seq_len):
     return starts
 
 
-def every_window(features, seq_len):
-    """The window live holds after each sampled frame i: frames max(0, i-seq_len+1)..i, partial
-    (padded, masked) while the buffer fills, then shifting by one frame. Returns features
-    (N, T, F) and mask (N, T), one per sampled frame."""
-    pairs = [window(features, max(0, end - seq_len + 1), min(end + 1, seq_len), seq_len)
-             for end in range(len(features))]
+def every_window(features, seq_len, ends):
+    """The window live holds after each sampled frame i in `ends`: frames max(0, i-seq_len+1)..i,
+    partial (padded, masked) while the buffer fills, then shifting by one frame. Returns
+    features (N, T, F) and mask (N, T)."""
+    pairs = [window(features, max(0, end - seq_len + 1), min(end + 1, seq_len), seq_len) for end in ends]
     return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
+
+
+def predict_every_window(head, features, seq_len, chunk=256):
+    """Probabilities for every window of a clip, `chunk` windows at a time, so a long clip
+    never holds all its windows in memory at once."""
+    return np.concatenate([head(*every_window(features, seq_len, range(start, min(start + chunk, len(features)))))
+                           for start in range(0, len(features), chunk)])
 
 
 def predict_clip(head, features, seq_len):
