@@ -200,9 +200,12 @@ def _load(f, path):
         if storage is None or storage.data is not None:
             raise UnsafeCheckpointError(f"{path} lists storage {key!r} that no tensor uses, or twice")
         (numel,) = struct.unpack("<q", f.read(8).ljust(8, b"\0"))
-        if numel != storage.numel or numel * storage.dtype.itemsize > file_size - f.tell():
-            raise UnsafeCheckpointError(f"{path}: storage {key!r} says {numel} elements, but its "
-                                        f"reference says {storage.numel} or the file is shorter")
+        if numel != storage.numel:
+            raise UnsafeCheckpointError(f"{path}: storage {key!r} says {numel} elements, its reference "
+                                        f"{storage.numel}")
+        if numel * storage.dtype.itemsize > file_size - f.tell():
+            raise UnsafeCheckpointError(f"{path} is truncated: storage {key!r} needs "
+                                        f"{numel * storage.dtype.itemsize} bytes, fewer are left")
         raw = f.read(numel * storage.dtype.itemsize)
         storage.data = np.frombuffer(raw, dtype=storage.dtype)
     if isinstance(tree, dict) and isinstance(tree.get("state_dict"), dict):
