@@ -118,34 +118,49 @@ def main():
     parser.add_argument("--folds", default=",".join(str(i) for i in range(len(FOLDS))))
     parser.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "temporal-eval"),
                         help="Where the clips are written (kept for reruns).")
-    parser.add_argument("--out", default=str(ROOT / "bench-results" / "temporal_eval.json"))
+    parser.add_argument("--out", default=str(ROOT / "bench-results" / "temporal_eval.json"),
+                        help="Results, rewritten after every run; runs already in it are not repeated.")
     args = parser.parse_args()
     models = args.models.split(",")
     seeds = [int(s) for s in args.seeds.split(",")]
     folds = [int(f) for f in args.folds.split(",")]
+    variants = args.variants.split(",")
     work = Path(args.work)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
 
-    results = []
-    for variant in args.variants.split(","):
+    def key(row):
+        return row["variant"], row["fold"], row["model"], row["seed"]
+
+    # Each run takes minutes on a small CPU: keep what earlier invocations measured.
+    done = {key(r): r for r in (json.loads(out.read_text()) if out.exists() else [])}
+    for variant in variants:
         pool = make_pool(work, variant)
-        features = pool_features(pool)
+        features = None
         for fold in folds:
             split = make_split(pool, work, variant, fold)
             for model in models:
                 for seed in seeds:
+                    if (variant, fold, model, seed) in done:
+                        continue
+                    features = features or pool_features(pool)
                     started = time.perf_counter()
-                    with tempfile.TemporaryDirectory() as out:
-                        report = fit(split, Path(out) / "bundle", backbone=BACKBONE, seed=seed,
+                    with tempfile.TemporaryDirectory() as folder:
+                        report = fit(split, Path(folder) / "bundle", backbone=BACKBONE, seed=seed,
                                      model_kind=model, progress=False)
-                        per_pair, mean = within_pair(Path(out) / "bundle", split, features)
+                        per_pair, mean = within_pair(Path(folder) / "bundle", split, features)
                     keras.backend.clear_session()
                     row = dict(variant=variant, fold=fold, model=model, seed=seed, mean=mean, pairs=per_pair,
                                best_epoch=report["best_epoch"], seconds=round(time.perf_counter() - started, 1))
-                    results.append(row)
+                    done[key(row)] = row
+                    out.write_text(json.dumps(list(done.values()), indent=1) + "\n")
                     print(f"{variant:5} fold {fold} {model:9} seed {seed}: {mean:.3f}  "
                           + "  ".join(f"{v:.2f}" for v in per_pair.values())
                           + f"  (epoch {row['best_epoch']}, {row['seconds']} s)", file=sys.stderr, flush=True)
 
+    results = sorted((r for r in done.values() if r["variant"] in variants and r["fold"] in folds
+                      and r["model"] in models and r["seed"] in seeds),
+                     key=lambda r: (variants.index(r["variant"]), r["fold"], models.index(r["model"]), r["seed"]))
     pairs = [f"{a}/{b}" for a, b in temporal_clips.PAIRS]
     print("\nwithin-pair accuracy on held-out photos (first window)")
     print(f"{'variant':7} {'fold':4} {'model':9} {'seed':4} {'mean':>5}  " + "  ".join(f"{p:>20}" for p in pairs))
@@ -166,9 +181,7 @@ def main():
             sub = [r for r in rows if r["variant"] == variant]
             print(f"  {variant:5} mean {np.mean([r['mean'] for r in sub]):.3f}  "
                   + "  ".join(f"{p} {np.mean([r['pairs'][p] for r in sub]):.2f}" for p in pairs))
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
-    print(f"\nwrote {args.out}")
+    print(f"\nresults in {out}")
 
 
 if __name__ == "__main__":
