@@ -11,6 +11,7 @@ import queue
 import sys
 import threading
 from collections import defaultdict, deque
+from contextlib import closing
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,18 +125,40 @@ def clip_features(path, embedder, frame_path):
 _DONE = object()
 
 
-def _decode_ahead(videos, frame_path, out):
-    """Reader thread: decode clip after clip into `out`, marking each clip's end or failure."""
-    for video in videos:
+class _Stopped(Exception):
+    """The consumer has gone (Ctrl-C, an error): the reader thread winds down."""
+
+
+def _put(out, item, stop):
+    """Put into the bounded queue, giving up once `stop` is set, so the reader never blocks
+    forever on a consumer that has left."""
+    while not stop.is_set():
         try:
-            for batch in sampled_frames(video, frame_path):
-                out.put((video, batch))
-            out.put((video, _DONE))
-        except UserError as exc:
-            out.put((video, exc))
-        except Exception as exc:  # a decoder fault on one bad file must not stop the run
-            out.put((video, UserError(f"{type(exc).__name__}: {exc}")))
-    out.put((None, _DONE))
+            out.put(item, timeout=0.1)
+            return
+        except queue.Full:
+            pass
+    raise _Stopped
+
+
+def _decode_ahead(videos, frame_path, out, stop):
+    """Reader thread: decode clip after clip into `out`, marking each clip's end or failure."""
+    try:
+        for video in videos:
+            try:
+                with closing(sampled_frames(video, frame_path)) as batches:
+                    for batch in batches:
+                        _put(out, (video, batch), stop)
+                _put(out, (video, _DONE), stop)
+            except UserError as exc:
+                _put(out, (video, exc), stop)
+            except _Stopped:
+                raise
+            except Exception as exc:  # a decoder fault on one bad file must not stop the run
+                _put(out, (video, UserError(f"{type(exc).__name__}: {exc}")), stop)
+        _put(out, (None, _DONE), stop)
+    except _Stopped:
+        pass  # the decoder of the clip in hand was closed on the way out
 
 
 def _take_batch(pending, size):
@@ -176,8 +199,9 @@ def extract_features(videos, embedder, frame_path, cache, min_frames=1, progress
     bar = tqdm(total=len(videos), initial=len(videos) - len(todo), unit="clip", desc="features",
                disable=not progress, file=sys.stderr, dynamic_ncols=True)
     frames_done, started = 0, time.perf_counter()
-    decoded = queue.Queue(maxsize=8)
-    threading.Thread(target=_decode_ahead, args=(todo, frame_path, decoded), daemon=True).start()
+    decoded, stop = queue.Queue(maxsize=8), threading.Event()
+    reader = threading.Thread(target=_decode_ahead, args=(todo, frame_path, decoded, stop), daemon=True)
+    reader.start()
     pending, waiting, embedded, streams = deque(), 0, defaultdict(list), {}
 
     def finish_clips():
@@ -198,33 +222,39 @@ def extract_features(videos, embedder, frame_path, cache, min_frames=1, progress
                 tqdm.write(f"warning: skipping {video}: {skipped[video]}", file=sys.stderr)
             bar.update(1)
 
-    reading = True
-    while reading or waiting:
-        if reading:
-            video, item = decoded.get()
-            if video is None:
-                reading = False
-            else:
-                pending.append((video, item))
-                waiting += len(item) if isinstance(item, np.ndarray) else 0
-        if embedder.stateful:  # each clip through a state of its own, in order, as live does it
-            for video, item in pending:
-                if isinstance(item, np.ndarray):
-                    embedded[video].append(streams.setdefault(video, embedder.stream())(item))
-                    frames_done += len(item)
-            pending = deque(entry for entry in pending if not isinstance(entry[1], np.ndarray))
-            waiting = 0
-        while waiting >= BATCH or (waiting and not reading):
-            parts, owners, pending = _take_batch(pending, BATCH)
-            output = embedder(np.concatenate(parts))
-            offset = 0
-            for owner, count in owners:
-                embedded[owner].append(output[offset:offset + count])
-                offset += count
-            waiting -= offset
-            frames_done += offset
-            bar.set_postfix(fps=f"{frames_done / (time.perf_counter() - started):.0f}", refresh=False)
-        finish_clips()
+    try:
+        reading = True
+        while reading or waiting:
+            if reading:
+                video, item = decoded.get()
+                if video is None:
+                    reading = False
+                else:
+                    pending.append((video, item))
+                    waiting += len(item) if isinstance(item, np.ndarray) else 0
+            if embedder.stateful:  # each clip through a state of its own, in order, as live does it
+                for video, item in pending:
+                    if isinstance(item, np.ndarray):
+                        embedded[video].append(streams.setdefault(video, embedder.stream())(item))
+                        frames_done += len(item)
+                pending = deque(entry for entry in pending if not isinstance(entry[1], np.ndarray))
+                waiting = 0
+            while waiting >= BATCH or (waiting and not reading):
+                parts, owners, pending = _take_batch(pending, BATCH)
+                output = embedder(np.concatenate(parts))
+                offset = 0
+                for owner, count in owners:
+                    embedded[owner].append(output[offset:offset + count])
+                    offset += count
+                waiting -= offset
+                frames_done += offset
+                bar.set_postfix(fps=f"{frames_done / (time.perf_counter() - started):.0f}", refresh=False)
+            finish_clips()
+    finally:
+        # On Ctrl-C or an error the reader must end before the interpreter does: a thread
+        # left inside the decoder at exit aborts the process ("terminate called ...").
+        stop.set()
+        reader.join(timeout=10)
     finish_clips()
     bar.close()
     return features, skipped, {"frames": frames_done, "seconds": time.perf_counter() - started}
