@@ -5,15 +5,20 @@
     for result in model.stream("clip.mp4", max_frames=60):
         print(result.label, result.score, result.top(3))
         record = result.to_dict()                        # exactly the `--jsonl` record
+
+`model.stream([a, b, 0])` reads several sources side by side, as `live --file a --file b
+--camera 0` does; each result's `stream` names its source.
 """
 import os
+import threading
 from collections.abc import Iterable
 
 import numpy as np
 
 from live.bundle import default_bundle_path
-from live.pipeline import classify, load_classifier, warm_up
-from live.sources import ArraySource, open_source, paced
+from live.errors import UserError
+from live.pipeline import classify_streams, load_classifier, warm_up
+from live.sources import ArraySource, Feed, open_source
 
 
 def open_any(source, fps=None):
@@ -54,20 +59,53 @@ class Model:
     def manifest(self):
         return self.classifier.bundle.manifest
 
-    def stream(self, source, max_frames=None, smooth=1, fps=None, max_fps=None):
-        """Yield one Result per frame of `source`; `fps` gives numpy frames their timestamps
-        (25 if not given); `max_fps` caps the rate frames are taken at. A source opened here is
-        closed when the loop ends, however it ends."""
-        opened, owned = open_any(source, fps)
-        frames = paced(opened.frames(), max_fps) if max_fps else opened.frames()
+    def stream(self, source, max_frames=None, smooth=1, fps=None, max_fps=None, names=None):
+        """Yield one Result per frame of `source`, or of each of a list of sources read side by
+        side (each result's `stream` says whose). `max_frames` and `max_fps` hold per stream;
+        `fps` gives numpy frames their timestamps (25 if not given); `names` overrides the
+        streams' names. Sources opened here are closed when the loop ends, however it ends. A
+        source that fails part-way ends its own stream; the others go on, and the first
+        failure is raised once they are done."""
+        sources = list(source) if isinstance(source, (list, tuple)) else [source]
+        if not sources:
+            raise ValueError("no source given")
+        opened, feeds, arrived = [], [], threading.Event()
         try:
-            for count, result in enumerate(classify(self.classifier, frames, smooth=smooth), 1):
-                yield result
-                if max_frames and count >= max_frames:
-                    break
+            for item in sources:
+                opened.append(open_any(item, fps))
+            names = list(names) if names else unique_names(stream_name(item) for item in sources)
+            feeds += [Feed(source, name, max_fps, max_frames) for (source, _), name in zip(opened, names)]
+            for source, _ in opened:
+                if source.live:
+                    source.arrived = arrived
+            yield from classify_streams(self.classifier, feeds, smooth, arrived)
+            failures = [feed.failure for feed in feeds if feed.failure]
+            if len(failures) == 1:
+                raise failures[0]
+            if failures:
+                raise UserError("; ".join(str(failure) for failure in failures), exit_code=1)
         finally:
-            if owned:  # a source the caller opened is the caller's to close
-                opened.close()
+            for feed in feeds:
+                feed.close()
+            for source, owned in opened:
+                if owned:  # a source the caller opened is the caller's to close
+                    source.close()
+
+
+def stream_name(source):
+    """A stream's name in results and events: the source as given (a path, a URL, a camera index)."""
+    if isinstance(source, (str, os.PathLike, int, np.integer)):
+        return os.fspath(source) if isinstance(source, os.PathLike) else str(source)
+    return getattr(source, "name", "frames")
+
+
+def unique_names(names):
+    """The same source given twice is two streams: the second is NAME#2, and so on."""
+    seen, unique = {}, []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        unique.append(name if seen[name] == 1 else f"{name}#{seen[name]}")
+    return unique
 
 
 def load(weights=None, runtime=None, backbone_weights=None):

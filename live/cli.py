@@ -65,24 +65,30 @@ def run_with_errors(function, *args, **kwargs):
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--camera", type=int, metavar="INDEX", help="Read a webcam (0 is the first).")
-@click.option("--file", "file", metavar="PATH|URL", help="Read a video file, or an http/rtsp stream.")
+@click.option("--camera", "cameras", type=int, multiple=True, metavar="INDEX",
+              help="Read a webcam (0 is the first). Repeat for several.")
+@click.option("--file", "files", multiple=True, metavar="PATH|URL",
+              help="Read a video file, or an http/rtsp stream. Repeat for several: they run side by side, "
+                   "in one grid window.")
 @click.option("--weights", metavar="DIR", help="Model bundle folder [default: the shipped weights/default].")
 @click.option("--runtime", type=click.Choice(["litert", "litert-int8", "keras", "openvino-int8"]),
               help="How the backbone runs [default: litert; keras on backends other than TensorFlow]; "
                    "openvino-int8 runs the bundle's int8 backbone (see `train quantize`).")
 @click.option("--backbone-weights", metavar="FILE", help="Local ImageNet weights for the bundle's backbone.")
 @click.option("--display/--no-display", default=None, help="Show a window [default: when a screen exists].")
-@click.option("--output", metavar="PATH", help="Write the annotated video (.mp4 or .avi).")
+@click.option("--output", metavar="PATH",
+              help="Write the annotated video (.mp4 or .avi). With several streams, one per stream: "
+                   "out.mp4 becomes out-1.mp4, out-2.mp4, … in stream order (files first, then cameras).")
 @click.option("--jsonl", metavar="PATH", help="Write one JSON object per frame; '-' for stdout.")
 @click.option("--top-k", type=click.IntRange(1), default=3, show_default=True, help="Labels listed on screen.")
 @click.option("--smooth", type=click.IntRange(1), default=1, show_default=True,
               help="Average the last N probability vectors.")
 @click.option("--threshold", type=click.FloatRange(0, 1), default=0.0, show_default=True,
               help="Below this score, show 'uncertain'.")
-@click.option("--max-frames", type=click.IntRange(1), help="Stop after N frames.")
+@click.option("--max-frames", type=click.IntRange(1), help="Stop after N frames (of each stream).")
 @click.option("--loop", is_flag=True, help="Replay a file without end (kiosks, demos); Ctrl-C or --max-frames stops.")
-@click.option("--max-fps", type=click.FloatRange(min=0, min_open=True), help="Take at most N frames a second.")
+@click.option("--max-fps", type=click.FloatRange(min=0, min_open=True),
+              help="Take at most N frames a second (of each stream).")
 @click.option("--events", metavar="PATH",
               help="Write one JSON object per label segment (stream, label, start, end, peak_score, frames); "
                    "'-' for stdout.")
@@ -98,21 +104,26 @@ def main(**options):
     sys.exit(run_with_errors(run, **options))
 
 
-def run(camera, file, weights, runtime, backbone_weights, display, output, jsonl, top_k, smooth,
+def run(cameras, files, weights, runtime, backbone_weights, display, output, jsonl, top_k, smooth,
         threshold, max_frames, loop, max_fps, events, event_min_duration, event_min_score):
-    from live.api import load
+    from live.api import load, unique_names
     from live.display import Window, screen_problem
     from live.events import EventTracker, EventWriter
-    from live.outputs import JsonlWriter, RunSummary, VideoOutput
-    from live.render import OverlayRenderer
+    from live.outputs import JsonlWriter, RunSummary, VideoOutput, numbered_paths, summary_text
+    from live.render import GridView, OverlayRenderer
     from live.sources import open_source
     from live.status import OverlayStatus
 
+    if not files and not cameras:
+        raise UserError("give an input: --camera INDEX or --file PATH_OR_URL (each may be repeated)")
     stop = StopRequest()
-    source = open_source(camera=camera, file=file, loop=loop)
-    stop.callbacks.append(source.interrupt)
-    closers = [source.close]
+    names = unique_names([*files, *(str(camera) for camera in cameras)])
+    sources, closers = [], []
     try:
+        for given in [{"file": file} for file in files] + [{"camera": camera} for camera in cameras]:
+            sources.append(open_source(**given, loop=loop))
+            stop.callbacks.append(sources[-1].interrupt)
+            closers.append(sources[-1].close)
         model = load(weights, runtime, backbone_weights)  # the Python API: one code path
         problem = screen_problem() if display is not False else None
         if problem:
@@ -120,58 +131,68 @@ def run(camera, file, weights, runtime, backbone_weights, display, output, jsonl
         window = Window() if display is not False and not problem else None
         if window:
             closers.append(window.close)
+        grid = GridView(names) if window and len(names) > 1 else None
         jsonl_writer = JsonlWriter(jsonl) if jsonl else None
         if jsonl_writer:
             closers.append(jsonl_writer.close)
-        event_writer = EventWriter(events, EventTracker(file if file is not None else str(camera),
-                                                        event_min_duration, event_min_score)) if events else None
+        trackers = {name: EventTracker(name, event_min_duration, event_min_score) for name in names}
+        event_writer = EventWriter(events, trackers) if events else None
         if event_writer:
-            closers.append(event_writer.close)  # closes the last segment, Ctrl-C included
-        video = VideoOutput(output, source.size, source.fps) if output else None
-        if video:
-            closers.append(video.close)
+            closers.append(event_writer.close)  # closes the last segments, Ctrl-C included
+        videos = {}
+        for name, source, path in zip(names, sources, numbered_paths(output, len(names)) if output else []):
+            videos[name] = VideoOutput(path, source.size, source.fps)
+            closers.append(videos[name].close)
         renderer = OverlayRenderer(top_k=top_k, threshold=threshold, min_height=480 if window else 0)
 
-        summary, started = RunSummary(), time.perf_counter()
-        status = OverlayStatus(source, max_fps)
-        failure, exhausted = None, False
+        summaries = {name: RunSummary() for name in names}
+        statuses = {name: OverlayStatus(source, max_fps) for name, source in zip(names, sources)}
+        started, shown = time.perf_counter(), 0.0
+        failure = None
         stop.in_loop = True  # from here a signal is a flag: the loop ends and the outputs close
         try:
-            for result in model.stream(source, smooth=smooth, max_fps=max_fps):  # the Python API's own loop
+            results = model.stream(sources, max_frames=max_frames, smooth=smooth, max_fps=max_fps, names=names)
+            for result in results:  # the Python API's own loop
+                status = statuses[result.stream]
                 status.update(result)
+                video = videos.get(result.stream)
                 if window or video:
                     drawn = time.perf_counter()
                     annotated = renderer.draw(result.frame.image, result, status.as_dict())
                     result.timings["draw"] = (time.perf_counter() - drawn) * 1000
                     if video:
                         video.write(annotated, result.frame.timestamp)
-                    if window and not window.show(annotated):
-                        break
+                    if grid:
+                        grid.put(result.stream, annotated)
+                    # A grid is shown at most 30 times a second, whatever the streams' total rate.
+                    if window and (not grid or drawn - shown >= 1 / 30):
+                        shown = drawn
+                        if not window.show(grid.image if grid else annotated):
+                            break
                 if event_writer:
                     event_writer.update(result)
                 if jsonl_writer:
                     jsonl_writer.write(result)
                 if any(writer and writer.reader_gone for writer in (jsonl_writer, event_writer)):
                     break  # stdout's reader went away: nothing more is wanted
-                summary.add(result)
-                if stop or (max_frames and summary.classified >= max_frames):
+                summaries[result.stream].add(result)
+                if stop:
                     break
-            else:
-                exhausted = True
-        except UserError as exc:  # the source failed part-way: keep what was done, then report
+            results.close()  # stop the other streams now, before the outputs close
+        except UserError as exc:  # a source failed part-way: keep what was done, then report
             failure = exc
         elapsed = time.perf_counter() - started
     finally:
         with contextlib.ExitStack() as stack:  # every closer runs, even if one fails
             for close in closers:
                 stack.callback(close)
-    click.echo(summary.text(source.frames_read, elapsed), err=True)
+    click.echo(summary_text(summaries, sources, videos, elapsed), err=True)
     if failure:
         raise failure
-    truncated = source.stopped_early() if exhausted else None
+    truncated = [f"{source.name} stopped decoding after {early[0]} of {early[1]} frames"
+                 for source in sources if (early := source.stopped_early())]
     if truncated:
-        raise UserError(f"{source.name} stopped decoding after {truncated[0]} of {truncated[1]} frames; "
-                        "the rest of the file is damaged or missing", exit_code=1)
+        raise UserError(f"{'; '.join(truncated)}; the rest of the file is damaged or missing", exit_code=1)
     if stop.signal == signal.SIGINT:
         return EXIT_INTERRUPTED
     return 0

@@ -78,10 +78,11 @@ class EventTracker:
 
 
 class EventWriter:
-    """One JSON object per event, flushed as it closes; `-` is stdout."""
+    """One JSON object per event, flushed as it closes; `-` is stdout. `trackers` holds one
+    EventTracker per stream, by stream name."""
 
-    def __init__(self, path, tracker):
-        self.tracker = tracker
+    def __init__(self, path, trackers):
+        self.trackers = trackers
         self.lines = JsonLines(path, "--events")
 
     @property
@@ -89,12 +90,13 @@ class EventWriter:
         return self.lines.reader_gone
 
     def update(self, result):
-        for event in self.tracker.update(result):
+        for event in self.trackers[result.stream].update(result):
             self.lines.write(event)
 
     def close(self):
         try:
-            for event in self.tracker.finish():
-                self.lines.write(event)
+            for tracker in self.trackers.values():
+                for event in tracker.finish():
+                    self.lines.write(event)
         finally:
             self.lines.close()

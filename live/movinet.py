@@ -12,11 +12,14 @@ reset_every/2 .. reset_every frames. Live and training both go through it, frame
 from the start of the stream (or clip), so their features are identical.
 """
 import hashlib
+import threading
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
+from live.cpus import usable_cpus
 from live.errors import UserError
 from live.files import written_atomically
 from live.quiet import native_stderr_silenced
@@ -72,6 +75,7 @@ class MoViNetModel:
         from ai_edge_litert.interpreter import Interpreter
 
         self.path = Path(path)
+        self._announced = False
         self.fingerprint = file_sha256(path)[:16]
         try:
             with native_stderr_silenced():
@@ -98,8 +102,12 @@ class MoViNetModel:
 
     def step(self, image, state):
         """One frame (172, 172, 3) float32 in 0..1 -> (logits (600,), the next state)."""
-        with native_stderr_silenced():  # the first invoke is where XNNPACK announces itself
+        if self._announced:
             outputs = self._runner(image=image[None, None], **state)
+        else:
+            with native_stderr_silenced():  # the first invoke is where XNNPACK announces itself
+                outputs = self._runner(image=image[None, None], **state)
+            self._announced = True
         return outputs["logits"][0], {name: outputs[name] for name in self._state_specs}
 
 
@@ -122,8 +130,10 @@ class StaggeredStates:
             return 0
         return (self.frames_seen - offset) % self.reset_every + 1
 
-    def __call__(self, images):
-        """images: (N, 172, 172, 3) uint8 RGB, in stream order -> features (N, 600) float32."""
+    def __call__(self, images, model=None):
+        """images: (N, 172, 172, 3) uint8 RGB, in stream order -> features (N, 600) float32.
+        `model` runs it on another interpreter of the same file (the state is ours, not its)."""
+        model = model or self.model
         features = np.empty((len(images), CLASSES), np.float32)
         for row, image in enumerate(np.asarray(images, np.float32) / 255.0):
             histories = [self._history(0), self._history(1)]
@@ -132,8 +142,8 @@ class StaggeredStates:
                 if histories[which] == 0:
                     continue
                 if histories[which] == 1:
-                    self._states[which] = self.model.initial_state()
-                logits, self._states[which] = self.model.step(image, self._states[which])
+                    self._states[which] = model.initial_state()
+                logits, self._states[which] = model.step(image, self._states[which])
                 if which == read:
                     features[row] = logits
             self.frames_seen += 1
@@ -152,6 +162,28 @@ class MoViNetEmbedder:
         self.reset_every = reset_every
         # The policy changes the features, so it is part of what names them in caches.
         self.numerics = f"stream-reset{reset_every}"
+        self._pool = None
+        self._worker = threading.local()
 
     def stream(self):
         return StaggeredStates(self.model, self.reset_every)
+
+    def embed_streams(self, jobs):
+        """[(stream's StaggeredStates, images)] -> [features]. The int8 model does not batch
+        (XNNPACK fails to reshape it past batch 1), so streams run side by side instead: one
+        interpreter per worker thread, as many workers as usable CPUs. Each call carries its
+        stream's state, so any interpreter serves any stream, and LiteRT lets go of the GIL
+        while it runs (2 threads: 0.57x the time per step of one, on 2 cores)."""
+        if len(jobs) == 1 or usable_cpus() == 1:
+            return [states(images) for states, images in jobs]
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=usable_cpus(), thread_name_prefix="movinet")
+        return list(self._pool.map(lambda job: job[0](job[1], self._worker_model()), jobs))
+
+    def _worker_model(self):
+        model = getattr(self._worker, "model", None)
+        if model is None:
+            model = self._worker.model = MoViNetModel(self.model.path)
+            if model.fingerprint != self.model.fingerprint:  # the file changed since it was checked
+                raise UserError(f"{self.model.path} changed while in use; start again")
+        return model

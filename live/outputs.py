@@ -92,6 +92,7 @@ class VideoOutput:
     MAX_GAP_S = 5.0  # a stalled source is shown frozen for at most this long, not for hours
 
     def __init__(self, path, size, fps):
+        self.path = path
         self.fps = fps if fps and 0 < fps < 1000 else 25.0
         # yuv420p halves the chroma resolution, so H.264 needs even sizes.
         self.size = (size[0] - size[0] % 2, size[1] - size[1] % 2) if _is_mp4(path) else size
@@ -185,3 +186,30 @@ class RunSummary:
             ranked = sorted(self.top_labels.unique_elements(), key=self.top_labels.count, reverse=True)
             lines.append("top label: " + ", ".join(f"{label} {self.top_labels.count(label)}" for label in ranked))
         return "\n".join(lines)
+
+
+def numbered_paths(path, count):
+    """Where --output writes each stream's video: PATH itself for one stream; for several,
+    out.mp4 becomes out-1.mp4, out-2.mp4, … in stream order."""
+    if count == 1:
+        return [path]
+    root, extension = os.path.splitext(path)
+    return [f"{root}-{number}{extension}" for number in range(1, count + 1)]
+
+
+def summary_text(summaries, sources, videos, elapsed_s):
+    """The closing summary: as is for one stream; for several, a block per stream (with the
+    video it wrote) and a line for all of them together."""
+    if len(summaries) == 1:
+        (summary,), (source,) = summaries.values(), sources
+        return summary.text(source.frames_read, elapsed_s)
+    blocks = []
+    for (name, summary), source in zip(summaries.items(), sources):
+        written = f" -> {videos[name].path}" if name in videos else ""
+        lines = summary.text(source.frames_read, elapsed_s).splitlines()
+        blocks.append(f"stream {name}{written}:\n" + "\n".join("  " + line for line in lines))
+    classified = sum(summary.classified for summary in summaries.values())
+    fps = classified / elapsed_s if elapsed_s > 0 else 0.0
+    blocks.append(f"all {len(summaries)} streams: frames read {sum(s.frames_read for s in sources)}, "
+                  f"classified {classified}, {fps:.1f} fps")
+    return "\n".join(blocks)

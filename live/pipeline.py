@@ -25,6 +25,7 @@ class Result:
     probs: np.ndarray        # smoothed probabilities, in label order
     sampled: bool            # whether this frame entered the buffer
     timings: dict = field(default_factory=dict)  # milliseconds per step, and latency_ms
+    stream: str = "frames"   # the source as given: a path, a URL or a camera index
 
     @property
     def top_index(self):
@@ -45,6 +46,7 @@ class Result:
     def to_dict(self):
         """The record `live --jsonl` writes for this frame."""
         return {
+            "stream": self.stream,
             "frame": self.frame.index,
             "time": round(self.frame.timestamp, 4),
             "filled": self.filled,
@@ -91,30 +93,77 @@ def warm_up(classifier):
     classifier.head(buffer.features, buffer.mask)
 
 
-def classify(classifier, frames, smooth=1):
-    """Yield one Result per frame of `frames` (Frame objects, in order)."""
-    manifest = classifier.bundle.manifest
-    embed = classifier.embedder.stream()  # this stream's own state, for a streaming backbone
-    sampler = TimeSampler(manifest["frame_step"], manifest.get("frame_rate"))
-    buffer = EmbeddingBuffer(manifest["seq_len"], manifest["feature_size"])
-    recent = deque(maxlen=max(1, smooth))
-    labels = classifier.bundle.labels
-    probs = None
-    for frame in frames:
-        timings = {"read": frame.read_ms, "preprocess": 0.0, "embed": 0.0, "gru": 0.0}
-        sampled = sampler.keep(frame.timestamp)
-        if sampled:
+class StreamClassifier:
+    """One stream's own sampler, buffer, backbone state and smoothing: streams read side by
+    side share the classifier and nothing else, so each one's results are those of a run on
+    it alone."""
+
+    def __init__(self, classifier, name, smooth=1):
+        manifest = classifier.bundle.manifest
+        self.classifier = classifier
+        self.name = name
+        self.embed = classifier.embedder.stream()  # this stream's own state, for a streaming backbone
+        self.sampler = TimeSampler(manifest["frame_step"], manifest.get("frame_rate"))
+        self.buffer = EmbeddingBuffer(manifest["seq_len"], manifest["feature_size"])
+        self.recent = deque(maxlen=max(1, smooth))
+        self.probs = None
+
+    def prepare(self, frame):
+        """The frame as model input (S, S, 3), or None when the sampler skips it."""
+        if not self.sampler.keep(frame.timestamp):
+            return None
+        return to_model_input(frame.image, self.classifier.image_size)
+
+    def update(self, frame, features, timings):
+        """The Result for `frame`, given its features (None when it was not sampled), or None
+        while nothing has been sampled yet."""
+        if features is not None:
+            self.buffer.append(features)
             started = time.perf_counter()
-            image = to_model_input(frame.image, classifier.image_size)[None]
-            embedded = time.perf_counter()
-            buffer.append(embed(image)[0])
-            predicted = time.perf_counter()
-            recent.append(classifier.head(buffer.features, buffer.mask)[0])
-            finished = time.perf_counter()
-            timings.update(preprocess=(embedded - started) * 1000, embed=(predicted - embedded) * 1000,
-                           gru=(finished - predicted) * 1000)
-            probs = np.mean(recent, axis=0) if len(recent) > 1 else recent[0]
-        if probs is None:
-            continue  # nothing sampled yet (only when the first frames are skipped)
+            self.recent.append(self.classifier.head(self.buffer.features, self.buffer.mask)[0])
+            timings["gru"] = (time.perf_counter() - started) * 1000
+            self.probs = np.mean(self.recent, axis=0) if len(self.recent) > 1 else self.recent[0]
+        if self.probs is None:
+            return None  # nothing sampled yet (only when the first frames are skipped)
         timings["latency_ms"] = (time.perf_counter() - frame.read_at) * 1000
-        yield Result(frame, labels, buffer.seq_len, buffer.filled, probs, sampled, timings)
+        return Result(frame, self.classifier.bundle.labels, self.buffer.seq_len, self.buffer.filled, self.probs,
+                      features is not None, timings, self.name)
+
+
+def classify_streams(classifier, feeds, smooth=1, arrived=None):
+    """Yield one Result per frame of each of `feeds` (live.sources.Feed), until all have ended.
+
+    Each turn takes the frame each stream has ready: a file's next frame, a live source's
+    newest. The frames sampled in a turn go through the backbone together, as one batch for
+    an image backbone (see `embed_streams`). With no frame ready, it waits on `arrived` (the
+    Event live sources set on a new frame) or until a --max-fps turn is due."""
+    streams = [StreamClassifier(classifier, feed.name, smooth) for feed in feeds]
+    while not all(feed.ended for feed in feeds):
+        if arrived is not None:
+            arrived.clear()  # before polling: a frame that comes after the poll sets it again
+        now = time.perf_counter()
+        turn = [(stream, frame) for stream, feed in zip(streams, feeds) if (frame := feed.poll(now)) is not None]
+        if not turn:
+            due = [feed.due - now for feed in feeds if not feed.ended and feed.due > now]
+            wait = min([0.05, *due])
+            if arrived is not None:
+                arrived.wait(wait)
+            elif due:
+                time.sleep(wait)
+            continue
+        started = time.perf_counter()
+        images = [stream.prepare(frame) for stream, frame in turn]
+        jobs = [(stream.embed, image[None]) for (stream, _), image in zip(turn, images) if image is not None]
+        prepared = time.perf_counter()
+        embedded = iter(classifier.embedder.embed_streams(jobs) if jobs else [])
+        finished = time.perf_counter()
+        share = 1 / max(len(jobs), 1)  # each sampled frame's share of the turn's work
+        for (stream, frame), image in zip(turn, images):
+            timings = {"read": frame.read_ms, "preprocess": 0.0, "embed": 0.0, "gru": 0.0}
+            features = None
+            if image is not None:
+                features = next(embedded)[0]
+                timings.update(preprocess=(prepared - started) * 1000 * share, embed=(finished - prepared) * 1000 * share)
+            result = stream.update(frame, features, timings)
+            if result is not None:
+                yield result

@@ -3,24 +3,38 @@ beneath Python's reach. `native_stderr_silenced` hides it where we know it comes
 user's terminal holds only our own lines. Python exceptions still surface normally."""
 import os
 import sys
+import threading
 from contextlib import contextmanager
+
+_lock = threading.Lock()
+_depth = 0      # how many threads are inside; the first saves fd 2, the last puts it back
+_saved = None
 
 
 @contextmanager
 def native_stderr_silenced():
+    """Thread-safe: were two threads to save and restore fd 2 each on their own, one could save
+    the other's /dev/null and put it back for good, and stderr would be lost."""
+    global _depth, _saved
     if os.environ.get("LIVE_DEBUG"):
         yield
         return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
+    with _lock:
+        if _depth == 0:
+            sys.stderr.flush()
+            _saved = os.dup(2)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 2)
+            os.close(devnull)
+        _depth += 1
     try:
         yield
     finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
+        with _lock:
+            _depth -= 1
+            if _depth == 0:
+                os.dup2(_saved, 2)
+                os.close(_saved)
 
 
 with native_stderr_silenced():

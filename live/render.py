@@ -1,4 +1,6 @@
 """The renderer: the one place that draws on frames."""
+import math
+
 import cv2
 import numpy as np
 
@@ -60,3 +62,34 @@ class OverlayRenderer:
             thickness = 2 if size >= 1.0 else 1
             cv2.putText(image, text, (x, y), FONT, size * scale, text_colour, thickness, cv2.LINE_AA)
         return image
+
+
+class GridView:
+    """Several streams in one picture: each stream's latest annotated frame, letterboxed into a
+    cell of its own in stream order (left to right, top to bottom), its name along the bottom."""
+
+    CELL = (640, 480)
+
+    def __init__(self, names):
+        self.cells = {name: index for index, name in enumerate(names)}
+        self.columns = math.ceil(math.sqrt(len(names)))
+        rows = math.ceil(len(names) / self.columns)
+        width, height = self.CELL
+        self.image = np.zeros((rows * height, self.columns * width, 3), np.uint8)
+        for name in names:
+            self.put(name, np.zeros((height, width, 3), np.uint8))
+
+    def put(self, name, image):
+        width, height = self.CELL
+        row, column = divmod(self.cells[name], self.columns)
+        cell = self.image[row * height:(row + 1) * height, column * width:(column + 1) * width]
+        factor = min(width / image.shape[1], height / image.shape[0])
+        fitted = cv2.resize(image, (max(1, round(image.shape[1] * factor)), max(1, round(image.shape[0] * factor))),
+                            interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR)
+        top, left = (height - fitted.shape[0]) // 2, (width - fitted.shape[1]) // 2
+        cell[:] = 0
+        cell[top:top + fitted.shape[0], left:left + fitted.shape[1]] = fitted
+        caption = name if len(name) <= 60 else "..." + name[-57:]
+        (text_width, text_height), _ = cv2.getTextSize(caption, FONT, 0.5, 1)
+        cell[height - text_height - 12:, :text_width + 12] //= 4  # darken behind the name
+        cv2.putText(cell, caption, (6, height - 7), FONT, 0.5, WHITE, 1, cv2.LINE_AA)

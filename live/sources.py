@@ -15,6 +15,7 @@ import numpy as np
 
 from live.errors import UserError
 
+ENDED = object()  # what a live source's take() gives once it has ended
 DEFAULT_FPS = 25.0  # assumed when a file does not say its frame rate, or says nonsense
 URL_SCHEMES = ("http://", "https://", "rtsp://", "rtsps://", "rtmp://", "udp://", "tcp://", "srt://")
 
@@ -56,6 +57,7 @@ class FileSource:
         self._first = first
         self.frames_read = 0
         self.dropped = 0
+        self.decoded_to_end = False
 
     def frames(self):
         """Yield Frames with their own read time attached."""
@@ -76,10 +78,11 @@ class FileSource:
             read_ms = (time.perf_counter() - started) * 1000
             if not ok:
                 image = None
+        self.decoded_to_end = True
 
     def stopped_early(self):
         """(frames read, frames expected) when decoding stopped well before the container's count."""
-        if self.loop:
+        if self.loop or not self.decoded_to_end:  # stopped by us (--max-frames, Ctrl-C), not by the file
             return None
         expected = self.frame_count
         if expected > 0 and self.frames_read < expected - max(2, expected // 50):
@@ -134,6 +137,7 @@ class _LatestFrameSource:
 
     live = True
     reconnect_attempts = 0
+    arrived = None  # an Event set on each new frame, so one loop can wait on several sources
 
     def __init__(self, name):
         self.name = name
@@ -189,6 +193,11 @@ class _LatestFrameSource:
                 self._condition.notify_all()
         finally:
             self._capture.release()
+            self._wake()  # an ended reader is news too: the loop must see the failure or end
+
+    def _wake(self):
+        if self.arrived is not None:
+            self.arrived.set()
 
     def _read_frames(self):
         index = 1
@@ -205,6 +214,7 @@ class _LatestFrameSource:
                 with self._condition:
                     self._failure = self._lost_message()
                     self._condition.notify_all()
+                self._wake()
                 return
             now = time.perf_counter()
             frame = Frame(index, now - self._started, image, now, (now - started) * 1000)
@@ -214,29 +224,37 @@ class _LatestFrameSource:
                 self._latest = frame
                 self.frames_read += 1
                 self._condition.notify_all()
+            self._wake()
             index += 1
 
+    def take(self, timeout=0.0):
+        """The newest frame not handed out yet, waiting up to `timeout` seconds for one: None
+        if none came, ENDED once the source was closed or interrupted. Raises UserError when
+        it failed (after handing out the last frame it got)."""
+        with self._condition:
+            if self._latest is None and self._failure is None and not self._closing.is_set() \
+                    and not self._interrupted and timeout > 0:
+                self._condition.wait(timeout=timeout)
+            if self._latest is None:
+                if self._failure:
+                    raise UserError(self._failure, exit_code=1)
+                return ENDED if self._closing.is_set() or self._interrupted else None
+            frame, self._latest = self._latest, None
+        self.frames_delivered += 1
+        return frame
+
     def frames(self):
-        while True:
-            with self._condition:
-                while self._latest is None and self._failure is None and not self._closing.is_set() \
-                        and not self._interrupted:
-                    self._condition.wait(timeout=0.5)
-                if self._latest is None:
-                    if self._failure:
-                        raise UserError(self._failure, exit_code=1)
-                    return
-                frame, self._latest = self._latest, None
-            self.frames_delivered += 1
-            yield frame
+        while (frame := self.take(timeout=0.5)) is not ENDED:
+            if frame is not None:
+                yield frame
 
     def stopped_early(self):
         return None
 
     def interrupt(self):
         """Called from a signal handler, so it only sets a flag (an Event would take a lock the
-        interrupted code may hold): frames() ends at its next wake-up, within 0.5 s, and the
-        close() that follows cuts a reconnect backoff short."""
+        interrupted code may hold): frames() ends at its next wake-up, within 0.5 s, take()
+        at its next call, and the close() that follows cuts a reconnect backoff short."""
         self._interrupted = True
 
     def close(self):
@@ -288,20 +306,49 @@ class StreamSource(_LatestFrameSource):
                 f"{self.reconnect_attempts} reconnect attempts")
 
 
-def paced(frames, max_fps):
-    """Hand out `frames` no faster than `max_fps` a second (a file replayed at a steady rate,
-    or a cap on the work a fast camera makes); a live source drops what comes in between."""
-    period, due, iterator = 1.0 / max_fps, time.perf_counter(), iter(frames)
-    while True:
-        wait = due - time.perf_counter()
-        if wait > 0:  # wait first, then take the frame: a live source's newest, not one held back
-            time.sleep(wait)
+class Feed:
+    """One source as one stream of a loop that reads several in turn. `poll()` never waits on
+    a live source (a stalled camera must not hold up a file beside it), and spaces frames
+    `1 / max_fps` apart: a file is replayed at that rate, a live source drops what comes in
+    between. A source that fails ends its own stream only; the failure is kept for the end."""
+
+    def __init__(self, source, name, max_fps=None, max_frames=None):
+        self.source = source
+        self.name = name
+        self.max_frames = max_frames
+        self.taken = 0
+        self.ended = False
+        self.failure = None
+        self._period = 1.0 / max_fps if max_fps else 0.0
+        self.due = time.perf_counter()
+        self._frames = None if source.live else iter(source.frames())
+
+    def poll(self, now):
+        """The next frame, or None when none is ready yet (or the stream has ended)."""
+        if self.ended or now < self.due:
+            return None
         try:
-            frame = next(iterator)
-        except StopIteration:
-            return
-        due = max(due + period, time.perf_counter() - period)  # no burst to catch up after a stall
-        yield frame
+            frame = self.source.take() if self.source.live else next(self._frames, ENDED)
+        except UserError as exc:
+            self.failure, self.ended = exc, True
+            return None
+        if frame is ENDED:
+            self.ended = True
+            return None
+        if frame is None:
+            return None
+        self.taken += 1
+        if self.max_frames and self.taken >= self.max_frames:
+            self.ended = True
+        if self._period:  # no burst to catch up after a stall
+            self.due = max(self.due + self._period, time.perf_counter() - self._period)
+        return frame
+
+    def close(self):
+        """End the stream; a file's decoding generator is closed now, not whenever it is collected."""
+        self.ended = True
+        if self._frames is not None:
+            self._frames.close()
 
 
 def is_url(text):
