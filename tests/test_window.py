@@ -4,7 +4,10 @@ import os
 import re
 import shutil
 import subprocess
+import time
 
+import cv2
+import numpy as np
 import pytest
 
 from conftest import CLIPS, wait_for
@@ -16,7 +19,7 @@ pytestmark = pytest.mark.skipif(not all(shutil.which(t) for t in ("Xvfb", "impor
 @pytest.fixture
 def display():
     number = 90 + os.getpid() % 9
-    server = subprocess.Popen(["Xvfb", f":{number}", "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
+    server = subprocess.Popen(["Xvfb", f":{number}", "-screen", "0", "1600x1200x24", "-nolisten", "tcp"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     assert wait_for(lambda: subprocess.run(["xdpyinfo", "-display", f":{number}"], capture_output=True).returncode == 0,
                     30, interval=0.2), "Xvfb did not start"
@@ -31,6 +34,13 @@ def find_window(env, timeout=90):
         return found.stdout.split()[0] if found.stdout.strip() else None
 
     return wait_for(search, timeout, interval=0.3)
+
+
+def press_q(window, env):
+    """Press q in live's window. With no window manager the keyboard follows the pointer, so
+    the pointer goes into the window first."""
+    subprocess.run(["xdotool", "mousemove", "--window", window, "20", "20"], env=env, timeout=10)
+    subprocess.run(["xdotool", "key", "q"], env=env, timeout=10)
 
 
 def overlay_text(window, env, folder):
@@ -65,7 +75,7 @@ def test_window_shows_label_and_quits_on_q(display, lite_bundle, tmp_path):
         text = wait_for(labelled_overlay, 60, interval=0.5) or overlay_text(window, env, tmp_path)
         assert label.search(text), text  # a label and its score
         assert stats.search(text), text  # the frame rate and latency line
-        subprocess.run(["xdotool", "key", "q"], env=env, timeout=10)  # to the focused window: live's
+        press_q(window, env)
         _, stderr = process.communicate(timeout=30)
     finally:
         process.kill()
@@ -73,3 +83,32 @@ def test_window_shows_label_and_quits_on_q(display, lite_bundle, tmp_path):
     assert "frames read" in stderr
     read = int(stderr.split("frames read ")[1].split(",")[0])
     assert read < 1200  # it quit on q, before the clip ended
+
+
+def test_grid_window_shows_every_stream(display, tmp_path):
+    env = {**os.environ, "DISPLAY": display, "QT_QPA_PLATFORM": "xcb"}
+    process = subprocess.Popen(["live", "--file", str(CLIPS / "arm_wrestling.mp4"), "--file",
+                                str(CLIPS / "pool_cleaning.mp4"), "--file", str(CLIPS / "basketball.mp4"),
+                                "--loop", "--max-fps", "20"],
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        window = find_window(env)
+        assert window, process.stderr.read() if process.poll() is not None else "no window appeared"
+        geometry = subprocess.run(["xdotool", "getwindowgeometry", window], env=env, capture_output=True,
+                                  text=True).stdout
+        assert "1280x960" in geometry, geometry  # three streams: a 2 x 2 grid of 640 x 480 cells
+        time.sleep(3)  # the streams are past their first frames
+        shot = tmp_path / "grid.png"
+        subprocess.run(["import", "-window", window, str(shot)], env=env, check=True)
+        image = cv2.imread(str(shot))
+        cells = [image[r * 480:(r + 1) * 480, c * 640:(c + 1) * 640] for r in (0, 1) for c in (0, 1)]
+        assert all(cell.std() > 20 for cell in cells[:3]), [cell.std() for cell in cells]  # a picture in each
+        assert cells[3].max() == 0  # the fourth cell has no stream
+        # The cells show different clips, not one stream three times.
+        assert min(np.abs(cells[a].astype(int) - cells[b]).mean() for a, b in ((0, 1), (0, 2), (1, 2))) > 10
+        press_q(window, env)
+        _, stderr = process.communicate(timeout=30)
+        assert process.returncode == 0, stderr
+        assert "all 3 streams" in stderr
+    finally:
+        process.kill()
