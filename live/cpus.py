@@ -43,9 +43,16 @@ def own_cgroup_limit(mount="/sys/fs/cgroup", membership="/proc/self/cgroup"):
 
 
 def usable_cpus():
+    """CPUs for this process's threads. LIVE_CPUS caps it: a worker that shares a machine with
+    others (a Ray actor given one CPU) must not start a thread per core."""
+    try:
+        cap = int(os.environ.get("LIVE_CPUS", "0"))
+    except ValueError:
+        cap = 0
     try:
         count = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # not on Linux
         count = os.cpu_count() or 1
     limit = own_cgroup_limit()
-    return max(1, min(count, limit) if limit else count)
+    count = min(count, limit) if limit else count
+    return max(1, min(count, cap) if cap > 0 else count)

@@ -3,14 +3,17 @@
 so memory stays flat however long the source runs."""
 import time
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from live.backbones import fingerprint, get_backbone, load_backbone_model
 from live.buffer import EmbeddingBuffer
+from live.cpus import usable_cpus
 from live.bundle import check_fingerprint, load_bundle
 from live.frames import TimeSampler, to_model_input
+from live.sources import Feed, FrameIterable
 from live.runtimes import int8_backbone, make_embedder, make_head
 
 STEPS = ("read", "preprocess", "embed", "gru")
@@ -130,6 +133,11 @@ class StreamClassifier:
                       features is not None, timings, self.name)
 
 
+def classify(classifier, frames, smooth=1, name="frames"):
+    """One stream of Frame objects, in order, through the same loop as several."""
+    return classify_streams(classifier, [Feed(FrameIterable(frames, name), name)], smooth)
+
+
 def classify_streams(classifier, feeds, smooth=1, arrived=None):
     """Yield one Result per frame of each of `feeds` (live.sources.Feed), until all have ended.
 
@@ -138,11 +146,32 @@ def classify_streams(classifier, feeds, smooth=1, arrived=None):
     an image backbone (see `embed_streams`). With no frame ready, it waits on `arrived` (the
     Event live sources set on a new frame) or until a --max-fps turn is due."""
     streams = [StreamClassifier(classifier, feed.name, smooth) for feed in feeds]
+    # Several streams are read and cropped side by side: decoding and resizing let go of the
+    # GIL, and on one thread they would leave the other cores idle between backbone calls.
+    pool = ThreadPoolExecutor(usable_cpus(), "reader") if len(feeds) > 1 and usable_cpus() > 1 else None
+    try:
+        yield from _turns(classifier, streams, feeds, arrived, pool)
+    finally:
+        if pool:
+            pool.shutdown()
+
+
+def _turns(classifier, streams, feeds, arrived, pool):
+    def read_and_prepare(stream, feed, now):
+        frame = feed.poll(now)
+        if frame is None:
+            return None
+        started = time.perf_counter()
+        image = stream.prepare(frame)
+        return stream, frame, image, (time.perf_counter() - started) * 1000
+
     while not all(feed.ended for feed in feeds):
         if arrived is not None:
             arrived.clear()  # before polling: a frame that comes after the poll sets it again
         now = time.perf_counter()
-        turn = [(stream, frame) for stream, feed in zip(streams, feeds) if (frame := feed.poll(now)) is not None]
+        polled = pool.map(read_and_prepare, streams, feeds, [now] * len(feeds)) if pool else \
+            map(read_and_prepare, streams, feeds, [now] * len(feeds))
+        turn = [entry for entry in polled if entry is not None]
         if not turn:
             due = [feed.due - now for feed in feeds if not feed.ended and feed.due > now]
             wait = min([0.05, *due])
@@ -151,19 +180,16 @@ def classify_streams(classifier, feeds, smooth=1, arrived=None):
             elif due:
                 time.sleep(wait)
             continue
-        started = time.perf_counter()
-        images = [stream.prepare(frame) for stream, frame in turn]
-        jobs = [(stream.embed, image[None]) for (stream, _), image in zip(turn, images) if image is not None]
-        prepared = time.perf_counter()
+        jobs = [(stream.embed, image[None]) for stream, _, image, _ in turn if image is not None]
+        embedding = time.perf_counter()
         embedded = iter(classifier.embedder.embed_streams(jobs) if jobs else [])
-        finished = time.perf_counter()
-        share = 1 / max(len(jobs), 1)  # each sampled frame's share of the turn's work
-        for (stream, frame), image in zip(turn, images):
+        share = (time.perf_counter() - embedding) * 1000 / max(len(jobs), 1)  # each sampled frame's share
+        for stream, frame, image, preprocess_ms in turn:
             timings = {"read": frame.read_ms, "preprocess": 0.0, "embed": 0.0, "gru": 0.0}
             features = None
             if image is not None:
                 features = next(embedded)[0]
-                timings.update(preprocess=(prepared - started) * 1000 * share, embed=(finished - prepared) * 1000 * share)
+                timings.update(preprocess=preprocess_ms, embed=share)
             result = stream.update(frame, features, timings)
             if result is not None:
                 yield result

@@ -131,6 +131,33 @@ class ArraySource:
         pass
 
 
+class FrameIterable:
+    """Frame objects already made (a benchmark's looped replay, a tool's own reader), as a
+    source: handed on in order, as a file's are."""
+
+    live = False
+
+    def __init__(self, frames, name="frames"):
+        self.name = name
+        self._frames = frames
+        self.frames_read = 0
+        self.dropped = 0
+
+    def frames(self):
+        for frame in self._frames:
+            self.frames_read += 1
+            yield frame
+
+    def interrupt(self):
+        """Nothing to do: the frame loop checks for a stop after every frame."""
+
+    def stopped_early(self):
+        return None
+
+    def close(self):
+        pass
+
+
 class _LatestFrameSource:
     """Base for live sources: a thread reads as fast as the source delivers and keeps the
     newest frame only. `frames()` hands out each new frame once, waiting for the next."""

@@ -8,6 +8,8 @@ import click
 from live.cli import run_with_errors
 from training.model import DEFAULT_MODEL_KIND, MODEL_KINDS  # names only: no Keras import
 
+ENGINE_NAMES = ("local", "ray")  # training.extract.ENGINES, named here without importing Keras
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main():
@@ -33,6 +35,29 @@ backbone_weights_option = click.option("--backbone-weights", metavar="FILE",
                                        help="Local ImageNet weights for the backbone.")
 runtime_option = click.option("--runtime", type=click.Choice(["litert", "litert-int8", "keras"]),
                               help="How the backbone runs [default: litert; keras on other backends].")
+cache_option = click.option("--cache", "cache_root", metavar="DIR",
+                            help="Feature cache folder [default: $LIVE_CACHE_DIR/features, else ~/.cache/live/features].")
+
+
+def _options(*decorators):
+    """Several click options as one decorator, for options that commands share."""
+    def apply(function):
+        for decorator in reversed(decorators):
+            function = decorator(function)
+        return function
+    return apply
+
+
+frame_options = _options(
+    click.option("--frame-step", type=click.IntRange(1), default=1, show_default=True),
+    click.option("--frame-rate", type=click.FloatRange(min=0, min_open=True), default=None,
+                 help="Sample frames by timestamp at frame-rate/frame-step per second [default: the "
+                      "backbone's own rate (movinet_a0_stream: 5), else the training clips' median rate]."))
+dataset_options = _options(
+    click.option("--split", type=click.IntRange(1, 3), default=1, show_default=True, help="UCF101 split."),
+    click.option("--classes", help="Comma-separated subset of classes."),
+    click.option("--test-fraction", type=click.FloatRange(0, 1), default=0.25, show_default=True,
+                 help="Held out for testing when the dataset has no test split."))
 bundle_runtime_option = click.option(
     "--runtime", type=click.Choice(["litert", "litert-int8", "keras", "openvino-int8"]),
     help="How the backbone runs [default: litert; keras on other backends]; openvino-int8 runs the "
@@ -46,10 +71,7 @@ bundle_runtime_option = click.option(
 @backbone_weights_option
 @runtime_option
 @click.option("--seq-len", type=click.IntRange(2), default=20, show_default=True)
-@click.option("--frame-step", type=click.IntRange(1), default=1, show_default=True)
-@click.option("--frame-rate", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Sample frames by timestamp at frame-rate/frame-step per second [default: the "
-                   "backbone's own rate (movinet_a0_stream: 5), else the training clips' median rate].")
+@frame_options
 @click.option("--epochs", type=click.IntRange(1), default=60, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--model", "model_kind", type=click.Choice(MODEL_KINDS), default=DEFAULT_MODEL_KIND,
@@ -57,12 +79,9 @@ bundle_runtime_option = click.option(
               help="Sequence model: gru (a GRU over the frame-to-frame changes, beside the window's "
                    "appearance and motion summaries), motion (the summaries alone), or reference "
                    "(the Keras example's GRU(16) -> GRU(8)).")
-@click.option("--split", type=click.IntRange(1, 3), default=1, show_default=True, help="UCF101 split.")
-@click.option("--classes", help="Comma-separated subset of classes.")
-@click.option("--test-fraction", type=click.FloatRange(0, 1), default=0.25, show_default=True,
-              help="Held out for testing when the dataset has no test split.")
+@dataset_options
 @click.option("--shuffle-frames", is_flag=True, help="Ablation: shuffle frames inside each training window.")
-@click.option("--cache", "cache_root", metavar="DIR", help="Feature cache folder.")
+@cache_option
 @click.option("--description", help="What this model is, for its manifest.")
 @click.option("--force", is_flag=True, help="Replace an existing bundle.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
@@ -71,6 +90,30 @@ def fit(quiet, **options):
     from training.fit import fit as fit_bundle
 
     _run(_ignoring_result(fit_bundle), progress=not quiet, **options)
+
+
+@main.command()
+@click.option("--data", required=True, metavar="DIR", help="Dataset folder (layout detected).")
+@backbone_option
+@backbone_weights_option
+@runtime_option
+@frame_options
+@dataset_options
+@click.option("--seed", type=int, default=0, show_default=True, help="For a held-out split (the same as fit's).")
+@cache_option
+@click.option("--engine", type=click.Choice(list(ENGINE_NAMES)), default="local", show_default=True,
+              help="local: this process; ray: Ray actors, here or on a cluster (pip install 'live[distributed]').")
+@click.option("--address", metavar="ADDR",
+              help="Join a running Ray cluster ('auto', or HOST:PORT); without it a local Ray is started.")
+@click.option("--workers", type=click.IntRange(1), metavar="N",
+              help="Ray actors, one CPU each [default: 2 locally; the cluster's CPUs with --address].")
+@click.option("--quiet", is_flag=True, help="No progress output.")
+def extract(quiet, **options):
+    """Fill the feature cache that fit, evaluate and predict read, here or on a Ray cluster. The
+    cache must be on storage every worker sees (LIVE_CACHE_DIR or --cache)."""
+    from training.extract import extract as extract_features
+
+    _run(_ignoring_result(extract_features), progress=not quiet, **options)
 
 
 def _load(weights, runtime, backbone_weights):

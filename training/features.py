@@ -257,4 +257,4 @@ def extract_features(videos, embedder, frame_path, cache, min_frames=1, progress
         reader.join(timeout=10)
     finish_clips()
     bar.close()
-    return features, skipped, {"frames": frames_done, "seconds": time.perf_counter() - started}
+    return features, skipped, {"clips": len(todo), "frames": frames_done, "seconds": time.perf_counter() - started}

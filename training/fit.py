@@ -53,6 +53,14 @@ def median_frame_rate(clips):
     return round(float(np.median(rates)), 3) if rates else None
 
 
+def training_frame_rate(backbone, frame_rate, train_clips):
+    """The rate clips are sampled at: the one given, else a streaming backbone's own rate,
+    else the training clips' median rate. Live samples its sources by timestamp at the rate
+    the bundle records, as the training clips were. `extract` uses it too, so its cache
+    entries are the ones `fit` looks for."""
+    return frame_rate or get_backbone(backbone).frame_rate or median_frame_rate(train_clips)
+
+
 def evaluate_clips(head, clips, features, labels, seq_len):
     """Metrics for the first window (the reference's way) and for the mean over all windows."""
     index = {label: i for i, label in enumerate(labels)}
@@ -78,9 +86,7 @@ def fit(data, out, backbone="inception_v3", backbone_weights=None, runtime=None,
     log(f"dataset {data}: {dataset.layout} layout, {len(dataset.classes)} classes, "
         f"{len(dataset.train)} train and {len(dataset.test)} test clips")
 
-    # Live samples its sources by timestamp at this rate, as the training clips were sampled: a
-    # streaming backbone's own rate, else the clips' median rate.
-    frame_rate = frame_rate or get_backbone(backbone).frame_rate or median_frame_rate(dataset.train)
+    frame_rate = training_frame_rate(backbone, frame_rate, dataset.train)
     features, skipped, frame_path, extraction = prepare_features(
         dataset.train + dataset.test, backbone, backbone_weights, runtime, frame_step, frame_rate,
         cache_root, min_frames, progress)

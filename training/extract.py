@@ -1,0 +1,218 @@
+"""`train extract`: fill the feature cache that `fit`, `evaluate` and `predict` read, on this
+machine or on a Ray cluster.
+
+Every engine runs the same `extract_features` (features.py) with the same frame path, so the
+cache keys and files are the ones `fit` would write, and a `fit` after an `extract` finds
+every clip cached. A clip is the unit of work.
+
+- `local`: one process, as `fit` does it.
+- `ray`: Ray actors, each loading its embedder once and taking clip after clip. `--address
+  auto` joins a running cluster (`ray start --head`, then `ray start --address …` on the
+  others); without it, a local Ray with `--workers` actors is started. Workers write straight
+  into the cache, which must then be on storage every machine sees at the same path (set
+  LIVE_CACHE_DIR or --cache); entries are written atomically, so concurrent workers, a
+  crashed worker or Ctrl-C leave only complete entries, and a rerun resumes.
+"""
+import os
+import socket
+import sys
+import time
+from dataclasses import asdict, dataclass
+
+from tqdm import tqdm
+
+from live.backbones import fingerprint, get_backbone, load_backbone_model
+from live.errors import UserError
+from live.runtimes import make_embedder
+from training.datasets import load_dataset
+from training.features import FeatureCache, FramePath, extract_features
+from training.fit import log, training_frame_rate
+
+MIN_FRAMES = 5  # fit's own default: a clip it would skip is not cached, so the rule must match
+
+
+@dataclass(frozen=True)
+class ExtractionJob:
+    """All a worker needs to build the very embedder and cache the driver planned with."""
+    backbone: str
+    backbone_weights: str | None
+    runtime: str | None
+    frame_path: FramePath
+    cache_root: str | None
+    min_frames: int = MIN_FRAMES
+
+
+class ClipExtractor:
+    """One worker: the embedder, loaded once, and the cache; `extract` takes a clip's path."""
+
+    def __init__(self, job):
+        model = load_backbone_model(job.backbone, job.backbone_weights)
+        weights_fingerprint = fingerprint(model)
+        if weights_fingerprint != job.frame_path.fingerprint:
+            raise UserError(f"the {job.backbone} weights on {socket.gethostname()} (fingerprint "
+                            f"{weights_fingerprint}) differ from the driver's ({job.frame_path.fingerprint}); "
+                            "give every machine the same weights")
+        self.job = job
+        self.embedder = make_embedder(model, weights_fingerprint, job.runtime)
+        self.cache = FeatureCache(job.frame_path, job.cache_root)
+        self.done = {"host": socket.gethostname(), "pid": os.getpid(), "clips": 0, "frames": 0, "seconds": 0.0,
+                     "skipped": 0}
+
+    def extract(self, video):
+        """Extract one clip into the cache: {"video", "frames", "seconds", "skipped": reason or None}."""
+        started = time.perf_counter()
+        _, skipped, timing = extract_features([video], self.embedder, self.job.frame_path, self.cache,
+                                              self.job.min_frames, progress=False)
+        seconds = time.perf_counter() - started
+        self.done["clips"] += 1
+        self.done["frames"] += timing["frames"]
+        self.done["seconds"] += seconds
+        self.done["skipped"] += bool(skipped)
+        return {"video": video, "frames": timing["frames"], "seconds": seconds, "skipped": skipped.get(video)}
+
+    def summary(self):
+        return dict(self.done)
+
+
+def plan(data, backbone, backbone_weights, runtime, frame_step, frame_rate, split, classes, test_fraction,
+         seed, cache_root):
+    """The dataset's clips and the job: the frame path `fit` would use with these options."""
+    dataset = load_dataset(data, split=split, classes=classes, test_fraction=test_fraction, seed=seed)
+    clips = sorted({str(clip.path) for clip in dataset.train + dataset.test})
+    log(f"dataset {data}: {dataset.layout} layout, {len(dataset.classes)} classes, {len(clips)} clips")
+    frame_rate = training_frame_rate(backbone, frame_rate, dataset.train)
+    model = load_backbone_model(backbone, backbone_weights)
+    weights_fingerprint = fingerprint(model)
+    numerics = make_embedder(model, weights_fingerprint, runtime).numerics
+    frame_path = FramePath(backbone, weights_fingerprint, get_backbone(backbone).image_size, frame_step, frame_rate,
+                           numerics)
+    return clips, ExtractionJob(backbone, backbone_weights, runtime, frame_path, cache_root)
+
+
+def extract_locally(job, clips, workers, address, progress):
+    extractor = ClipExtractor(job)
+    _, skipped, timing = extract_features(clips, extractor.embedder, job.frame_path, extractor.cache,
+                                                 job.min_frames, progress=progress)
+    worker = {"host": socket.gethostname(), "pid": os.getpid(), "clips": timing["clips"], "frames": timing["frames"],
+              "seconds": timing["seconds"], "skipped": len(skipped)}
+    return skipped, [worker]
+
+
+def extract_on_ray(job, clips, workers, address, progress):
+    try:
+        import ray
+    except ImportError:
+        raise UserError("--engine ray needs Ray: pip install 'live[distributed]' (or pip install ray)") from None
+    cache = FeatureCache(job.frame_path, job.cache_root)
+    todo = [clip for clip in clips if cache.get(clip) is None]  # a rerun resumes where the last one stopped
+    log(f"{len(clips) - len(todo)} of {len(clips)} clips already in the cache {cache.folder}")
+    if not todo:
+        return {}, []
+    try:
+        if address:
+            ray.init(address=address, logging_level="ERROR", log_to_driver=False)
+        else:
+            ray.init(num_cpus=workers or 2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise UserError(f"cannot start or join Ray at {address or 'a new local instance'}: "
+                        f"{str(exc).splitlines()[0][:200]}") from None
+    try:
+        count = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+        return _run_actors(ray, job, todo, count, progress)
+    finally:
+        ray.shutdown()
+
+
+@dataclass
+class _Slot:
+    actor: object
+    number: int
+
+
+def _run_actors(ray, job, todo, count, progress):
+    # One CPU per actor, and the embedder's threads to match: more would fight the other actors.
+    Worker = ray.remote(num_cpus=1, max_restarts=2, runtime_env={"env_vars": {"LIVE_CPUS": "1"}})(ClipExtractor)
+    actors = [Worker.remote(job) for _ in range(count)]
+    log(f"starting {count} ray workers (each loads the backbone once)")
+    try:
+        ray.get([actor.summary.remote() for actor in actors])  # ready: time the work, not the start-up
+    except ray.exceptions.RayError as exc:
+        raise UserError(_first_user_error(exc)) from None
+    pending, queue, skipped = {}, list(reversed(todo)), {}
+    bar = tqdm(total=len(todo), unit="clip", desc=f"features ({count} ray workers)", disable=not progress,
+               file=sys.stderr, dynamic_ncols=True)
+    frames, started = 0, time.perf_counter()
+
+    def submit(actor):
+        if queue:
+            clip = queue.pop()
+            pending[actor.extract.remote(clip)] = (actor, clip)
+
+    for actor in actors:  # two clips each in flight: the next one is there when one finishes
+        submit(actor)
+        submit(actor)
+    while pending:
+        ready, _ = ray.wait(list(pending), num_returns=1)
+        actor, clip = pending.pop(ready[0])
+        try:
+            outcome = ray.get(ready[0])
+        except ray.exceptions.RayActorError as exc:
+            if "UserError" in str(exc):
+                raise UserError(_first_user_error(exc)) from None
+            skipped[clip] = "the worker extracting it died (a crash in the decoder or the backbone?)"
+            tqdm.write(f"warning: skipping {clip}: {skipped[clip]}", file=sys.stderr)
+        except ray.exceptions.RayTaskError as exc:
+            raise UserError(_first_user_error(exc)) from None
+        else:
+            frames += outcome["frames"]
+            if outcome["skipped"]:
+                skipped[clip] = outcome["skipped"]
+                tqdm.write(f"warning: skipping {clip}: {skipped[clip]}", file=sys.stderr)
+        bar.update(1)
+        bar.set_postfix(fps=f"{frames / (time.perf_counter() - started):.0f}", refresh=False)
+        submit(actor)
+    bar.close()
+    summaries = []
+    for actor in actors:
+        try:
+            summaries.append(ray.get(actor.summary.remote()))
+        except ray.exceptions.RayError:
+            summaries.append({"host": "?", "pid": "?", "clips": 0, "frames": 0, "seconds": 0.0, "skipped": 0,
+                              "note": "died"})
+    return skipped, summaries
+
+
+def _first_user_error(exc):
+    """The `UserError` message inside a Ray exception, without Ray's traceback."""
+    text = str(exc)
+    for line in text.splitlines():
+        if "UserError:" in line:
+            return line.split("UserError:", 1)[1].strip()
+    return text.strip().splitlines()[-1][:300]
+
+
+ENGINES = {"local": extract_locally, "ray": extract_on_ray}
+
+
+def extract(data, backbone, engine="local", address=None, workers=None, backbone_weights=None, runtime=None,
+            frame_step=1, frame_rate=None, split=1, classes=None, test_fraction=0.25, seed=0, cache_root=None,
+            progress=True):
+    if engine == "local" and (workers not in (None, 1) or address):
+        raise UserError("--workers and --address are for --engine ray; the local engine is one process")
+    started = time.perf_counter()
+    clips, job = plan(data, backbone, backbone_weights, runtime, frame_step, frame_rate, split, classes,
+                      test_fraction, seed, cache_root)
+    skipped, workers_done = ENGINES[engine](job, clips, workers, address, progress)
+    seconds = time.perf_counter() - started
+    frames = sum(worker["frames"] for worker in workers_done)
+    log(f"extracted {frames} frames from {sum(w['clips'] for w in workers_done)} clips in {seconds:.1f} s "
+        f"({frames / seconds:.1f} frames/s overall), {len(skipped)} skipped")
+    for number, worker in enumerate(workers_done, 1):
+        rate = worker["frames"] / worker["seconds"] if worker["seconds"] else 0.0
+        log(f"  worker {number} ({worker['host']}, pid {worker['pid']}): {worker['clips']} clips, "
+            f"{worker['frames']} frames, {rate:.1f} frames/s busy, {worker['skipped']} skipped"
+            + (" (died)" if worker.get("note") else ""))
+    for video, reason in sorted(skipped.items()):
+        log(f"  skipped {video}: {reason}")
+    return {"frame_path": asdict(job.frame_path), "frames": frames, "seconds": seconds, "skipped": skipped,
+            "workers": workers_done}
