@@ -82,3 +82,24 @@ def test_local_engine_refuses_ray_options(small_data, tmp_path):
     process = run_command("train", "extract", "--data", small_data, *LITE0, "--cache", tmp_path / "c",
                           "--workers", 3)
     assert_clean_error(process, "--engine ray")
+
+
+def test_a_worker_killed_mid_run_loses_nothing(small_data, tmp_path):
+    cache = tmp_path / "cache"
+    process = subprocess.Popen(["train", "extract", "--data", str(small_data), *LITE0, "--cache", str(cache),
+                                "--engine", "ray", "--workers", "2", "--quiet"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_for(lambda: len(list(cache.rglob("*.npy"))) >= 2 or process.poll() is not None, 240)
+        workers = subprocess.run(["pgrep", "-f", "ray::ClipExtractor"], capture_output=True, text=True).stdout.split()
+        assert workers, "no Ray worker found"
+        subprocess.run(["kill", "-9", workers[0]], check=True)  # as a crash in native code would end it
+        _, stderr = process.communicate(timeout=300)
+    finally:
+        process.kill()
+    assert process.returncode == 0, stderr
+    assert "a worker died" in stderr and "(died)" in stderr, stderr  # said, and in the worker summaries
+    # Its clips went to the other workers: every good clip is in the cache, only the bad two skipped.
+    assert len(entries(cache)) == 18, stderr
+    skipped = [line for line in stderr.splitlines() if line.strip().startswith("skipped ")]
+    assert len(skipped) == 2, stderr

@@ -17,6 +17,7 @@ import os
 import socket
 import sys
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass
 
 from tqdm import tqdm
@@ -95,7 +96,7 @@ def extract_locally(job, clips, workers, address, progress):
                                                  job.min_frames, progress=progress)
     worker = {"host": socket.gethostname(), "pid": os.getpid(), "clips": timing["clips"], "frames": timing["frames"],
               "seconds": timing["seconds"], "skipped": len(skipped)}
-    return skipped, [worker]
+    return skipped, [worker], timing["seconds"]
 
 
 def extract_on_ray(job, clips, workers, address, progress):
@@ -107,7 +108,7 @@ def extract_on_ray(job, clips, workers, address, progress):
     todo = [clip for clip in clips if cache.get(clip) is None]  # a rerun resumes where the last one stopped
     log(f"{len(clips) - len(todo)} of {len(clips)} clips already in the cache {cache.folder}")
     if not todo:
-        return {}, []
+        return {}, [], 0.0
     try:
         if address:
             ray.init(address=address, logging_level="ERROR", log_to_driver=False)
@@ -123,44 +124,54 @@ def extract_on_ray(job, clips, workers, address, progress):
         ray.shutdown()
 
 
-@dataclass
-class _Slot:
-    actor: object
-    number: int
-
-
 def _run_actors(ray, job, todo, count, progress):
+    """Hand clips to `count` actors, two in flight each, until all are done. A worker that dies
+    (a crash in native code, a lost machine) is replaced, and the clips it held go to the
+    others; a clip that has killed two workers is skipped and listed."""
     # One CPU per actor, and the embedder's threads to match: more would fight the other actors.
-    Worker = ray.remote(num_cpus=1, max_restarts=2, runtime_env={"env_vars": {"LIVE_CPUS": "1"}})(ClipExtractor)
+    Worker = ray.remote(num_cpus=1, runtime_env={"env_vars": {"LIVE_CPUS": "1"}})(ClipExtractor)
     actors = [Worker.remote(job) for _ in range(count)]
     log(f"starting {count} ray workers (each loads the backbone once)")
     try:
         ray.get([actor.summary.remote() for actor in actors])  # ready: time the work, not the start-up
     except ray.exceptions.RayError as exc:
         raise UserError(_first_user_error(exc)) from None
-    pending, queue, skipped = {}, list(reversed(todo)), {}
+    pending, queue, skipped, deaths, lost = {}, list(reversed(todo)), {}, Counter(), []
     bar = tqdm(total=len(todo), unit="clip", desc=f"features ({count} ray workers)", disable=not progress,
                file=sys.stderr, dynamic_ncols=True)
     frames, started = 0, time.perf_counter()
 
-    def submit(actor):
+    def submit(slot):
         if queue:
             clip = queue.pop()
-            pending[actor.extract.remote(clip)] = (actor, clip)
+            pending[actors[slot].extract.remote(clip)] = (slot, actors[slot], clip)
 
-    for actor in actors:  # two clips each in flight: the next one is there when one finishes
-        submit(actor)
-        submit(actor)
+    for slot in range(count):  # two clips each in flight: the next one is there when one finishes
+        submit(slot)
+        submit(slot)
     while pending:
         ready, _ = ray.wait(list(pending), num_returns=1)
-        actor, clip = pending.pop(ready[0])
+        slot, actor, clip = pending.pop(ready[0])
         try:
             outcome = ray.get(ready[0])
         except ray.exceptions.RayActorError as exc:
             if "UserError" in str(exc):
                 raise UserError(_first_user_error(exc)) from None
-            skipped[clip] = "the worker extracting it died (a crash in the decoder or the backbone?)"
-            tqdm.write(f"warning: skipping {clip}: {skipped[clip]}", file=sys.stderr)
+            deaths[clip] += 1
+            if actors[slot] is actor:  # the first of its clips to come back: replace the worker
+                lost.append(actor)
+                if len(lost) > 2 * count + 2:
+                    raise UserError(f"Ray workers keep dying ({len(lost)} so far); the last: "
+                                    f"{str(exc).strip().splitlines()[0][:200]}") from None
+                tqdm.write(f"warning: a worker died while extracting {clip}; starting another, and its "
+                           "clips go to the others", file=sys.stderr)
+                actors[slot] = Worker.remote(job)
+            if deaths[clip] >= 2:
+                skipped[clip] = "two workers died extracting it (a crash in the decoder or the backbone?)"
+                tqdm.write(f"warning: skipping {clip}: {skipped[clip]}", file=sys.stderr)
+                bar.update(1)
+            else:
+                queue.append(clip)  # next out of the queue, to whichever worker asks first
         except ray.exceptions.RayTaskError as exc:
             raise UserError(_first_user_error(exc)) from None
         else:
@@ -168,18 +179,21 @@ def _run_actors(ray, job, todo, count, progress):
             if outcome["skipped"]:
                 skipped[clip] = outcome["skipped"]
                 tqdm.write(f"warning: skipping {clip}: {skipped[clip]}", file=sys.stderr)
-        bar.update(1)
-        bar.set_postfix(fps=f"{frames / (time.perf_counter() - started):.0f}", refresh=False)
-        submit(actor)
+            bar.update(1)
+            bar.set_postfix(fps=f"{frames / (time.perf_counter() - started):.0f}", refresh=False)
+        submit(slot)
+        while queue and len(pending) < 2 * count:  # a retried clip may find every worker busy
+            submit(min(range(count), key=lambda s: sum(p[0] == s for p in pending.values())))
     bar.close()
+    seconds = time.perf_counter() - started
     summaries = []
-    for actor in actors:
+    for actor in lost + actors:
         try:
             summaries.append(ray.get(actor.summary.remote()))
         except ray.exceptions.RayError:
             summaries.append({"host": "?", "pid": "?", "clips": 0, "frames": 0, "seconds": 0.0, "skipped": 0,
                               "note": "died"})
-    return skipped, summaries
+    return skipped, summaries, seconds
 
 
 def _first_user_error(exc):
@@ -202,11 +216,12 @@ def extract(data, backbone, engine="local", address=None, workers=None, backbone
     started = time.perf_counter()
     clips, job = plan(data, backbone, backbone_weights, runtime, frame_step, frame_rate, split, classes,
                       test_fraction, seed, cache_root)
-    skipped, workers_done = ENGINES[engine](job, clips, workers, address, progress)
+    skipped, workers_done, work_seconds = ENGINES[engine](job, clips, workers, address, progress)
     seconds = time.perf_counter() - started
     frames = sum(worker["frames"] for worker in workers_done)
-    log(f"extracted {frames} frames from {sum(w['clips'] for w in workers_done)} clips in {seconds:.1f} s "
-        f"({frames / seconds:.1f} frames/s overall), {len(skipped)} skipped")
+    rate = frames / work_seconds if work_seconds else 0.0
+    log(f"extracted {frames} frames from {sum(w['clips'] for w in workers_done)} clips in {work_seconds:.1f} s "
+        f"({rate:.1f} frames/s overall; {seconds:.1f} s with start-up), {len(skipped)} skipped")
     for number, worker in enumerate(workers_done, 1):
         rate = worker["frames"] / worker["seconds"] if worker["seconds"] else 0.0
         log(f"  worker {number} ({worker['host']}, pid {worker['pid']}): {worker['clips']} clips, "
@@ -214,5 +229,5 @@ def extract(data, backbone, engine="local", address=None, workers=None, backbone
             + (" (died)" if worker.get("note") else ""))
     for video, reason in sorted(skipped.items()):
         log(f"  skipped {video}: {reason}")
-    return {"frame_path": asdict(job.frame_path), "frames": frames, "seconds": seconds, "skipped": skipped,
+    return {"frame_path": asdict(job.frame_path), "frames": frames, "seconds": work_seconds, "skipped": skipped,
             "workers": workers_done}
