@@ -59,16 +59,18 @@ class Model:
     def manifest(self):
         return self.classifier.bundle.manifest
 
-    def stream(self, source, max_frames=None, smooth=1, fps=None, max_fps=None, names=None):
+    def stream(self, source, max_frames=None, smooth=1, fps=None, max_fps=None, names=None, on_failure=None):
         """Yield one Result per frame of `source`, or of each of a list of sources read side by
         side (each result's `stream` says whose). `max_frames` and `max_fps` hold per stream;
         `fps` gives numpy frames their timestamps (25 if not given); `names` overrides the
         streams' names. Sources opened here are closed when the loop ends, however it ends. A
-        source that fails part-way ends its own stream; the others go on, and the first
-        failure is raised once they are done."""
-        sources = list(source) if isinstance(source, (list, tuple)) else [source]
+        source that fails part-way ends its own stream and the others go on. The failure is
+        raised once they are done, or, given `on_failure(name, error)`, handed to it at once."""
+        sources = list(source) if is_source_list(source) else [source]
         if not sources:
             raise ValueError("no source given")
+        if names is not None and len(names) != len(sources):
+            raise ValueError(f"{len(names)} names for {len(sources)} sources")
         opened, feeds, arrived = [], [], threading.Event()
         try:
             for item in sources:
@@ -78,8 +80,8 @@ class Model:
             for source, _ in opened:
                 if source.live:
                     source.arrived = arrived
-            yield from classify_streams(self.classifier, feeds, smooth, arrived)
-            failures = [feed.failure for feed in feeds if feed.failure]
+            yield from classify_streams(self.classifier, feeds, smooth, arrived, on_failure)
+            failures = [feed.failure for feed in feeds if feed.failure and not on_failure]
             if len(failures) == 1:
                 raise failures[0]
             if failures:
@@ -90,6 +92,14 @@ class Model:
             for source, owned in opened:
                 if owned:  # a source the caller opened is the caller's to close
                     source.close()
+
+
+def is_source_list(source):
+    """A list or tuple of sources (paths, URLs, camera indexes, opened sources), as opposed to
+    one source that is a list of numpy frames."""
+    return isinstance(source, (list, tuple)) and bool(source) and all(
+        isinstance(item, (str, os.PathLike, int, np.integer)) or (hasattr(item, "frames") and hasattr(item, "close"))
+        for item in source)
 
 
 def stream_name(source):

@@ -148,10 +148,16 @@ def run(cameras, files, weights, runtime, backbone_weights, display, output, jso
         summaries = {name: RunSummary() for name in names}
         statuses = {name: OverlayStatus(source, max_fps) for name, source in zip(names, sources)}
         started, shown = time.perf_counter(), 0.0
-        failure = None
+        failure, failures = None, []
         stop.in_loop = True  # from here a signal is a flag: the loop ends and the outputs close
         try:
-            results = model.stream(sources, max_frames=max_frames, smooth=smooth, max_fps=max_fps, names=names)
+            def stream_failed(name, error):  # the others go on; said now, reported again at the end
+                failures.append(error)
+                if len(names) > 1:
+                    click.echo(f"warning: {error} (the other streams go on)", err=True)
+
+            results = model.stream(sources, max_frames=max_frames, smooth=smooth, max_fps=max_fps, names=names,
+                                   on_failure=stream_failed)
             for result in results:  # the Python API's own loop
                 status = statuses[result.stream]
                 status.update(result)
@@ -189,6 +195,9 @@ def run(cameras, files, weights, runtime, backbone_weights, display, output, jso
     click.echo(summary_text(summaries, sources, videos, elapsed), err=True)
     if failure:
         raise failure
+    if failures:  # even after Ctrl-C or q: a stream that failed is not a clean run
+        raise failures[0] if len(failures) == 1 else \
+            UserError("; ".join(str(error) for error in failures), exit_code=1)
     truncated = [f"{source.name} stopped decoding after {early[0]} of {early[1]} frames"
                  for source in sources if (early := source.stopped_early())]
     if truncated:

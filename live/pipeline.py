@@ -138,25 +138,33 @@ def classify(classifier, frames, smooth=1, name="frames"):
     return classify_streams(classifier, [Feed(FrameIterable(frames, name), name)], smooth)
 
 
-def classify_streams(classifier, feeds, smooth=1, arrived=None):
+def classify_streams(classifier, feeds, smooth=1, arrived=None, on_failure=None):
     """Yield one Result per frame of each of `feeds` (live.sources.Feed), until all have ended.
 
     Each turn takes the frame each stream has ready: a file's next frame, a live source's
     newest. The frames sampled in a turn go through the backbone together, as one batch for
     an image backbone (see `embed_streams`). With no frame ready, it waits on `arrived` (the
-    Event live sources set on a new frame) or until a --max-fps turn is due."""
+    Event live sources set on a new frame) or until a --max-fps turn is due. A stream that
+    fails ends alone; `on_failure(name, error)` hears of it at once."""
     streams = [StreamClassifier(classifier, feed.name, smooth) for feed in feeds]
     # Several streams are read and cropped side by side: decoding and resizing let go of the
     # GIL, and on one thread they would leave the other cores idle between backbone calls.
     pool = ThreadPoolExecutor(usable_cpus(), "reader") if len(feeds) > 1 and usable_cpus() > 1 else None
     try:
-        yield from _turns(classifier, streams, feeds, arrived, pool)
+        # Plan now, not mid-stream, every batch shape N streams can make (the runtimes split a
+        # batch into powers of two) and MoViNet's interpreter per worker.
+        count, size = 2, classifier.image_size
+        while count <= len(feeds):
+            blank = np.zeros((1, size, size, 3), np.uint8)
+            classifier.embedder.embed_streams([(classifier.embedder.stream(), blank) for _ in range(count)])
+            count *= 2
+        yield from _turns(classifier, streams, feeds, arrived, pool, on_failure)
     finally:
         if pool:
             pool.shutdown()
 
 
-def _turns(classifier, streams, feeds, arrived, pool):
+def _turns(classifier, streams, feeds, arrived, pool, on_failure):
     def read_and_prepare(stream, feed, now):
         frame = feed.poll(now)
         if frame is None:
@@ -172,6 +180,11 @@ def _turns(classifier, streams, feeds, arrived, pool):
         polled = pool.map(read_and_prepare, streams, feeds, [now] * len(feeds)) if pool else \
             map(read_and_prepare, streams, feeds, [now] * len(feeds))
         turn = [entry for entry in polled if entry is not None]
+        for feed in feeds:
+            if feed.failure and not feed.failure_reported:
+                feed.failure_reported = True
+                if on_failure:
+                    on_failure(feed.name, feed.failure)
         if not turn:
             due = [feed.due - now for feed in feeds if not feed.ended and feed.due > now]
             wait = min([0.05, *due])

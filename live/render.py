@@ -69,18 +69,20 @@ class GridView:
     cell of its own in stream order (left to right, top to bottom), its name along the bottom."""
 
     CELL = (640, 480)
+    MAX_SIZE = (1920, 1080)  # cells shrink so that a grid of many streams still fits a screen
 
     def __init__(self, names):
         self.cells = {name: index for index, name in enumerate(names)}
         self.columns = math.ceil(math.sqrt(len(names)))
         rows = math.ceil(len(names) / self.columns)
-        width, height = self.CELL
+        factor = min(1.0, self.MAX_SIZE[0] / (self.columns * self.CELL[0]), self.MAX_SIZE[1] / (rows * self.CELL[1]))
+        self.cell = width, height = round(self.CELL[0] * factor), round(self.CELL[1] * factor)
         self.image = np.zeros((rows * height, self.columns * width, 3), np.uint8)
         for name in names:
             self.put(name, np.zeros((height, width, 3), np.uint8))
 
     def put(self, name, image):
-        width, height = self.CELL
+        width, height = self.cell
         row, column = divmod(self.cells[name], self.columns)
         cell = self.image[row * height:(row + 1) * height, column * width:(column + 1) * width]
         factor = min(width / image.shape[1], height / image.shape[0])

@@ -346,6 +346,7 @@ class Feed:
         self.taken = 0
         self.ended = False
         self.failure = None
+        self.failure_reported = False
         self._period = 1.0 / max_fps if max_fps else 0.0
         self.due = time.perf_counter()
         self._frames = None if source.live else iter(source.frames())

@@ -108,3 +108,17 @@ def test_outputs_and_events_per_stream(tmp_path):
         assert abs(int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) - 100) <= 1
     assert {(e["stream"], e["label"]) for e in read_jsonl(events)} == {
         (str(clips[0]), "arm wrestling"), (str(clips[1]), "cleaning pool")}
+
+
+def test_api_takes_a_list_of_frames_as_one_stream():
+    import live
+
+    capture = cv2.VideoCapture(str(CLIPS / "arm_wrestling.mp4"))
+    frames = [capture.read()[1] for _ in range(30)]
+    model = live.load()
+    from_list = [r.to_dict() for r in model.stream(frames, fps=30)]
+    from_generator = [r.to_dict() for r in model.stream((frame for frame in frames), fps=30)]
+    assert len(from_list) == 30 and {r["stream"] for r in from_list} == {"frames"}
+    assert [r["probs"] for r in from_list] == [r["probs"] for r in from_generator]
+    with pytest.raises(ValueError):
+        next(model.stream([CLIPS / "arm_wrestling.mp4", CLIPS / "pool_cleaning.mp4"], names=["one"]))

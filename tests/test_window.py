@@ -94,9 +94,12 @@ def test_grid_window_shows_every_stream(display, tmp_path):
     try:
         window = find_window(env)
         assert window, process.stderr.read() if process.poll() is not None else "no window appeared"
-        geometry = subprocess.run(["xdotool", "getwindowgeometry", window], env=env, capture_output=True,
+        def geometry():
+            return subprocess.run(["xdotool", "getwindowgeometry", window], env=env, capture_output=True,
                                   text=True).stdout
-        assert "1280x960" in geometry, geometry  # three streams: a 2 x 2 grid of 640 x 480 cells
+
+        # Three streams: a 2 x 2 grid of 640 x 480 cells (once the first picture has sized the window).
+        assert wait_for(lambda: "1280x960" in geometry(), 30, interval=0.3), geometry()
         time.sleep(3)  # the streams are past their first frames
         shot = tmp_path / "grid.png"
         subprocess.run(["import", "-window", window, str(shot)], env=env, check=True)

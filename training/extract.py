@@ -17,7 +17,7 @@ import os
 import socket
 import sys
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass
 
 from tqdm import tqdm
@@ -60,7 +60,10 @@ class ClipExtractor:
                      "skipped": 0}
 
     def extract(self, video):
-        """Extract one clip into the cache: {"video", "frames", "seconds", "skipped": reason or None}."""
+        """Extract one clip into the cache: {"video", "frames", "seconds", "skipped": reason or
+        None, "cached": whether it was there already}."""
+        if self.cache.has(video):  # a rerun resumes: the worker, not the driver, reads the video to know
+            return {"video": video, "frames": 0, "seconds": 0.0, "skipped": None, "cached": True}
         started = time.perf_counter()
         _, skipped, timing = extract_features([video], self.embedder, self.job.frame_path, self.cache,
                                               self.job.min_frames, progress=False)
@@ -69,7 +72,8 @@ class ClipExtractor:
         self.done["frames"] += timing["frames"]
         self.done["seconds"] += seconds
         self.done["skipped"] += bool(skipped)
-        return {"video": video, "frames": timing["frames"], "seconds": seconds, "skipped": skipped.get(video)}
+        return {"video": video, "frames": timing["frames"], "seconds": seconds, "skipped": skipped.get(video),
+                "cached": False}
 
     def summary(self):
         return dict(self.done)
@@ -79,7 +83,9 @@ def plan(data, backbone, backbone_weights, runtime, frame_step, frame_rate, spli
          seed, cache_root):
     """The dataset's clips and the job: the frame path `fit` would use with these options."""
     dataset = load_dataset(data, split=split, classes=classes, test_fraction=test_fraction, seed=seed)
-    clips = sorted({str(clip.path) for clip in dataset.train + dataset.test})
+    # Absolute paths for the clips and the cache: a worker on another machine, or in another
+    # working directory, must read and write exactly where the driver means.
+    clips = sorted({str(clip.path.resolve()) for clip in dataset.train + dataset.test})
     log(f"dataset {data}: {dataset.layout} layout, {len(dataset.classes)} classes, {len(clips)} clips")
     frame_rate = training_frame_rate(backbone, frame_rate, dataset.train)
     model = load_backbone_model(backbone, backbone_weights)
@@ -87,6 +93,7 @@ def plan(data, backbone, backbone_weights, runtime, frame_step, frame_rate, spli
     numerics = make_embedder(model, weights_fingerprint, runtime).numerics
     frame_path = FramePath(backbone, weights_fingerprint, get_backbone(backbone).image_size, frame_step, frame_rate,
                            numerics)
+    cache_root = str(FeatureCache(frame_path, cache_root).folder.parent.resolve())
     return clips, ExtractionJob(backbone, backbone_weights, runtime, frame_path, cache_root)
 
 
@@ -94,6 +101,7 @@ def extract_locally(job, clips, workers, address, progress):
     extractor = ClipExtractor(job)
     _, skipped, timing = extract_features(clips, extractor.embedder, job.frame_path, extractor.cache,
                                                  job.min_frames, progress=progress)
+    log(f"{len(clips) - timing['clips']} of {len(clips)} clips were already in the cache")
     worker = {"host": socket.gethostname(), "pid": os.getpid(), "clips": timing["clips"], "frames": timing["frames"],
               "seconds": timing["seconds"], "skipped": len(skipped)}
     return skipped, [worker], timing["seconds"]
@@ -105,10 +113,8 @@ def extract_on_ray(job, clips, workers, address, progress):
     except ImportError:
         raise UserError("--engine ray needs Ray: pip install 'live[distributed]' (or pip install ray)") from None
     cache = FeatureCache(job.frame_path, job.cache_root)
-    todo = [clip for clip in clips if cache.get(clip) is None]  # a rerun resumes where the last one stopped
-    log(f"{len(clips) - len(todo)} of {len(clips)} clips already in the cache {cache.folder}")
-    if not todo:
-        return {}, [], 0.0
+    swept = cache.sweep_temporaries()
+    log(f"cache {cache.folder}" + (f" ({swept} stale temporary files of killed workers removed)" if swept else ""))
     try:
         if address:
             ray.init(address=address, logging_level="ERROR", log_to_driver=False)
@@ -119,15 +125,17 @@ def extract_on_ray(job, clips, workers, address, progress):
                         f"{str(exc).splitlines()[0][:200]}") from None
     try:
         count = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
-        return _run_actors(ray, job, todo, count, progress)
+        return _run_actors(ray, job, clips, count, progress)
     finally:
         ray.shutdown()
 
 
-def _run_actors(ray, job, todo, count, progress):
+def _run_actors(ray, job, clips, count, progress):
     """Hand clips to `count` actors, two in flight each, until all are done. A worker that dies
     (a crash in native code, a lost machine) is replaced, and the clips it held go to the
-    others; a clip that has killed two workers is skipped and listed."""
+    others. An actor runs its calls in order, so of the clips a dead worker held only the
+    oldest was being extracted: that one is charged with the death, and a clip charged twice
+    is skipped and listed."""
     # One CPU per actor, and the embedder's threads to match: more would fight the other actors.
     Worker = ray.remote(num_cpus=1, runtime_env={"env_vars": {"LIVE_CPUS": "1"}})(ClipExtractor)
     actors = [Worker.remote(job) for _ in range(count)]
@@ -136,8 +144,9 @@ def _run_actors(ray, job, todo, count, progress):
         ray.get([actor.summary.remote() for actor in actors])  # ready: time the work, not the start-up
     except ray.exceptions.RayError as exc:
         raise UserError(_first_user_error(exc)) from None
-    pending, queue, skipped, deaths, lost = {}, list(reversed(todo)), {}, Counter(), []
-    bar = tqdm(total=len(todo), unit="clip", desc=f"features ({count} ray workers)", disable=not progress,
+    pending, queue, skipped, deaths, lost = {}, list(reversed(clips)), {}, Counter(), []
+    held, culprits, cached = defaultdict(list), {}, 0  # by id(actor): its clips in order; what it died on
+    bar = tqdm(total=len(clips), unit="clip", desc=f"features ({count} ray workers)", disable=not progress,
                file=sys.stderr, dynamic_ncols=True)
     frames, started = 0, time.perf_counter()
 
@@ -145,6 +154,7 @@ def _run_actors(ray, job, todo, count, progress):
         if queue:
             clip = queue.pop()
             pending[actors[slot].extract.remote(clip)] = (slot, actors[slot], clip)
+            held[id(actors[slot])].append(clip)
 
     for slot in range(count):  # two clips each in flight: the next one is there when one finishes
         submit(slot)
@@ -157,7 +167,9 @@ def _run_actors(ray, job, todo, count, progress):
         except ray.exceptions.RayActorError as exc:
             if "UserError" in str(exc):
                 raise UserError(_first_user_error(exc)) from None
-            deaths[clip] += 1
+            culprit = culprits.setdefault(id(actor), held[id(actor)][0])
+            held[id(actor)].remove(clip)
+            deaths[clip] += clip == culprit
             if actors[slot] is actor:  # the first of its clips to come back: replace the worker
                 lost.append(actor)
                 if len(lost) > 2 * count + 2:
@@ -175,7 +187,9 @@ def _run_actors(ray, job, todo, count, progress):
         except ray.exceptions.RayTaskError as exc:
             raise UserError(_first_user_error(exc)) from None
         else:
+            held[id(actor)].remove(clip)
             frames += outcome["frames"]
+            cached += outcome["cached"]
             if outcome["skipped"]:
                 skipped[clip] = outcome["skipped"]
                 tqdm.write(f"warning: skipping {clip}: {skipped[clip]}", file=sys.stderr)
@@ -186,6 +200,7 @@ def _run_actors(ray, job, todo, count, progress):
             submit(min(range(count), key=lambda s: sum(p[0] == s for p in pending.values())))
     bar.close()
     seconds = time.perf_counter() - started
+    log(f"{cached} of {len(clips)} clips were already in the cache")
     summaries = []
     for actor in lost + actors:
         try:

@@ -75,6 +75,26 @@ class FeatureCache:
             return None
         return np.load(file) if file.exists() else None
 
+    def has(self, video):
+        """Whether the video's entry exists, without reading it."""
+        try:
+            return self._file(video).exists()
+        except OSError:
+            return False
+
+    def sweep_temporaries(self, older_than_s=3600):
+        """Remove temporary files that killed writers left behind (a live writer's is younger
+        than `older_than_s`); returns how many."""
+        removed, now = 0, time.time()
+        for file in self.folder.glob(".*.tmp.*"):
+            try:
+                if now - file.stat().st_mtime > older_than_s:
+                    file.unlink()
+                    removed += 1
+            except OSError:
+                pass  # another sweeper got there first
+        return removed
+
     def put(self, video, features):
         file = self._file(video)
         with written_atomically(file) as temporary, open(temporary, "wb") as f:
