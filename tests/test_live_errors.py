@@ -44,7 +44,7 @@ def test_url_that_does_not_answer(lite_bundle):
 
 
 def test_no_input(lite_bundle):
-    assert_clean_error(live(lite_bundle), "give exactly one input")
+    assert_clean_error(live(lite_bundle), "give an input", "--camera", "--file")
 
 
 def test_missing_bundle(tmp_path):
