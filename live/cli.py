@@ -147,7 +147,7 @@ def run(cameras, files, weights, runtime, backbone_weights, display, output, jso
 
         summaries = {name: RunSummary() for name in names}
         statuses = {name: OverlayStatus(source, max_fps) for name, source in zip(names, sources)}
-        started, shown = time.perf_counter(), 0.0
+        started, shown, latest = time.perf_counter(), 0.0, {}
         failure, failures = None, []
         stop.in_loop = True  # from here a signal is a flag: the loop ends and the outputs close
         try:
@@ -169,10 +169,13 @@ def run(cameras, files, weights, runtime, backbone_weights, display, output, jso
                     if video:
                         video.write(annotated, result.frame.timestamp)
                     if grid:
-                        grid.put(result.stream, annotated)
-                    # A grid is shown at most 30 times a second, whatever the streams' total rate.
+                        latest[result.stream] = annotated
+                    # A grid is shown (and composed) at most 30 times a second, whatever the
+                    # streams' total rate: a frame drawn over before it is shown is not resized.
                     if window and (not grid or drawn - shown >= 1 / 30):
                         shown = drawn
+                        for name in list(latest):
+                            grid.put(name, latest.pop(name))
                         if not window.show(grid.image if grid else annotated):
                             break
                 if event_writer:

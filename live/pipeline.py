@@ -149,13 +149,14 @@ def classify_streams(classifier, feeds, smooth=1, arrived=None, on_failure=None)
     streams = [StreamClassifier(classifier, feed.name, smooth) for feed in feeds]
     # Several streams are read and cropped side by side: decoding and resizing let go of the
     # GIL, and on one thread they would leave the other cores idle between backbone calls.
-    pool = ThreadPoolExecutor(usable_cpus(), "reader") if len(feeds) > 1 and usable_cpus() > 1 else None
+    workers = usable_cpus()
+    pool = ThreadPoolExecutor(workers, "reader") if len(feeds) > 1 and workers > 1 else None
     try:
         # Plan now, not mid-stream, every batch shape N streams can make (the runtimes split a
         # batch into powers of two) and MoViNet's interpreter per worker.
         count, size = 2, classifier.image_size
+        blank = np.zeros((1, size, size, 3), np.uint8)
         while count <= len(feeds):
-            blank = np.zeros((1, size, size, 3), np.uint8)
             classifier.embedder.embed_streams([(classifier.embedder.stream(), blank) for _ in range(count)])
             count *= 2
         yield from _turns(classifier, streams, feeds, arrived, pool, on_failure)

@@ -96,41 +96,6 @@ class FileSource:
         self._capture.release()
 
 
-class ArraySource:
-    """Frames handed over by a program (any iterable of BGR or grayscale numpy arrays), timed
-    as a file at `fps` would be: frame i at i / fps seconds."""
-
-    live = False
-
-    def __init__(self, frames, fps=None):
-        self.name = "frames"
-        self.fps = fps or DEFAULT_FPS
-        self._frames = iter(frames)
-        self.frames_read = 0
-        self.dropped = 0
-        self.size = None  # known once the first frame is seen
-
-    def frames(self):
-        for index, image in enumerate(self._frames):
-            image = np.asarray(image)
-            if image.ndim not in (2, 3) or image.dtype != np.uint8 or min(image.shape[:2]) < 1:
-                raise UserError(f"frame {index} is a {image.dtype} array of shape {image.shape}; give uint8 "
-                                "BGR (H, W, 3) or grayscale (H, W) frames")
-            self.size = self.size or (image.shape[1], image.shape[0])
-            self.frames_read += 1
-            now = time.perf_counter()
-            yield Frame(index, index / self.fps, image, now, 0.0)
-
-    def interrupt(self):
-        """Nothing to do: the frame loop checks for a stop after every frame."""
-
-    def stopped_early(self):
-        return None
-
-    def close(self):
-        pass
-
-
 class FrameIterable:
     """Frame objects already made (a benchmark's looped replay, a tool's own reader), as a
     source: handed on in order, as a file's are."""
@@ -156,6 +121,27 @@ class FrameIterable:
 
     def close(self):
         pass
+
+
+class ArraySource(FrameIterable):
+    """Frames handed over by a program (any iterable of BGR or grayscale numpy arrays), timed
+    as a file at `fps` would be: frame i at i / fps seconds."""
+
+    def __init__(self, frames, fps=None):
+        super().__init__(iter(frames))
+        self.fps = fps or DEFAULT_FPS
+        self.size = None  # known once the first frame is seen
+
+    def frames(self):
+        for index, image in enumerate(self._frames):
+            image = np.asarray(image)
+            if image.ndim not in (2, 3) or image.dtype != np.uint8 or min(image.shape[:2]) < 1:
+                raise UserError(f"frame {index} is a {image.dtype} array of shape {image.shape}; give uint8 "
+                                "BGR (H, W, 3) or grayscale (H, W) frames")
+            self.size = self.size or (image.shape[1], image.shape[0])
+            self.frames_read += 1
+            now = time.perf_counter()
+            yield Frame(index, index / self.fps, image, now, 0.0)
 
 
 class _LatestFrameSource:

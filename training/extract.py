@@ -81,7 +81,8 @@ class ClipExtractor:
 
 def plan(data, backbone, backbone_weights, runtime, frame_step, frame_rate, split, classes, test_fraction,
          seed, cache_root):
-    """The dataset's clips and the job: the frame path `fit` would use with these options."""
+    """The dataset's clips, the job (the frame path `fit` would use with these options) and the
+    embedder that named it, which the local engine then runs."""
     dataset = load_dataset(data, split=split, classes=classes, test_fraction=test_fraction, seed=seed)
     # Absolute paths for the clips and the cache: a worker on another machine, or in another
     # working directory, must read and write exactly where the driver means.
@@ -90,24 +91,24 @@ def plan(data, backbone, backbone_weights, runtime, frame_step, frame_rate, spli
     frame_rate = training_frame_rate(backbone, frame_rate, dataset.train)
     model = load_backbone_model(backbone, backbone_weights)
     weights_fingerprint = fingerprint(model)
-    numerics = make_embedder(model, weights_fingerprint, runtime).numerics
+    embedder = make_embedder(model, weights_fingerprint, runtime)
     frame_path = FramePath(backbone, weights_fingerprint, get_backbone(backbone).image_size, frame_step, frame_rate,
-                           numerics)
+                           embedder.numerics)
     cache_root = str(FeatureCache(frame_path, cache_root).folder.parent.resolve())
-    return clips, ExtractionJob(backbone, backbone_weights, runtime, frame_path, cache_root)
+    return clips, ExtractionJob(backbone, backbone_weights, runtime, frame_path, cache_root), embedder
 
 
-def extract_locally(job, clips, workers, address, progress):
-    extractor = ClipExtractor(job)
-    _, skipped, timing = extract_features(clips, extractor.embedder, job.frame_path, extractor.cache,
-                                                 job.min_frames, progress=progress)
+def extract_locally(job, embedder, clips, workers, address, progress):
+    """In this process, with the driver's own embedder (`plan` built it), as `fit` does it."""
+    _, skipped, timing = extract_features(clips, embedder, job.frame_path, FeatureCache(job.frame_path, job.cache_root),
+                                          job.min_frames, progress=progress)
     log(f"{len(clips) - timing['clips']} of {len(clips)} clips were already in the cache")
     worker = {"host": socket.gethostname(), "pid": os.getpid(), "clips": timing["clips"], "frames": timing["frames"],
               "seconds": timing["seconds"], "skipped": len(skipped)}
     return skipped, [worker], timing["seconds"]
 
 
-def extract_on_ray(job, clips, workers, address, progress):
+def extract_on_ray(job, _embedder, clips, workers, address, progress):
     try:
         import ray
     except ImportError:
@@ -229,9 +230,9 @@ def extract(data, backbone, engine="local", address=None, workers=None, backbone
     if engine == "local" and (workers not in (None, 1) or address):
         raise UserError("--workers and --address are for --engine ray; the local engine is one process")
     started = time.perf_counter()
-    clips, job = plan(data, backbone, backbone_weights, runtime, frame_step, frame_rate, split, classes,
+    clips, job, embedder = plan(data, backbone, backbone_weights, runtime, frame_step, frame_rate, split, classes,
                       test_fraction, seed, cache_root)
-    skipped, workers_done, work_seconds = ENGINES[engine](job, clips, workers, address, progress)
+    skipped, workers_done, work_seconds = ENGINES[engine](job, embedder, clips, workers, address, progress)
     seconds = time.perf_counter() - started
     frames = sum(worker["frames"] for worker in workers_done)
     rate = frames / work_seconds if work_seconds else 0.0
