@@ -71,6 +71,41 @@ def _with_preprocessing(base, scale, offset, image_size, name):
     return keras.Model(images, features, name=name)
 
 
+INCEPTION_V3_NOTOP = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
+
+
+def _keras_cache_file(name):
+    """Where Keras' get_file keeps the download `name`: KERAS_HOME (read when Keras was
+    imported) or ~/.keras, then /tmp/.keras when that is not writable, under models/."""
+    try:
+        from keras.src.backend.config import keras_home
+        base = os.path.expanduser(keras_home())
+    except ImportError:  # a private module; should it move, resolve KERAS_HOME as Keras does
+        base = os.path.expanduser(os.environ.get("KERAS_HOME") or "~/.keras")
+    if not os.access(base, os.W_OK):
+        base = os.path.join("/tmp", ".keras")
+    return Path(base) / "models" / name
+
+
+def _download_failed(exc):
+    """True when `exc` is the network failing: Keras' get_file turns HTTP and URL errors into a
+    plain Exception("URL fetch failure …"); a connection that drops mid-download arrives as
+    the socket's own error. A full disk or an unreadable file is an OSError too, but not this."""
+    import http.client
+    import socket
+    import urllib.error
+
+    return "URL fetch failure" in str(exc) or isinstance(
+        exc, (urllib.error.URLError, ConnectionError, TimeoutError, socket.gaierror, http.client.HTTPException))
+
+
+def _reason(exc):
+    text = (str(exc).strip().splitlines() or [""])[0]
+    if "URL fetch failure" in text:  # "URL fetch failure on URL: code -- reason": the URL is known
+        return text.rsplit(" -- ", 1)[-1][:200]
+    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
+
+
 def _load_inception_v3(weights):
     from keras.applications import InceptionV3
 
@@ -85,25 +120,34 @@ def _load_inception_v3(weights):
         try:
             model.layers[-1].load_weights(weights)
         except Exception as exc:
-            raise UserError(f"could not load InceptionV3 weights from {weights}: {exc}. "
-                            "Give the Keras notop weights file (.h5 or .weights.h5).") from None
+            raise UserError(f"cannot read InceptionV3 weights {weights}: {_reason(exc)}; give the Keras notop "
+                            "weights file (.h5 or .weights.h5)") from None
         return model
+    cached = _keras_cache_file(INCEPTION_V3_NOTOP)
+    # Keras downloads over a file already there only when its checksum is wrong, so a cached
+    # file and a download failure together mean the cached copy was damaged.
+    was_there = os.path.lexists(cached)
     try:
         with contextlib.redirect_stdout(sys.stderr):  # Keras reports the download on stdout
             return build("imagenet")
     except Exception as exc:
-        # Keras' get_file turns network failures into a plain Exception("URL fetch failure …");
-        # anything else (a damaged cached file, a full disk) is reported as what it is.
-        if not (isinstance(exc, OSError) or "fetch failure" in str(exc)):
-            raise UserError(f"could not build InceptionV3 with its ImageNet weights: {type(exc).__name__}: "
-                            f"{str(exc).splitlines()[0][:200] if str(exc) else ''}; delete the cached file in "
-                            "~/.keras/models if it is damaged, or give --backbone-weights FILE") from None
-        raise UserError(
-            "InceptionV3 ImageNet weights are not cached and could not be downloaded "
-            f"({type(exc).__name__}). Either go online once so Keras can download and cache them, "
-            "or point to a local copy of inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5 with "
-            "--backbone-weights FILE or LIVE_INCEPTION_V3_WEIGHTS=FILE, "
-            "or use the offline backbone: --backbone efficientnet_lite0.") from None
+        if _download_failed(exc):
+            removed = "; Keras removed it" if not os.path.lexists(cached) else ""
+            what = (f"the cached copy {cached} is damaged (wrong checksum{removed}) and a fresh one"
+                    if was_there else "they are not cached and")
+            raise UserError(
+                f"InceptionV3 ImageNet weights: {what} could not be downloaded ({_reason(exc)}). Either go "
+                f"online once so Keras can download and cache them, or point to a local copy of "
+                f"{INCEPTION_V3_NOTOP} with --backbone-weights FILE or LIVE_INCEPTION_V3_WEIGHTS=FILE, "
+                "or use the offline backbone: --backbone efficientnet_lite0.") from None
+        if isinstance(exc, OSError) and not was_there:  # nothing to read: the download could not be saved
+            raise UserError(f"cannot save InceptionV3 weights to {cached}: {_reason(exc)}; free some space or "
+                            f"make {cached.parent} writable, or pass --backbone-weights FILE") from None
+        if isinstance(exc, (OSError, ValueError)):  # h5py, the checksum check, the file system
+            raise UserError(f"cannot read InceptionV3 weights {cached}: {_reason(exc)}; delete it to download "
+                            "again or pass --backbone-weights FILE") from None
+        raise UserError(f"could not build InceptionV3 with its ImageNet weights ({_reason(exc)}); pass "
+                        "--backbone-weights FILE or use --backbone efficientnet_lite0") from None
 
 
 def _load_efficientnet_lite0(weights):

@@ -106,6 +106,20 @@ def wait_for(condition, timeout, interval=0.1):
     return result
 
 
+def unchanged_for(value, seconds):
+    """A condition for wait_for: true once `value()` has not changed for `seconds` (a reader
+    that has stopped getting frames, an output that stopped growing)."""
+    last = [value(), time.time()]
+
+    def condition():
+        current = value()
+        if current != last[0]:
+            last[:] = [current, time.time()]
+        return time.time() - last[1] >= seconds
+
+    return condition
+
+
 def free_port():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -6,6 +6,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import tracemalloc
 
@@ -13,7 +14,8 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import CLIPS, assert_clean_error, free_port, read_jsonl, run_command, serve_stream, wait_for
+from conftest import (CLIPS, assert_clean_error, free_port, read_jsonl, run_command, serve_stream,
+                      unchanged_for, wait_for)
 
 
 def test_jsonl_to_a_closed_pipe_ends_quietly(lite_bundle):
@@ -91,12 +93,11 @@ def test_bundle_with_a_lambda_layer_is_refused(lite_bundle, tmp_path):
     assert_clean_error(process, "model.keras does not load")
 
 
-def test_ctrl_c_during_a_stream_reconnect_exits_cleanly(lite_bundle, tmp_path):
+@pytest.mark.parametrize("sig, code", [("SIGINT", 130), ("SIGTERM", 0)])
+def test_signal_during_a_stream_reconnect_exits_cleanly(sig, code, lite_bundle, tmp_path):
     """Kill the stream server, wait until live is in its reconnect backoff (no new records),
-    then Ctrl-C: exit 130 at once, the summary printed, no traceback, the JSONL whole."""
-
-
-
+    then Ctrl-C or SIGTERM: the mid-run exit code (130 or 0) at once, the summary printed, no
+    traceback, the JSONL whole."""
     if not shutil.which("ffmpeg"):
         pytest.skip("ffmpeg is not installed")
     port = free_port()
@@ -113,33 +114,156 @@ def test_ctrl_c_during_a_stream_reconnect_exits_cleanly(lite_bundle, tmp_path):
         assert wait_for(lambda: records() >= 10 or process.poll() is not None, 90), "no records"
         server.kill()
         server.wait()
-        last = [records(), time.time()]
-
-        def settled():  # no new record for a second: the reader is reconnecting
-            count = records()
-            if count != last[0]:
-                last[:] = [count, time.time()]
-            return time.time() - last[1] > 1.0
-
-        assert wait_for(settled, 30)
-        assert process.poll() is None, "live gave up before the Ctrl-C"
+        assert wait_for(unchanged_for(records, 1.0), 30)  # no new record for a second: it is reconnecting
+        assert process.poll() is None, "live gave up before the signal"
         interrupted = time.time()
-        process.send_signal(signal.SIGINT)
+        process.send_signal(getattr(signal, sig))
         _, stderr = process.communicate(timeout=30)
         took = time.time() - interrupted
     finally:
         server.kill()
-    assert process.returncode == 130, stderr
+    assert process.returncode == code, stderr
     assert took < 8.0, took  # not the whole backoff and its timeouts
-    assert "Traceback" not in stderr and "frames read" in stderr
+    assert "Traceback" not in stderr and "error" not in stderr and "frames read" in stderr, stderr
     assert len(read_jsonl(jsonl)) >= 10
+
+
+class WatchedCapture:
+    """A real cv2.VideoCapture that notes whether release() came while a read() was running,
+    and can fail its Nth read as a decoder fault would."""
+
+    def __init__(self, capture, fail_on_read=None):
+        self._capture, self._fail_on_read = capture, fail_on_read
+        self.opened = capture.isOpened()
+        self.reads = 0
+        self.reading = self.released_while_reading = False
+
+    def read(self):
+        self.reads += 1
+        if self.reads == self._fail_on_read:
+            raise cv2.error("injected decoder fault")
+        self.reading = True
+        try:
+            return self._capture.read()
+        finally:
+            self.reading = False
+
+    def release(self):
+        self.released_while_reading |= self.reading
+        self._capture.release()
+
+    def __getattr__(self, name):  # isOpened, grab, get: the real capture's own
+        return getattr(self._capture, name)
+
+
+def watched_stream(url, fail_on_read=None, hold_reopen=None):
+    """The real StreamSource, its captures wrapped in WatchedCaptures (kept in .captures, in
+    order). With `hold_reopen` (an Event), a reconnect's open sets .reopening and waits for it."""
+    from live.sources import StreamSource
+
+    class WatchedStream(StreamSource):
+        def __init__(self, url):
+            self.captures, self.reopening = [], threading.Event()
+            super().__init__(url)
+
+        def _open(self):
+            if self.captures and hold_reopen is not None:
+                self.reopening.set()
+                hold_reopen.wait(60)
+            capture = WatchedCapture(super()._open(), fail_on_read)
+            self.captures.append(capture)
+            return capture
+
+    return WatchedStream(url)
+
+
+def reader_running(source):
+    return any(thread.name == f"reader:{source.name}" for thread in threading.enumerate())
+
+
+def test_close_lets_a_read_in_progress_finish_before_the_capture_is_released():
+    """A stream whose server is stopped (SIGSTOP) leaves the reader inside read() until the
+    5 s read timeout. close() waits for that read to return, and the reader then releases the
+    capture: nothing is released under a running read, and no reader is left behind."""
+    if not shutil.which("ffmpeg"):
+        pytest.skip("ffmpeg is not installed")
+    port = free_port()
+    server = serve_stream(CLIPS / "arm_wrestling.mp4", port)
+    try:
+        source = watched_stream(f"http://127.0.0.1:{port}/stream.ts")
+        try:
+            assert wait_for(lambda: source.frames_read > 10, 30), "no frames from the stream"
+            server.send_signal(signal.SIGSTOP)
+            # The frames already in the socket are read; then the reader waits in read().
+            assert wait_for(unchanged_for(lambda: source.frames_read, 1.0), 30)
+            [capture] = source.captures
+            assert capture.reading
+        finally:
+            closing = time.time()
+            source.close()
+        took = time.time() - closing
+    finally:
+        server.kill()
+    assert not capture.released_while_reading
+    assert not capture.isOpened()  # released all the same, by the reader once its read timed out
+    assert not reader_running(source), "close() returned with the reader still inside read()"
+    assert took < 7.0, took  # the read's own 5 s timeout, not longer
+
+
+def test_a_reconnect_that_finishes_after_close_leaves_no_capture_open():
+    """The stream drops; the reader's reconnect is held inside its open while the server comes
+    back and close() is called, then let go: the capture it opens after close() is released."""
+    if not shutil.which("ffmpeg"):
+        pytest.skip("ffmpeg is not installed")
+    port = free_port()
+    server = serve_stream(CLIPS / "arm_wrestling.mp4", port)
+    hold = threading.Event()
+    try:
+        source = watched_stream(f"http://127.0.0.1:{port}/stream.ts", hold_reopen=hold)
+        assert wait_for(lambda: source.frames_read > 10, 30), "no frames from the stream"
+        server.kill()
+        server.wait()
+        assert source.reopening.wait(30), "the reader never tried to reconnect"
+        server = serve_stream(CLIPS / "arm_wrestling.mp4", port)  # so the held open succeeds
+        source.close()  # gives up waiting for a reader held in its open (after its join timeout)
+        hold.set()  # the reconnect goes on, after close()
+        assert wait_for(lambda: not reader_running(source), 30), "the reader did not end"
+    finally:
+        hold.set()
+        server.kill()
+    first, reopened = source.captures
+    assert reopened.opened  # the reconnect did open the restarted stream, after close()
+    assert not first.isOpened() and not reopened.isOpened()
+
+
+def test_a_fault_in_the_reader_ends_frames_with_an_error():
+    """The reader thread's capture raises on its 5th read (a file through the same StreamSource,
+    which reads any FFmpeg input): frames() ends with that error instead of waiting for ever."""
+    from live.errors import UserError
+
+    source = watched_stream(str(CLIPS / "arm_wrestling.mp4"), fail_on_read=5)
+    outcome = []
+
+    def consume():
+        try:
+            outcome.append(sum(1 for _ in source.frames()))
+        except UserError as exc:
+            outcome.append(exc)
+
+    consumer = threading.Thread(target=consume, daemon=True)
+    consumer.start()
+    consumer.join(20)
+    source.close()
+    assert not consumer.is_alive(), "frames() is still waiting for a reader that died"
+    [error] = outcome
+    assert isinstance(error, UserError) and error.exit_code == 1, error
+    assert "reading failed" in str(error) and "injected decoder fault" in str(error), error
+    assert not source.captures[0].isOpened()  # the dying reader released its capture
 
 
 def test_replacing_a_bundle_never_leaves_the_folder_missing(lite_bundle, tmp_path):
     """A reader polling weights/NAME while it is replaced 10 times sees a complete bundle every
     time: the old one or the new one, never a gap and never a mix."""
-    import threading
-
     import live  # noqa: F401
     from live.bundle import add_to_bundle
 
@@ -355,3 +479,42 @@ def test_signal_while_the_model_loads_stops_at_once(sig, code, lite_bundle, tmp_
     assert "frames read" not in stderr  # it stopped in set-up, not after running the loop
     assert took < 10.0  # without waiting for the conversion (~20 s here) to end
     assert not [p.name for p in cache.rglob("*") if ".tmp." in p.name], list(cache.rglob("*"))
+
+
+NOTOP = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
+
+
+@pytest.mark.parametrize("where", ["keras cache", "keras cache, a folder", "environment"])
+def test_damaged_inception_weights_are_named_not_called_offline(where, inception_bundle, tmp_path):
+    """Garbage where the InceptionV3 weights are looked for: Keras' cache under KERAS_HOME (read
+    when Keras is imported, so set for the subprocess), the same path taken by a folder, or
+    LIVE_INCEPTION_V3_WEIGHTS. One error line names the damaged path and what is wrong with it,
+    instead of "not cached and could not be downloaded"."""
+    keras_home = tmp_path / "keras-home"
+    (keras_home / "models").mkdir(parents=True)
+    damaged = keras_home / "models" / NOTOP if where.startswith("keras cache") else tmp_path / "weights.h5"
+    if where == "keras cache, a folder":
+        damaged.mkdir()
+    else:
+        damaged.write_bytes(b"not an HDF5 file\n" * 64)
+    # The checksum fails, so Keras downloads again: make that download fail here whether or not
+    # this machine is online, through a proxy on a port where nothing listens.
+    proxy = f"http://127.0.0.1:{free_port()}"
+    env = {"KERAS_HOME": str(keras_home), "https_proxy": proxy, "HTTPS_PROXY": proxy, "no_proxy": "", "NO_PROXY": "",
+           "LIVE_INCEPTION_V3_WEIGHTS": str(damaged) if where == "environment" else ""}
+    if where == "keras cache, a folder":  # through train this time: the same loader, the same message
+        data = tmp_path / "data"
+        for label in ("a", "b"):
+            (data / label).mkdir(parents=True)
+            shutil.copy(CLIPS / "eye_makeup_320x240.avi", data / label / "clip.avi")
+        process = run_command("train", "fit", "--data", data, "--out", tmp_path / "out", "--quiet", env=env)
+    else:
+        process = run_command("live", "--file", CLIPS / "arm_wrestling.mp4", "--weights", inception_bundle,
+                              "--no-display", env=env)
+    error = assert_clean_error(process, str(damaged))
+    assert process.returncode == 2, process.stderr  # bad set-up, not an unexpected fault
+    expected = {"keras cache": "damaged (wrong checksum",  # and the download that would replace it failed
+                "keras cache, a folder": "Is a directory",
+                "environment": "file signature not found"}[where]  # h5py's own words
+    assert expected in error, error
+    assert ("could not be downloaded" in error) == (where == "keras cache"), error

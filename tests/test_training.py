@@ -4,7 +4,6 @@ import json
 import shutil
 import signal
 import subprocess
-import time
 import zipfile
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import numpy as np
 import pytest
 
 import temporal_clips
-from conftest import CLIPS, assert_clean_error, read_jsonl, run_command
+from conftest import CLIPS, assert_clean_error, read_jsonl, run_command, wait_for
 
 LITE0 = ("--backbone", "efficientnet_lite0")
 
@@ -154,9 +153,7 @@ def test_interrupted_extraction_leaves_a_valid_cache(temporal_data, tmp_path):
     command = ["train", "fit", "--data", str(temporal_data), "--out", str(tmp_path / "b"), *LITE0,
                "--cache", str(cache), "--quiet"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 180
-    while time.time() < deadline and len(list(cache.glob("*/*.npy"))) < 20:
-        time.sleep(0.1)
+    wait_for(lambda: len(list(cache.glob("*/*.npy"))) >= 20 or process.poll() is not None, 180)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr

@@ -4,7 +4,6 @@ import os
 import re
 import shutil
 import subprocess
-import time
 
 import cv2
 import numpy as np
@@ -100,15 +99,27 @@ def test_grid_window_shows_every_stream(display, tmp_path):
 
         # Three streams: a 2 x 2 grid of 640 x 480 cells (once the first picture has sized the window).
         assert wait_for(lambda: "1280x960" in geometry(), 30, interval=0.3), geometry()
-        time.sleep(3)  # the streams are past their first frames
         shot = tmp_path / "grid.png"
-        subprocess.run(["import", "-window", window, str(shot)], env=env, check=True)
-        image = cv2.imread(str(shot))
-        cells = [image[r * 480:(r + 1) * 480, c * 640:(c + 1) * 640] for r in (0, 1) for c in (0, 1)]
-        assert all(cell.std() > 20 for cell in cells[:3]), [cell.std() for cell in cells]  # a picture in each
+
+        def grid_cells():
+            subprocess.run(["import", "-window", window, str(shot)], env=env, check=True)
+            image = cv2.imread(str(shot))
+            return [image[r * 480:(r + 1) * 480, c * 640:(c + 1) * 640] for r in (0, 1) for c in (0, 1)]
+
+        def pictures(cells):  # a picture in each stream's cell
+            return all(cell.std() > 20 for cell in cells[:3])
+
+        def distinct(cells):  # different clips, not one stream three times
+            return min(np.abs(cells[a].astype(int) - cells[b]).mean() for a, b in ((0, 1), (0, 2), (1, 2))) > 10
+
+        def every_stream_drawn():  # the first picture sizes the window before all three have drawn
+            cells = grid_cells()
+            return cells if pictures(cells) and distinct(cells) else None
+
+        cells = wait_for(every_stream_drawn, 30, interval=0.5) or grid_cells()
+        assert pictures(cells), [cell.std() for cell in cells]
         assert cells[3].max() == 0  # the fourth cell has no stream
-        # The cells show different clips, not one stream three times.
-        assert min(np.abs(cells[a].astype(int) - cells[b]).mean() for a, b in ((0, 1), (0, 2), (1, 2))) > 10
+        assert distinct(cells)
         press_q(window, env)
         _, stderr = process.communicate(timeout=30)
         assert process.returncode == 0, stderr
