@@ -3,7 +3,6 @@ import json
 import shutil
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import cv2
@@ -13,38 +12,46 @@ from conftest import CLIPS, assert_clean_error, free_port, read_jsonl, run_comma
 
 
 def live(bundle, *args, **kwargs):
-    return run_command("live", "--weights", bundle, "--no-display", *args, **kwargs)
+    weights = ("--weights", bundle) if bundle is not None else ()  # None: the default bundle
+    return run_command("live", *weights, "--no-display", *args, **kwargs)
 
 
-def test_missing_file(lite_bundle, tmp_path):
-    assert_clean_error(live(lite_bundle, "--file", tmp_path / "nope.mp4"), "no such file")
+@pytest.fixture(params=["trained", "default"])
+def bundle(request):
+    """Bad inputs are tried with a trained bundle and with no --weights at all: the default
+    Kinetics-600 bundle, whose streaming backbone loads differently."""
+    return request.getfixturevalue("lite_bundle") if request.param == "trained" else None
 
 
-def test_directory(lite_bundle, tmp_path):
-    assert_clean_error(live(lite_bundle, "--file", tmp_path), "is a directory")
+def test_missing_file(bundle, tmp_path):
+    assert_clean_error(live(bundle, "--file", tmp_path / "nope.mp4"), "no such file")
 
 
-def test_empty_file(lite_bundle, tmp_path):
+def test_directory(bundle, tmp_path):
+    assert_clean_error(live(bundle, "--file", tmp_path), "is a directory")
+
+
+def test_empty_file(bundle, tmp_path):
     (tmp_path / "empty.mp4").write_bytes(b"")
-    assert_clean_error(live(lite_bundle, "--file", tmp_path / "empty.mp4"), "empty")
+    assert_clean_error(live(bundle, "--file", tmp_path / "empty.mp4"), "empty")
 
 
-def test_not_a_video(lite_bundle, tmp_path):
+def test_not_a_video(bundle, tmp_path):
     (tmp_path / "notes.mp4").write_text("these are not frames\n" * 100)
-    assert_clean_error(live(lite_bundle, "--file", tmp_path / "notes.mp4"), "not a video")
+    assert_clean_error(live(bundle, "--file", tmp_path / "notes.mp4"), "not a video")
 
 
-def test_camera_that_is_not_there(lite_bundle):
-    assert_clean_error(live(lite_bundle, "--camera", 7), "camera 7 is not available")
+def test_camera_that_is_not_there(bundle):
+    assert_clean_error(live(bundle, "--camera", 7), "camera 7 is not available")
 
 
-def test_url_that_does_not_answer(lite_bundle):
+def test_url_that_does_not_answer(bundle):
     url = f"http://127.0.0.1:{free_port()}/live.ts"
-    assert_clean_error(live(lite_bundle, "--file", url), "cannot open stream")
+    assert_clean_error(live(bundle, "--file", url), "cannot open stream")
 
 
-def test_no_input(lite_bundle):
-    assert_clean_error(live(lite_bundle), "give an input", "--camera", "--file")
+def test_no_input(bundle):
+    assert_clean_error(live(bundle), "give an input", "--camera", "--file")
 
 
 def test_missing_bundle(tmp_path):
@@ -108,9 +115,8 @@ def long_run(bundle, tmp_path):
     process = subprocess.Popen(["live", "--weights", str(bundle), "--no-display", "--file",
                                 str(CLIPS / "pool_cleaning.mp4"), "--jsonl", str(jsonl), "--output", str(video)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while time.time() < deadline and (not jsonl.exists() or len(jsonl.read_text().splitlines()) < 30):
-        time.sleep(0.2)
+    wait_for(lambda: jsonl.exists() and len(jsonl.read_text().splitlines()) >= 30 or process.poll() is not None,
+             120, interval=0.2)
     return process, jsonl, video
 
 

@@ -70,7 +70,9 @@ def main():
                 delays.append(delay / rate if delay is not None else float("inf"))
             print(f"{rate:4g} {reset:3d} ({reset / rate:3.1f}s) {np.mean(list(steady.values())):7.3f} "
                   f"{np.median(delays):8.2f}s {max(delays):5.2f}s {sum(d > 3 for d in delays):2d}/{len(delays)}   "
-                  + " ".join(f"{clip.split('_')[0][:6]} {value:.2f}" for clip, value in steady.items()), flush=True)
+                  + " ".join(f"{clip.split('_')[0][:6]} {value:.2f}" for clip, value in steady.items())
+                  + "".join(f"  (no delay into {clip}: steady {value:.2f} < 0.8)"
+                            for clip, value in steady.items() if value < 0.8), flush=True)
 
     print("\nshipped settings: sampled at", movinet.FRAME_RATE, "fps, reset every", movinet.RESET_EVERY, "frames")
     for clip in ACCEPTED:
