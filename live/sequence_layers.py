@@ -117,3 +117,47 @@ class LastStepSoftmax(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         batch, _, size = input_shape[0]
         return (batch, size)
+
+
+@keras.saving.register_keras_serializable(package="live")
+class TrajectoryShape(keras.layers.Layer):
+    """How a masked window travels, in numbers that don't depend on the scene.
+
+    Input: features (B, T, F), unstandardised, and a boolean mask (B, T), valid frames first.
+    Outputs (B, T - 1, 3), one row per frame-to-frame change k (frame k to k + 1), zero where
+    either frame is padding: the cosine distance of frame k + 1 from the window's first frame
+    and from its last valid frame, each divided by its largest value in the window, and the
+    cosine distance of the step itself divided by the window's mean step.
+
+    Why: a zoom moves each photo in its own direction in feature space, so a learnt direction
+    memorises scenes; the shape of the path does not. A zoom in covers most of its distance
+    early (each step's share of the view shrinks as the view narrows), a zoom out late, and
+    time reversal swaps the two curves. Cosine distances ignore overall brightness, so a fade
+    does not swamp them.
+    """
+
+    EPSILON = 1e-4  # cosine distance; a video's frame-to-frame steps are ~5e-3 (EfficientNet-Lite0)
+
+    def call(self, inputs):
+        features, mask = inputs
+        steps = ops.shape(features)[1]
+        valid = ops.cast(mask, features.dtype)
+        unit = features / ops.sqrt(ops.sum(features ** 2, axis=-1, keepdims=True) + 1e-12)
+        last_index = ops.maximum(ops.sum(ops.cast(mask, "int32"), axis=1) - 1, 0)
+        last = ops.sum(unit * ops.one_hot(last_index, steps, dtype=features.dtype)[:, :, None], axis=1)
+        # Half the squared distance between unit vectors is the cosine distance, without the
+        # cancellation of 1 - dot: identical frames give exactly 0 in every runtime.
+        from_first = 0.5 * ops.sum((unit - unit[:, :1]) ** 2, axis=-1) * valid
+        from_last = 0.5 * ops.sum((unit - last[:, None, :]) ** 2, axis=-1) * valid
+        pair = valid[:, 1:] * valid[:, :-1]
+        step = 0.5 * ops.sum((unit[:, 1:] - unit[:, :-1]) ** 2, axis=-1) * pair
+        pair_count = ops.maximum(ops.sum(pair, axis=1, keepdims=True), 1.0)
+        # EPSILON: a still scene's steps are noise, not a path; below it nothing is scaled up.
+        rows = [from_first[:, 1:] / (ops.max(from_first, axis=1, keepdims=True) + self.EPSILON),
+                from_last[:, 1:] / (ops.max(from_last, axis=1, keepdims=True) + self.EPSILON),
+                step / (ops.sum(step, axis=1, keepdims=True) / pair_count + self.EPSILON)]
+        return ops.stack(rows, axis=-1) * pair[:, :, None]
+
+    def compute_output_shape(self, input_shape):
+        batch, steps, _ = input_shape[0]
+        return (batch, None if steps is None else steps - 1, 3)
