@@ -93,10 +93,12 @@ def _download_failed(exc):
     the socket's own error. A full disk or an unreadable file is an OSError too, but not this."""
     import http.client
     import socket
+    import ssl
     import urllib.error
 
     return "URL fetch failure" in str(exc) or isinstance(
-        exc, (urllib.error.URLError, ConnectionError, TimeoutError, socket.gaierror, http.client.HTTPException))
+        exc, (urllib.error.URLError, ConnectionError, TimeoutError, socket.gaierror, ssl.SSLError,
+              http.client.HTTPException))
 
 
 def _reason(exc):
@@ -140,7 +142,9 @@ def _load_inception_v3(weights):
                 f"online once so Keras can download and cache them, or point to a local copy of "
                 f"{INCEPTION_V3_NOTOP} with --backbone-weights FILE or LIVE_INCEPTION_V3_WEIGHTS=FILE, "
                 "or use the offline backbone: --backbone efficientnet_lite0.") from None
-        if isinstance(exc, OSError) and not was_there:  # nothing to read: the download could not be saved
+        # Nothing was there, or Keras removed a damaged copy before downloading again: the
+        # failure was in saving the download, not in reading a file.
+        if isinstance(exc, OSError) and (not was_there or not os.path.lexists(cached)):
             raise UserError(f"cannot save InceptionV3 weights to {cached}: {_reason(exc)}; free some space or "
                             f"make {cached.parent} writable, or pass --backbone-weights FILE") from None
         if isinstance(exc, (OSError, ValueError)):  # h5py, the checksum check, the file system

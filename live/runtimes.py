@@ -254,8 +254,11 @@ def make_head(model, model_fingerprint, runtime=None):
             return head
         except Exception as exc:  # conversion, loading or the first call: all are the same to us
             import sys
-            # Its first sentence: LiteRT's messages go on with advice for Android builds.
-            reason = (str(exc).strip().splitlines() or [""])[0].split(". ")[0][:200]
+            # Its first line, without the advice for Android builds LiteRT's messages go on with.
+            reason = (str(exc).strip().splitlines() or [""])[0]
+            for advice in (". Make sure", ". For the Android", ". If you"):
+                reason = reason.split(advice)[0]
+            reason = reason[:200]
             print(f"note: the sequence model runs through the traced Keras call, not LiteRT "
                   f"({type(exc).__name__}: {reason})", file=sys.stderr, flush=True)
     return compiled_call(model)
