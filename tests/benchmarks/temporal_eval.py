@@ -9,7 +9,14 @@ split of the photos into training and held-out test photos (4 folds; fold 0 hold
 photos the test suite holds out) trains every model kind with `train fit`'s own fit() and
 EfficientNet-Lite0 (real ImageNet weights, offline). It prints the within-pair accuracy on the
 held-out photos' clips (is the true class more probable than its time reversal?) per pair, per
-seed and per fold, and writes bench-results/temporal_eval.json. Not a test: it measures.
+seed and per fold, and writes bench-results/temporal_eval.json with every test clip's result.
+Not a test: it measures.
+
+Each pair is scored twice: over all held-out clips, and over the clips whose change is visible
+(their first and last frame differ by at least VISIBLE grey levels per pixel on average). The
+second leaves out the saturation clips of grey photos: saturating a grey picture changes nothing,
+so its saturate and desaturate clips are the same still picture and one of the two is always
+wrong, whatever the model. Training still sees every clip.
 
 Each variant's clips are written once into a pool (every photo, as many clips as any split
 needs); a split links the first clips of each photo into train/ or test/, so a clip is the
@@ -23,6 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,6 +47,11 @@ from training.windows import window  # noqa: E402
 
 BACKBONE = "efficientnet_lite0"
 SEQ_LEN = 20
+# Mean absolute difference, in grey levels of 255, between a clip's first and last frame below
+# which its change is not visible. Saturation clips of the grey photos measure 0-3.9 (JPEG and
+# HSV rounding), of cards and pic3 5.7-6.5, of every coloured photo 17 or more; fade, focus and
+# zoom clips are far above.
+VISIBLE = 5.0
 # zoom: ranges of the wide and the tight end of a zoom clip, as shares of the crop's side.
 VARIANTS = {
     "3x": dict(zoom=((1.0, 1.0), (1 / 3, 1 / 3)), train=3, test=2, data_seed=0),   # the test suite's clips
@@ -93,21 +106,74 @@ def pool_features(pool):
     return {str(Path(path).resolve()): value for path, value in features.items()}
 
 
-def within_pair(bundle_dir, split, features):
-    """{pair name: accuracy} and the overall mean, on the split's test clips (first window)."""
+def end_to_end_change(path):
+    """Mean absolute difference, in grey levels, between a clip's first and last frame."""
+    capture = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(frame.astype(np.float32))
+    capture.release()
+    return float(np.abs(frames[0] - frames[-1]).mean())
+
+
+def pair_name(label):
+    return next(f"{a}/{b}" for a, b in temporal_clips.PAIRS if label in (a, b))
+
+
+def test_clip_results(bundle_dir, split, features, changes):
+    """One record per test clip of the split: is its class more probable than its time reversal
+    (first window)? With its pair and how visible its change is."""
     bundle = load_bundle(bundle_dir)
     head = compiled_call(bundle.model)
     labels = bundle.labels
     clips = sorted((split / "test").glob("*/*.avi"))
     windows = [window(features[str(clip.resolve())], 0, SEQ_LEN, SEQ_LEN) for clip in clips]
     probs = head(np.stack([w[0] for w in windows]), np.stack([w[1] for w in windows]))
-    wins = {pair: [] for pair in temporal_clips.PAIRS}
+    records = []
     for clip, p in zip(clips, probs):
         label = clip.parent.name
-        pair = next(pair for pair in temporal_clips.PAIRS if label in pair)
-        wins[pair].append(p[labels.index(label)] > p[labels.index(temporal_clips.TWIN[label])])
-    per_pair = {f"{a}/{b}": float(np.mean(w)) for (a, b), w in wins.items()}
-    return per_pair, float(np.mean([x for w in wins.values() for x in w]))
+        records.append(dict(clip=f"{label}/{clip.stem}", pair=pair_name(label),
+                            win=bool(p[labels.index(label)] > p[labels.index(temporal_clips.TWIN[label])]),
+                            change=round(changes[str(clip.resolve())], 2)))
+    return records
+
+
+def scores(records, visible_only):
+    """({pair: within-pair accuracy}, accuracy over all pairs) of a run's clip records."""
+    kept = [r for r in records if r["change"] >= VISIBLE or not visible_only]
+    pairs = [f"{a}/{b}" for a, b in temporal_clips.PAIRS]
+    per_pair = {p: float(np.mean([r["win"] for r in kept if r["pair"] == p])) for p in pairs}
+    return per_pair, float(np.mean([r["win"] for r in kept]))
+
+
+def print_report(results, models, visible_only):
+    """Per run and per model: within-pair accuracy per pair, the mean, the worst run."""
+    pairs = [f"{a}/{b}" for a, b in temporal_clips.PAIRS]
+    scored = [(r, *scores(r["clips"], visible_only)) if "clips" in r else (r, r["pairs"], r["mean"]) for r in results]
+    which = f"clips whose change is visible (>= {VISIBLE} grey levels end to end)" if visible_only else "all clips"
+    print(f"\nwithin-pair accuracy on held-out photos (first window), {which}")
+    print(f"{'variant':7} {'fold':4} {'model':9} {'seed':4} {'mean':>5}  " + "  ".join(f"{p:>20}" for p in pairs))
+    for r, per_pair, mean in scored:
+        print(f"{r['variant']:7} {r['fold']:<4} {r['model']:9} {r['seed']:<4} {mean:5.3f}  "
+              + "  ".join(f"{per_pair[p]:20.2f}" for p in pairs))
+    print(f"summary per model, {which}: mean, worst run, worst pair in any run, runs with every pair >= 0.70")
+    for model in models:
+        rows = [(r, per_pair, mean) for r, per_pair, mean in scored if r["model"] == model]
+        if not rows:
+            continue
+        means = [mean for _, _, mean in rows]
+        worst_pairs = [min(per_pair.values()) for _, per_pair, _ in rows]
+        print(f"{model:9} mean {np.mean(means):.3f}  worst run {min(means):.3f}  worst pair {min(worst_pairs):.2f}  "
+              f"all pairs >= 0.70 in {sum(w >= 0.70 for w in worst_pairs)}/{len(rows)} runs  "
+              f"runs >= 0.85: {sum(m >= 0.85 for m in means)}/{len(rows)}")
+        for variant in dict.fromkeys(r["variant"] for r, _, _ in rows):
+            sub = [(per_pair, mean) for r, per_pair, mean in rows if r["variant"] == variant]
+            print(f"  {variant:5} {len(sub):2} runs  mean {np.mean([m for _, m in sub]):.3f}  "
+                  + "  ".join(f"{p} {np.mean([pp[p] for pp, _ in sub]):.2f} ({min(pp[p] for pp, _ in sub):.2f})"
+                              for p in pairs))
 
 
 def main():
@@ -137,6 +203,7 @@ def main():
     for variant in variants:
         pool = make_pool(work, variant)
         features = None
+        changes = {str(path.resolve()): end_to_end_change(path) for path in sorted((pool / "train").glob("*/*.avi"))}
         for fold in folds:
             split = make_split(pool, work, variant, fold)
             for model in models:
@@ -148,10 +215,12 @@ def main():
                     with tempfile.TemporaryDirectory() as folder:
                         report = fit(split, Path(folder) / "bundle", backbone=BACKBONE, seed=seed,
                                      model_kind=model, progress=False)
-                        per_pair, mean = within_pair(Path(folder) / "bundle", split, features)
+                        records = test_clip_results(Path(folder) / "bundle", split, features, changes)
                     keras.backend.clear_session()
+                    per_pair, mean = scores(records, visible_only=False)
                     row = dict(variant=variant, fold=fold, model=model, seed=seed, mean=mean, pairs=per_pair,
-                               best_epoch=report["best_epoch"], seconds=round(time.perf_counter() - started, 1))
+                               clips=records, best_epoch=report["best_epoch"],
+                               seconds=round(time.perf_counter() - started, 1))
                     done[key(row)] = row
                     out.write_text(json.dumps(list(done.values()), indent=1) + "\n")
                     print(f"{variant:5} fold {fold} {model:9} seed {seed}: {mean:.3f}  "
@@ -161,26 +230,8 @@ def main():
     results = sorted((r for r in done.values() if r["variant"] in variants and r["fold"] in folds
                       and r["model"] in models and r["seed"] in seeds),
                      key=lambda r: (variants.index(r["variant"]), r["fold"], models.index(r["model"]), r["seed"]))
-    pairs = [f"{a}/{b}" for a, b in temporal_clips.PAIRS]
-    print("\nwithin-pair accuracy on held-out photos (first window)")
-    print(f"{'variant':7} {'fold':4} {'model':9} {'seed':4} {'mean':>5}  " + "  ".join(f"{p:>20}" for p in pairs))
-    for r in results:
-        print(f"{r['variant']:7} {r['fold']:<4} {r['model']:9} {r['seed']:<4} {r['mean']:5.3f}  "
-              + "  ".join(f"{r['pairs'][p]:20.2f}" for p in pairs))
-    print("\nsummary per model: mean, worst run, worst pair in any run, runs with every pair >= 0.70")
-    for model in models:
-        rows = [r for r in results if r["model"] == model]
-        if not rows:
-            continue
-        means = [r["mean"] for r in rows]
-        worst_pairs = [min(r["pairs"].values()) for r in rows]
-        print(f"{model:9} mean {np.mean(means):.3f}  worst run {min(means):.3f}  worst pair {min(worst_pairs):.2f}  "
-              f"all pairs >= 0.70 in {sum(w >= 0.70 for w in worst_pairs)}/{len(rows)} runs  "
-              f"runs >= 0.85: {sum(m >= 0.85 for m in means)}/{len(rows)}")
-        for variant in dict.fromkeys(r["variant"] for r in rows):
-            sub = [r for r in rows if r["variant"] == variant]
-            print(f"  {variant:5} mean {np.mean([r['mean'] for r in sub]):.3f}  "
-                  + "  ".join(f"{p} {np.mean([r['pairs'][p] for r in sub]):.2f}" for p in pairs))
+    print_report(results, models, visible_only=False)
+    print_report([r for r in results if "clips" in r], models, visible_only=True)
     print(f"\nresults in {out}")
 
 
