@@ -1,6 +1,7 @@
 """Native libraries (TensorFlow, LiteRT) print start-up chatter straight to file descriptor 2,
 beneath Python's reach. `native_stderr_silenced` hides it where we know it comes from, so the
-user's terminal holds only our own lines. Python exceptions still surface normally."""
+user's terminal holds only our own lines. Python exceptions still surface normally. Every
+import of Keras goes through here, so it is also where TensorFlow's thread pools are sized."""
 import os
 import sys
 import threading
@@ -36,6 +37,15 @@ def native_stderr_silenced():
                 os.dup2(_saved, 2)
                 os.close(_saved)
 
+
+# TensorFlow sizes its thread pools by the CPU affinity mask alone: in a container with a CPU
+# quota, or in a Ray worker given one CPU (LIVE_CPUS=1), it would start a thread per core of the
+# host and they would wait on each other. It reads these variables when it first runs an op;
+# a value the user set wins.
+from live.cpus import usable_cpus  # noqa: E402
+
+for _variable in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
+    os.environ.setdefault(_variable, str(usable_cpus()))
 
 with native_stderr_silenced():
     import keras  # noqa: E402  (the first import of TensorFlow is where the chatter happens)

@@ -77,6 +77,24 @@ def test_threads_follow_the_cpus_this_process_may_use(tmp_path):
     assert own_cgroup_limit(tmp_path, tmp_path / "self-cgroup") == 1
 
 
+def test_tensorflow_thread_pools_follow_live_cpus():
+    """TensorFlow sizes its pools by the affinity mask alone; importing live caps them to the
+    CPUs this process may use, so a Ray worker given one CPU runs one compute thread. (TensorFlow
+    names its inter-op threads tf_Compute; the intra-op ones get the same cap but no name.)"""
+    probe = ("import os, live\nfrom live.quiet import keras\n"
+             "keras.ops.convert_to_numpy(keras.ops.matmul(keras.ops.ones((256, 256)), keras.ops.ones((256, 256))))\n"
+             "names = [open(f'/proc/self/task/{t}/comm').read().strip() for t in os.listdir('/proc/self/task')]\n"
+             "print(names.count('tf_Compute'))")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TF_NUM_")}
+    one = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         env={**env, "LIVE_CPUS": "1", "KERAS_BACKEND": "tensorflow"})
+    assert one.returncode == 0, one.stderr
+    assert one.stdout.split()[-1] == "1", one.stdout
+    chosen = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            env={**env, "LIVE_CPUS": "1", "TF_NUM_INTEROP_THREADS": "3", "KERAS_BACKEND": "tensorflow"})
+    assert chosen.stdout.split()[-1] == "3", chosen.stdout + chosen.stderr  # the user's own setting wins
+
+
 def test_bundle_with_a_lambda_layer_is_refused(lite_bundle, tmp_path):
     """safe_mode refuses a Lambda layer (arbitrary code) in model.keras: one error line."""
     import live  # noqa: F401
