@@ -89,6 +89,30 @@ def test_sources_at_different_rates_are_sampled_at_the_same_times(cache_dir, tmp
         np.testing.assert_allclose(sampled[10][time], sampled[50][time], atol=1e-4)
 
 
+def test_a_source_that_drops_frames_is_sampled_on_the_same_grid():
+    """A 30 fps camera that loses a third of its frames at random, and whole runs of 4, still
+    gives the model one frame every 0.2 s on a grid that does not drift, each the frame that
+    arrived nearest before or after the grid time: 20 frames span 4 s of the scene as in
+    training, not more."""
+    from live.frames import TimeSampler
+
+    rng = np.random.default_rng(3)
+    times = [i / 30 for i in range(300)]
+    lost = set(rng.choice(300, 100, replace=False)) | {i for start in (40, 140, 220) for i in range(start, start + 4)}
+    arrived = [t for i, t in enumerate(times) if i not in lost]
+    for source in (times, arrived):
+        sampler = TimeSampler(frame_step=1, frame_rate=5.0)
+        kept = [t for t in source if sampler.keep(t)]
+        assert len(kept) in (49, 50), len(kept)  # 10 s at 5 fps
+        for n, t in enumerate(kept):
+            due = source[0] + 0.2 * n  # the grid starts at the first frame
+            # No frame arrived between the kept one and its grid time: it is the last before or
+            # the first after (the sampler decides as each frame arrives, so it can't wait to
+            # see which of the two is nearer when the next one is lost).
+            assert not [s for s in source if min(t, due) + 1e-6 < s < max(t, due) - 1e-6], (t, due)
+        assert kept[-1] - kept[0] == pytest.approx(0.2 * (len(kept) - 1), abs=0.15)
+
+
 @pytest.fixture(scope="module")
 def movinet_bundle(tmp_path_factory, cache_dir):
     """A sequence model trained on MoViNet features of segments of three shared clips."""
