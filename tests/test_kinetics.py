@@ -89,28 +89,22 @@ def test_sources_at_different_rates_are_sampled_at_the_same_times(cache_dir, tmp
         np.testing.assert_allclose(sampled[10][time], sampled[50][time], atol=1e-4)
 
 
-def test_a_source_that_drops_frames_is_sampled_on_the_same_grid():
-    """A 30 fps camera that loses a third of its frames at random, and whole runs of 4, still
-    gives the model one frame every 0.2 s on a grid that does not drift, each the frame that
-    arrived nearest before or after the grid time: 20 frames span 4 s of the scene as in
-    training, not more."""
+@pytest.mark.parametrize("seed", range(20))
+def test_a_source_that_drops_frames_does_not_stretch_the_window(seed):
+    """A 30 fps camera that loses a third of its frames at random, and three runs of 4, still
+    gives the model about one frame every 0.2 s: 20 frames span 3.8 s of the scene as in
+    training, give or take the source's gaps at either end. Counting frames instead (every 6th,
+    30 fps / 5 fps) would give 33 frames in 10 s and windows of 5.7 s."""
     from live.frames import TimeSampler
 
-    rng = np.random.default_rng(3)
-    times = [i / 30 for i in range(300)]
+    rng = np.random.default_rng(seed)
     lost = set(rng.choice(300, 100, replace=False)) | {i for start in (40, 140, 220) for i in range(start, start + 4)}
-    arrived = [t for i, t in enumerate(times) if i not in lost]
-    for source in (times, arrived):
-        sampler = TimeSampler(frame_step=1, frame_rate=5.0)
-        kept = [t for t in source if sampler.keep(t)]
-        assert len(kept) in (49, 50), len(kept)  # 10 s at 5 fps
-        for n, t in enumerate(kept):
-            due = source[0] + 0.2 * n  # the grid starts at the first frame
-            # No frame arrived between the kept one and its grid time: it is the last before or
-            # the first after (the sampler decides as each frame arrives, so it can't wait to
-            # see which of the two is nearer when the next one is lost).
-            assert not [s for s in source if min(t, due) + 1e-6 < s < max(t, due) - 1e-6], (t, due)
-        assert kept[-1] - kept[0] == pytest.approx(0.2 * (len(kept) - 1), abs=0.15)
+    arrived = [i / 30 for i in range(300) if i not in lost]
+    sampler = TimeSampler(frame_step=1, frame_rate=5.0)
+    kept = [t for t in arrived if sampler.keep(t)]
+    assert 48 <= len(kept) <= 51, len(kept)  # 10 s at 5 fps
+    spans = [kept[i + 19] - kept[i] for i in range(len(kept) - 19)]
+    assert 3.8 - 0.6 <= min(spans) and max(spans) <= 3.8 + 0.6, (min(spans), max(spans))
 
 
 @pytest.fixture(scope="module")
