@@ -38,14 +38,30 @@ def native_stderr_silenced():
                 os.close(_saved)
 
 
-# TensorFlow sizes its thread pools by the CPU affinity mask alone: in a container with a CPU
-# quota, or in a Ray worker given one CPU (LIVE_CPUS=1), it would start a thread per core of the
-# host and they would wait on each other. It reads these variables when it first runs an op;
-# a value the user set wins.
-from live.cpus import usable_cpus  # noqa: E402
-
-for _variable in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
-    os.environ.setdefault(_variable, str(usable_cpus()))
-
 with native_stderr_silenced():
     import keras  # noqa: E402  (the first import of TensorFlow is where the chatter happens)
+
+
+def _cap_tensorflow_threads():
+    """TensorFlow sizes its thread pools by the CPU affinity mask alone: in a container with a
+    CPU quota, or in a Ray worker given one CPU (LIVE_CPUS=1), it would start a thread per core
+    of the host and they would wait on each other. Set per process, not through TF_NUM_*
+    variables, which every child process (a local Ray worker) would inherit as if the user had
+    chosen them. A TF_NUM_* the user did set wins."""
+    if keras.backend.backend() != "tensorflow":
+        return
+    import tensorflow as tf
+
+    from live.cpus import usable_cpus
+
+    cpus = usable_cpus()
+    try:
+        if "TF_NUM_INTRAOP_THREADS" not in os.environ:
+            tf.config.threading.set_intra_op_parallelism_threads(cpus)
+        if "TF_NUM_INTEROP_THREADS" not in os.environ:
+            tf.config.threading.set_inter_op_parallelism_threads(cpus)
+    except RuntimeError:  # TensorFlow already ran in this process (imported before live): too late
+        pass
+
+
+_cap_tensorflow_threads()

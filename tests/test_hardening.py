@@ -79,20 +79,35 @@ def test_threads_follow_the_cpus_this_process_may_use(tmp_path):
 
 def test_tensorflow_thread_pools_follow_live_cpus():
     """TensorFlow sizes its pools by the affinity mask alone; importing live caps them to the
-    CPUs this process may use, so a Ray worker given one CPU runs one compute thread. (TensorFlow
-    names its inter-op threads tf_Compute; the intra-op ones get the same cap but no name.)"""
+    CPUs this process may use, so a Ray worker given one CPU runs one compute thread, also when
+    it was started by a process that imported live first (a local Ray cluster). TensorFlow
+    names its inter-op threads tf_Compute; the intra-op ones get the same cap but no name."""
     probe = ("import os, live\nfrom live.quiet import keras\n"
              "keras.ops.convert_to_numpy(keras.ops.matmul(keras.ops.ones((256, 256)), keras.ops.ones((256, 256))))\n"
-             "names = [open(f'/proc/self/task/{t}/comm').read().strip() for t in os.listdir('/proc/self/task')]\n"
+             "names = []\n"
+             "for task in os.listdir('/proc/self/task'):\n"
+             "    try:\n"
+             "        names.append(open(f'/proc/self/task/{task}/comm').read().strip())\n"
+             "    except OSError:\n"
+             "        pass\n"
              "print(names.count('tf_Compute'))")
     env = {k: v for k, v in os.environ.items() if not k.startswith("TF_NUM_")}
-    one = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                         env={**env, "LIVE_CPUS": "1", "KERAS_BACKEND": "tensorflow"})
-    assert one.returncode == 0, one.stderr
-    assert one.stdout.split()[-1] == "1", one.stdout
-    chosen = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                            env={**env, "LIVE_CPUS": "1", "TF_NUM_INTEROP_THREADS": "3", "KERAS_BACKEND": "tensorflow"})
-    assert chosen.stdout.split()[-1] == "3", chosen.stdout + chosen.stderr  # the user's own setting wins
+    env["KERAS_BACKEND"] = "tensorflow"
+
+    def compute_threads(command=(sys.executable, "-c", probe), **variables):
+        process = subprocess.run(command, capture_output=True, text=True, env={**env, **variables})
+        assert process.returncode == 0, process.stderr
+        return int(process.stdout.split()[-1])
+
+    assert compute_threads(LIVE_CPUS="1") == 1
+    if len(os.sched_getaffinity(0)) > 1:
+        assert compute_threads() > 1  # without the cap: one per CPU
+        # A parent with every CPU imports live, then starts a worker capped to one.
+        parent = ("import os, subprocess, sys\nimport live.quiet\n"
+                  f"sys.exit(subprocess.run([sys.executable, '-c', {probe!r}], env={{**os.environ, 'LIVE_CPUS': '1'}})"
+                  ".returncode)")
+        assert compute_threads((sys.executable, "-c", parent)) == 1
+    assert compute_threads(LIVE_CPUS="1", TF_NUM_INTEROP_THREADS="3") == 3  # the user's own setting wins
 
 
 def test_bundle_with_a_lambda_layer_is_refused(lite_bundle, tmp_path):
