@@ -6,8 +6,9 @@ Live runs the head once per sampled frame, on one window (batch 1). For each mod
 builds the model `train fit` would (EfficientNet-Lite0's 1280 features, 20 frames, 8 classes,
 weights as initialised: the cost does not depend on their values), converts it to LiteRT as
 live does (make_head) and times both on the same random windows, full and partial, in one
-run, so the ratio holds on any machine. It also prints the largest difference between the two
-outputs. Not a test: it measures.
+run. LiteRT runs the head on one thread, as live does; the Keras call uses TensorFlow's pools,
+one thread per usable CPU; so the ratio depends on the core count too, which the output names.
+It also prints the largest difference between the two outputs. Not a test: it measures.
 """
 import argparse
 import os
@@ -21,6 +22,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from live.cpus import usable_cpus  # noqa: E402
 from live.runtimes import LiteRTModel, compiled_call, make_head  # noqa: E402
 from training.model import MODEL_KINDS, build_sequence_model  # noqa: E402
 
@@ -51,6 +53,7 @@ def main():
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     inputs = windows(args.calls, rng)
+    print(f"batch-1 calls on {args.calls} windows; LiteRT on 1 thread, Keras on {usable_cpus()}")
     print(f"{'model':9} {'params':>7} {'litert ms':>9} {'keras ms':>8} {'keras/litert':>12} {'max |diff|':>10}")
     with tempfile.TemporaryDirectory() as cache:
         os.environ["LIVE_CACHE_DIR"] = cache  # a fresh conversion, not one cached by an earlier run

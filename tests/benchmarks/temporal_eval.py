@@ -108,10 +108,10 @@ def pool_features(pool):
 
 
 def saturation_changes(pool):
-    """{"<class>/<photo>__<n>": how much the mean HSV saturation differs between the clip's
-    first and last frame} for every clip in the pool."""
+    """{"saturate|desaturate/<photo>__<n>": how much the mean HSV saturation differs between
+    the clip's first and last frame} for every saturation clip in the pool."""
     changes = {}
-    for path in sorted((pool / "train").glob("*/*.avi")):
+    for path in sorted(path for label in SATURATION.split("/") for path in (pool / "train" / label).glob("*.avi")):
         capture = cv2.VideoCapture(str(path))
         frames = []
         while True:
@@ -241,7 +241,11 @@ def main():
                       and r["model"] in models and r["seed"] in seeds),
                      key=lambda r: (variants.index(r["variant"]), r["fold"], models.index(r["model"]), r["seed"]))
     print_report(results, models, saturation_change, without_grey=False)
-    print_report([r for r in results if "clips" in r], models, saturation_change, without_grey=True)
+    with_clips = [r for r in results if "clips" in r]
+    if len(with_clips) < len(results):
+        print(f"\n{len(results) - len(with_clips)} runs from an older version of this script have no per-clip "
+              "results and are left out below; delete them from the results file to repeat them")
+    print_report(with_clips, models, saturation_change, without_grey=True)
     print(f"\nresults in {out}")
 
 
