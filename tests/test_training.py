@@ -100,16 +100,22 @@ def test_bundle_and_report(temporal_bundle):
 
 
 def test_live_and_offline_agree(temporal_bundle, tmp_path):
-    """When live's buffer first fills, its probabilities equal train predict's first window."""
-    clip = CLIPS / "eye_makeup_320x240.avi"
+    """At every frame of 80, the GRU's probabilities in live equal train predict's window that
+    ends there: partial windows while the buffer fills (frames 0-18), the first full one (19)
+    and shifted ones after it."""
+    clip = CLIPS / "eye_makeup_320x240.avi"  # 25 fps, the bundle's recorded rate: every frame is sampled
     jsonl = tmp_path / "live.jsonl"
     process = run_command("live", "--file", clip, "--weights", temporal_bundle, "--jsonl", jsonl,
-                          "--no-display", "--max-frames", 25)
+                          "--no-display", "--max-frames", 80)
     assert process.returncode == 0, process.stderr
-    first_full = next(r for r in read_jsonl(jsonl) if r["filled"] == 20)
-    assert first_full["frame"] == 19
-    offline = predictions(temporal_bundle, [clip])[0]
-    np.testing.assert_allclose(first_full["probs"], offline["first_window"]["probs"], atol=1e-4, rtol=0)
+    records = read_jsonl(jsonl)
+    assert [r["frame"] for r in records if r["sampled"]] == list(range(80))
+    assert [r["filled"] for r in records[:21]] == list(range(1, 21)) + [20]
+    windows = {w["end_frame"]: w for w in predictions(temporal_bundle, [clip])[0]["windows"]}
+    for record in records:
+        window = windows[record["frame"]]
+        assert window["filled"] == record["filled"]
+        np.testing.assert_allclose(record["probs"], window["probs"], atol=1e-4, rtol=0)
 
 
 def test_evaluate(temporal_bundle, temporal_data):
