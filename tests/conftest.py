@@ -1,4 +1,5 @@
-"""Shared fixtures: real clips from ../shared, bundles built with real architectures, and a
+"""Shared fixtures: real clips and photos from tests/data (copies of ../shared's, so a fresh
+clone tests with nothing beside it), bundles built with real architectures, and a
 helper that runs `live` and `train` as real subprocesses."""
 import json
 import os
@@ -11,9 +12,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
-CLIPS = SHARED / "clips"
-PHOTOS = SHARED / "photos"
+DATA = ROOT / "tests" / "data"
+CLIPS = DATA / "clips"
+PHOTOS = DATA / "photos"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 

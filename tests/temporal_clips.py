@@ -6,7 +6,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "photos"
+PHOTOS = Path(__file__).resolve().parent / "data" / "photos"
 PAIRS = [("fade_in", "fade_out"), ("focus_in", "focus_out"), ("saturate", "desaturate"), ("zoom_in", "zoom_out")]
 TWIN = {a: b for pair in PAIRS for a, b in (pair, pair[::-1])}
 TEST_PHOTOS = ["baboon", "orange", "cards", "rubberwhale1"]

@@ -477,13 +477,13 @@ def test_output_from_a_dropping_live_source_plays_in_real_time(inception_bundle,
 
 
 def test_damaged_files_sample_of_the_fuzz_run(lite_bundle, tmp_path):
-    """Four damaged copies of the shared clips (tests/benchmarks/fuzz_files.py runs 200)."""
+    """Four damaged copies of the test clips (tests/benchmarks/fuzz_files.py runs 200 of the shared ones)."""
     from pathlib import Path
 
     sys.path.insert(0, str(Path(__file__).resolve().parent / "benchmarks"))
     import fuzz_files
 
-    counts, failures = fuzz_files.fuzz(count=4, seed=1, workers=1, weights=lite_bundle, folder=tmp_path)
+    counts, failures = fuzz_files.fuzz(count=4, seed=1, workers=1, weights=lite_bundle, folder=tmp_path, clips=CLIPS)
     print(dict(counts))
     assert not failures, failures
     assert sum(counts.values()) == 4

@@ -61,10 +61,10 @@ def run_one(path, weights=None):
     return f"exit {process.returncode}", ""
 
 
-def fuzz(count=200, seed=0, workers=2, weights=None, folder=None):
-    """Returns (Counter of outcomes by kind of damage, [(file, outcome, stderr tail)] failures)."""
+def fuzz(count=200, seed=0, workers=2, weights=None, folder=None, clips=CLIPS):
+    """Damaged copies of the clips in `clips` (the shared ones by default). Returns (Counter of outcomes by kind of damage, [(file, outcome, stderr tail)] failures)."""
     rng = np.random.default_rng(seed)
-    clips = sorted(CLIPS.iterdir())
+    clips = sorted(path for path in Path(clips).iterdir() if path.name != "NOTICE")
     with tempfile.TemporaryDirectory(dir=folder) as scratch:
         copies = [damaged_copy(clips[i % len(clips)], scratch, rng, i) for i in range(count)]
         with ThreadPoolExecutor(workers) as pool:
