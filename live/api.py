@@ -45,7 +45,13 @@ def _open(source, fps):
 
 
 class Model:
-    """A loaded bundle: its labels, manifest and classifier, ready for any number of streams."""
+    """A loaded bundle: its labels, manifest and classifier, ready for any number of streams,
+    side by side in one `stream()` call or in several threads at once, each iterating its own.
+
+    Each stream keeps its own state (sampler, buffer, MoViNet state, smoothing); the runtimes
+    are shared and lend each thread's call an interpreter of its own (made on first need, then
+    reused), so threads run in parallel and each stream's results equal a run on it alone. One
+    `stream()` generator is one thread's at a time, as any Python generator is."""
 
     def __init__(self, classifier):
         self.classifier = classifier

@@ -12,7 +12,6 @@ reset_every/2 .. reset_every frames. Live and training both go through it, frame
 from the start of the stream (or clip), so their features are identical.
 """
 import hashlib
-import threading
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,6 +21,7 @@ import numpy as np
 from live.cpus import usable_cpus
 from live.errors import UserError
 from live.files import written_atomically
+from live.lender import Lender
 from live.quiet import native_stderr_silenced
 
 IMAGE_SIZE, CLASSES = 172, 600
@@ -66,25 +66,25 @@ def download(destination):
 
 
 class MoViNetModel:
-    """The loaded .tflite file: its interpreter and signature, checked to be MoViNet-A0-Stream's
-    (one 172x172 RGB frame in, 600 logits out, plus the state tensors)."""
+    """The loaded .tflite file, checked to be MoViNet-A0-Stream's (one 172x172 RGB frame in, 600
+    logits out, plus the state tensors). `step` may be called from any number of threads: each
+    call carries its own state and runs on an interpreter no other call is using."""
 
     file_name = FILE_NAME  # its name inside a bundle that carries it
 
     def __init__(self, path, threads=None):
-        from ai_edge_litert.interpreter import Interpreter
-
         self.path = Path(path)
-        self._announced = False
-        self.fingerprint = file_sha256(path)[:16]
+        self._threads = threads or 1
+        # Every interpreter is made from these bytes, the ones fingerprinted: the file may change.
+        self._content = self.path.read_bytes()
+        self.fingerprint = hashlib.sha256(self._content).hexdigest()[:16]
         try:
             with native_stderr_silenced():
-                self._interpreter = Interpreter(model_path=str(path), num_threads=threads or 1)
-                self._runner = self._interpreter.get_signature_runner()
+                runner = self._new_runner()
         except (ValueError, RuntimeError) as exc:
             raise UserError(f"{path} is not a LiteRT model this live can run ({str(exc).splitlines()[0][:160]}); "
                             f"give MoViNet-A0-Stream's {FILE_NAME}") from None
-        inputs, outputs = self._runner.get_input_details(), self._runner.get_output_details()
+        inputs, outputs = runner.get_input_details(), runner.get_output_details()
         image, logits = inputs.get("image"), outputs.get("logits")
         if image is None or logits is None or list(image["shape"]) != [1, 1, IMAGE_SIZE, IMAGE_SIZE, 3] \
                 or list(logits["shape"]) != [1, CLASSES]:
@@ -96,18 +96,27 @@ class MoViNetModel:
         if mismatched:
             raise UserError(f"{path}: state inputs without a matching output ({', '.join(mismatched)[:120]}); "
                             "it is not MoViNet-A0-Stream")
+        self._runners = Lender(lambda _: self._warmed_runner())
+
+    def _new_runner(self):
+        from ai_edge_litert.interpreter import Interpreter
+
+        return Interpreter(model_content=self._content, num_threads=self._threads).get_signature_runner()
+
+    def _warmed_runner(self):
+        """A new interpreter, run once: the first run is where XNNPACK announces itself."""
+        with native_stderr_silenced():
+            runner = self._new_runner()
+            runner(image=np.zeros((1, 1, IMAGE_SIZE, IMAGE_SIZE, 3), np.float32), **self.initial_state())
+        return runner
 
     def initial_state(self):
         return {name: np.zeros(shape, dtype) for name, (shape, dtype) in self._state_specs.items()}
 
     def step(self, image, state):
         """One frame (172, 172, 3) float32 in 0..1 -> (logits (600,), the next state)."""
-        if self._announced:
-            outputs = self._runner(image=image[None, None], **state)
-        else:
-            with native_stderr_silenced():  # the first invoke is where XNNPACK announces itself
-                outputs = self._runner(image=image[None, None], **state)
-            self._announced = True
+        with self._runners.lend() as runner:
+            outputs = runner(image=image[None, None], **state)  # outputs are copies, not the interpreter's
         return outputs["logits"][0], {name: outputs[name] for name in self._state_specs}
 
 
@@ -130,10 +139,8 @@ class StaggeredStates:
             return 0
         return (self.frames_seen - offset) % self.reset_every + 1
 
-    def __call__(self, images, model=None):
-        """images: (N, 172, 172, 3) uint8 RGB, in stream order -> features (N, 600) float32.
-        `model` runs it on another interpreter of the same file (the state is ours, not its)."""
-        model = model or self.model
+    def __call__(self, images):
+        """images: (N, 172, 172, 3) uint8 RGB, in stream order -> features (N, 600) float32."""
         features = np.empty((len(images), CLASSES), np.float32)
         for row, image in enumerate(np.asarray(images, np.float32) / 255.0):
             histories = [self._history(0), self._history(1)]
@@ -142,8 +149,8 @@ class StaggeredStates:
                 if histories[which] == 0:
                     continue
                 if histories[which] == 1:
-                    self._states[which] = model.initial_state()
-                logits, self._states[which] = model.step(image, self._states[which])
+                    self._states[which] = self.model.initial_state()
+                logits, self._states[which] = self.model.step(image, self._states[which])
                 if which == read:
                     features[row] = logits
             self.frames_seen += 1
@@ -162,29 +169,19 @@ class MoViNetEmbedder:
         self.reset_every = reset_every
         # The policy changes the features, so it is part of what names them in caches.
         self.numerics = f"stream-reset{reset_every}"
-        self._pool = None
-        self._workers = usable_cpus()
-        self._worker = threading.local()
+        workers = usable_cpus()  # its threads start on first use
+        self._workers = ThreadPoolExecutor(workers, thread_name_prefix="movinet") if workers > 1 else None
 
     def stream(self):
         return StaggeredStates(self.model, self.reset_every)
 
     def embed_streams(self, jobs):
         """[(stream's StaggeredStates, images)] -> [features]. The int8 model does not batch
-        (XNNPACK fails to reshape it past batch 1), so streams run side by side instead: one
-        interpreter per worker thread, as many workers as usable CPUs. Each call carries its
-        stream's state, so any interpreter serves any stream, and LiteRT lets go of the GIL
-        while it runs (2 threads: 0.57x the time per step of one, on 2 cores)."""
-        if len(jobs) == 1 or self._workers == 1:
+        (XNNPACK fails to reshape it past batch 1), so streams run side by side instead, on as
+        many worker threads as usable CPUs, each step on an interpreter of its own (see
+        MoViNetModel). Each call carries its stream's state, so any interpreter serves any
+        stream, and LiteRT lets go of the GIL while it runs (2 threads: 0.57x the time per step
+        of one, on 2 cores)."""
+        if len(jobs) == 1 or self._workers is None:
             return [states(images) for states, images in jobs]
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="movinet")
-        return list(self._pool.map(lambda job: job[0](job[1], self._worker_model()), jobs))
-
-    def _worker_model(self):
-        model = getattr(self._worker, "model", None)
-        if model is None:
-            model = self._worker.model = MoViNetModel(self.model.path)
-            if model.fingerprint != self.model.fingerprint:  # the file changed since it was checked
-                raise UserError(f"{self.model.path} changed while in use; start again")
-        return model
+        return list(self._workers.map(lambda job: job[0](job[1]), jobs))

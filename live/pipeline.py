@@ -153,7 +153,7 @@ def classify_streams(classifier, feeds, smooth=1, arrived=None, on_failure=None)
     pool = ThreadPoolExecutor(workers, "reader") if len(feeds) > 1 and workers > 1 else None
     try:
         # Plan now, not mid-stream, every batch shape N streams can make (the runtimes split a
-        # batch into powers of two) and MoViNet's interpreter per worker.
+        # batch into powers of two) and MoViNet's interpreters for N streams at once.
         count, size = 2, classifier.image_size
         blank = np.zeros((1, size, size, 3), np.uint8)
         while count <= len(feeds):

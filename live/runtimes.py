@@ -18,6 +18,7 @@ from live.backbones import cache_dir
 from live.cpus import usable_cpus
 from live.errors import UserError
 from live.files import written_atomically
+from live.lender import Lender
 from live.quiet import native_stderr_silenced
 
 RUNTIMES = ("litert-int8", "litert", "keras", "openvino-int8")
@@ -101,26 +102,24 @@ class KerasEmbedder(StatelessEmbedder):
 
 class LiteRTModel(StatelessEmbedder):
     """A Keras model converted once to LiteRT and cached on disk under `cache_key`; called
-    like the model, on numpy arrays in the order of the model's inputs."""
-
-    MAX_SHAPES = 8
+    like the model, on numpy arrays in the order of the model's inputs, from any thread."""
 
     def __init__(self, model, cache_key, quantize=False, threads=None):
         self.name = "litert-int8" if quantize else "litert"
         self.numerics = "litert-int8" if quantize else ""
         path = litert_file(model, cache_key, quantize)
         self._path, self._threads = str(path), threads or usable_cpus()
-        self._interpreter = self._new_interpreter()
-        details = self._interpreter.get_input_details()
+        interpreter = self._new_interpreter()
+        details = interpreter.get_input_details()
         # The converter may reorder inputs; match them to the model's by name.
         self._inputs = [next(d for d in details if f"_{tensor.name}:" in d["name"] or d["name"] == tensor.name)
                         for tensor in model.inputs]
-        self._output = self._interpreter.get_output_details()[0]["index"]
-        # One interpreter per input shape (a batch of 1 live, of N streams side by side, of BATCH
+        self._output = interpreter.get_output_details()[0]["index"]
+        # Interpreters per input shapes (a batch of 1 live, of N streams side by side, of BATCH
         # in extraction): resizing one back and forth re-plans it every time. Batches run in
         # power-of-two parts, so a handful of shapes serve every size (rows do not depend on
         # the batch they run in: tested to 1e-4 against single runs).
-        self._by_shapes = {}
+        self._interpreters = Lender(self._planned_interpreter)
 
     def _new_interpreter(self):
         from ai_edge_litert.interpreter import Interpreter
@@ -128,25 +127,24 @@ class LiteRTModel(StatelessEmbedder):
         with native_stderr_silenced():
             return Interpreter(model_path=self._path, num_threads=self._threads)
 
+    def _planned_interpreter(self, shapes):
+        """A new interpreter for inputs of `shapes`, run once: the first run is where XNNPACK
+        announces itself, and it is slow."""
+        interpreter = self._new_interpreter()
+        with native_stderr_silenced():
+            for shape, detail in zip(shapes, self._inputs):
+                interpreter.resize_tensor_input(detail["index"], shape)
+            interpreter.allocate_tensors()
+            self._invoke(interpreter, [np.zeros(shape, detail["dtype"]) for shape, detail in zip(shapes, self._inputs)])
+        return interpreter
+
     def __call__(self, *arrays):
         arrays = [np.asarray(a, dtype=d["dtype"]) for a, d in zip(arrays, self._inputs)]
         return in_power_of_two_parts(self._run, arrays)
 
     def _run(self, *arrays):
-        shapes = tuple(a.shape for a in arrays)
-        interpreter = self._by_shapes.get(shapes)
-        if interpreter is None:
-            if len(self._by_shapes) >= self.MAX_SHAPES:  # other shapes (a head's), cycling: drop the oldest
-                self._by_shapes.pop(next(iter(self._by_shapes)))
-            interpreter = self._interpreter if not self._by_shapes else self._new_interpreter()
-            with native_stderr_silenced():  # the first invoke is where XNNPACK announces itself
-                for array, detail in zip(arrays, self._inputs):
-                    interpreter.resize_tensor_input(detail["index"], array.shape)
-                interpreter.allocate_tensors()
-                result = self._invoke(interpreter, arrays)
-            self._by_shapes[shapes] = interpreter
-            return result
-        return self._invoke(interpreter, arrays)
+        with self._interpreters.lend(tuple(a.shape for a in arrays)) as interpreter:
+            return self._invoke(interpreter, arrays)
 
     def _invoke(self, interpreter, arrays):
         for array, detail in zip(arrays, self._inputs):
@@ -175,8 +173,9 @@ def convert_to_litert(model, path, quantize):
 
 
 class OpenVINOModel(StatelessEmbedder):
-    """An OpenVINO model (images (N, S, S, 3) -> features), compiled once per batch size: live
-    calls it at batch 1, extraction at its fixed batch."""
+    """An OpenVINO model (images (N, S, S, 3) -> features), compiled per batch size (live calls
+    it at batch 1, extraction at its fixed batch) and once more for each further thread that
+    calls it at the same time: a request serves one call at a time."""
 
     name = "openvino-int8"
 
@@ -191,19 +190,19 @@ class OpenVINOModel(StatelessEmbedder):
         self._core = openvino.Core()
         self._model = self._core.read_model(str(xml_path))
         self._config = {"INFERENCE_NUM_THREADS": threads or usable_cpus(), "PERFORMANCE_HINT": "LATENCY"}
-        self._requests = {}
+        self._requests = Lender(self._new_request)
+
+    def _new_request(self, shape):
+        model = self._model.clone()
+        model.reshape({model.inputs[0]: list(shape)})
+        return self._core.compile_model(model, "CPU", self._config).create_infer_request()
 
     def __call__(self, images):
         return in_power_of_two_parts(self._run, [np.asarray(images, dtype=np.float32)])
 
     def _run(self, images):
-        request = self._requests.get(images.shape)
-        if request is None:
-            model = self._model.clone()
-            model.reshape({model.inputs[0]: list(images.shape)})
-            request = self._requests[images.shape] = self._core.compile_model(model, "CPU", self._config) \
-                .create_infer_request()
-        return request.infer({0: images})[0].copy()
+        with self._requests.lend(images.shape) as request:
+            return request.infer({0: images})[0].copy()
 
 
 def int8_backbone(bundle):
