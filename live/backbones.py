@@ -9,6 +9,7 @@ To add a backbone, write a loader and add one `Backbone` entry to BACKBONES.
 """
 import contextlib
 import hashlib
+import importlib.resources
 import os
 import pickle
 import struct
@@ -17,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from live.quiet import keras
 import numpy as np
 
 from live import movinet
@@ -52,6 +52,8 @@ def fingerprint(model):
     A streaming backbone is one file, and its fingerprint is that file's hash."""
     if getattr(model, "fingerprint", None):
         return model.fingerprint
+    from live.quiet import keras
+
     digest = hashlib.sha256()
     for weight in model.weights:
         value = np.ascontiguousarray(keras.ops.convert_to_numpy(weight), dtype=np.float32)
@@ -66,6 +68,8 @@ def fingerprint(model):
 
 
 def _with_preprocessing(base, scale, offset, image_size, name):
+    from live.quiet import keras
+
     images = keras.Input((image_size, image_size, 3), name="images")
     features = base(keras.layers.Rescaling(scale, offset=offset, name="normalize")(images))
     return keras.Model(images, features, name=name)
@@ -200,8 +204,23 @@ def _load_movinet_a0_stream(weights):
     return movinet.MoViNetModel(weights)
 
 
-# The project's weights/ folder: the Kinetics-600 bundle there carries the MoViNet file.
-SHIPPED_WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
+def _shipped_weights():
+    """The folder of the bundles that ship with live: the project's weights/, installed as the
+    package `live.weights` (pyproject.toml maps it), so a wheel, `pip install .` and
+    `pip install -e .` all find it wherever they put it. Run from a checkout without installing
+    (PYTHONPATH=checkout), that package does not resolve, or resolves to another checkout's
+    editable install: the checkout's own weights/, beside live/, comes first."""
+    checkout = Path(__file__).resolve().parent.parent / "weights"
+    if (checkout / "__init__.py").is_file():
+        return checkout
+    try:
+        return Path(str(importlib.resources.files("live.weights")))
+    except ModuleNotFoundError:  # installed without its package data: "no model bundle at …" says so
+        return checkout
+
+
+# The shipped bundles' folder: the Kinetics-600 bundle there carries the MoViNet file.
+SHIPPED_WEIGHTS = _shipped_weights()
 
 BACKBONES = {
     "inception_v3": Backbone(
@@ -240,6 +259,12 @@ def load_backbone_model(name, weights=None):
     """
     backbone = get_backbone(name)
     weights = weights or os.environ.get(backbone.weights_env) or None
-    if weights and weights != "random" and not os.path.isfile(weights):
-        raise UserError(f"backbone weights file not found: {weights}")
+    check_weights_file(weights)
     return backbone.load(weights)
+
+
+def check_weights_file(weights):
+    """A named backbone weights file exists (checked again before the model loads, see live/checks.py)."""
+    if weights and weights != "random" and not os.path.isfile(weights):
+        raise UserError(f"backbone weights file not found: {weights}; check the path given to --backbone-weights "
+                        "(or LIVE_*_WEIGHTS)")

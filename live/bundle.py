@@ -11,13 +11,13 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from live.backbones import BACKBONES
+from live.backbones import BACKBONES, SHIPPED_WEIGHTS
 from live.errors import UserError
 
 FORMAT_VERSION = 1
 MODEL_FILE, LABELS_FILE, MANIFEST_FILE = "model.keras", "labels.txt", "manifest.json"
 # Kinetics-600 actions, out of the box: MoViNet-A0-Stream's own classifier (nothing trained here).
-DEFAULT_BUNDLE = Path(__file__).resolve().parent.parent / "weights" / "kinetics600"
+DEFAULT_BUNDLE = SHIPPED_WEIGHTS / "kinetics600"
 REQUIRED_KEYS = ("format_version", "backbone", "image_size", "feature_size", "backbone_fingerprint",
                  "seq_len", "frame_step", "frame_rate")
 
