@@ -14,6 +14,7 @@ import os
 import pickle
 import struct
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -32,6 +33,13 @@ def cache_dir():
     path = Path(root)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def damaged_cache_entry(path, exc):
+    """The error for a cache entry that does not load (a disk fault, a copy cut short by hand):
+    it names the file, which is safe to delete, as it is made again from the original."""
+    return UserError(f"the cache entry {path} is damaged and does not load ({_reason(exc)}); delete it and "
+                     "run again: it is made again from the original weights")
 
 
 @dataclass(frozen=True)
@@ -165,13 +173,20 @@ def _load_efficientnet_lite0(weights):
     if weights == "random":
         return model
     if weights and not weights.endswith(".pth"):
-        model.load_weights(weights)
+        try:
+            _load_keras_weights(model, weights)
+        except (OSError, ValueError) as exc:  # h5py's for a damaged file, Keras' for another format or model
+            raise UserError(f"cannot read EfficientNet-Lite0 weights {weights}: {_reason(exc)}; give the package's "
+                            "efficientnet_lite0.pth or a Keras .weights.h5 file saved from EfficientNet-Lite0") from None
         return model
     checkpoint = weights or _packaged_lite0_checkpoint()
     stat = os.stat(checkpoint)
     cached = cache_dir() / f"efficientnet_lite0-{stat.st_size}-{int(stat.st_mtime)}.weights.h5"
     if cached.exists():
-        model.load_weights(cached)
+        try:
+            _load_keras_weights(model, cached)
+        except (OSError, ValueError) as exc:
+            raise damaged_cache_entry(cached, exc) from None
         return model
     try:
         load_torch_weights(model, checkpoint)
@@ -183,6 +198,14 @@ def _load_efficientnet_lite0(weights):
     with written_atomically(cached) as temporary:
         model.save_weights(temporary)
     return model
+
+
+def _load_keras_weights(model, path):
+    """model.load_weights(path) without Keras' warning for every layer it cannot fill (a file of
+    another model gives hundreds): such a file then fails as a whole, and the caller says so."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        model.load_weights(path)
 
 
 def _packaged_lite0_checkpoint():

@@ -88,6 +88,9 @@ def load_bundle(path):
     except Exception as exc:
         raise UserError(f"model bundle {path}: model.keras does not load ({type(exc).__name__}: "
                         f"{str(exc).splitlines()[0][:200]}); retrain it") from None
+    if len(model.inputs) != 2:
+        raise UserError(f"model bundle {path}: model.keras takes {len(model.inputs)} input(s), where a bundle's "
+                        "sequence model takes 2 (the window's features and its mask); retrain it with `train fit`")
     features_shape, mask_shape = (tuple(i.shape) for i in model.inputs)
     if features_shape[1:] != (manifest["seq_len"], manifest["feature_size"]):
         raise UserError(f"model bundle {path}: the model takes windows of {features_shape[1:]}, the "
