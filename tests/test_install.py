@@ -131,3 +131,15 @@ def test_editable_install_finds_the_shipped_bundles_from_any_folder(project_copy
     lines = run(python, "-c", "import sys\n" + script, SAMPLE, cwd=elsewhere).stdout.splitlines()
     assert lines[:2] == [str(project_copy / "live" / "__init__.py"), str(project_copy / "weights")]
     assert lines[-1] == "arm wrestling"
+
+
+def test_help_names_the_default_bundle_and_a_backbone_neutral_weights_option():
+    """A newcomer reads --help first: the default it names is the bundle that loads."""
+    from click.testing import CliRunner
+
+    from live.bundle import DEFAULT_BUNDLE
+    from live.cli import main
+
+    text = " ".join(CliRunner().invoke(main, ["--help"]).output.split())
+    assert f"weights/{DEFAULT_BUNDLE.name}" in text and (DEFAULT_BUNDLE / "manifest.json").is_file()
+    assert "ImageNet" not in text  # the default backbone, MoViNet, was trained on Kinetics-600
