@@ -176,8 +176,9 @@ def _load_efficientnet_lite0(weights):
         try:
             _load_keras_weights(model, weights)
         except (OSError, ValueError) as exc:  # h5py's for a damaged file, Keras' for another format or model
-            raise UserError(f"cannot read EfficientNet-Lite0 weights {weights}: {_reason(exc)}; give the package's "
-                            "efficientnet_lite0.pth or a Keras .weights.h5 file saved from EfficientNet-Lite0") from None
+            raise UserError(f"cannot read EfficientNet-Lite0 weights {weights}: {_reason(exc)}; give the "
+                            "package's efficientnet_lite0.pth or a Keras .weights.h5 file saved from "
+                            "EfficientNet-Lite0") from None
         return model
     checkpoint = weights or _packaged_lite0_checkpoint()
     stat = os.stat(checkpoint)

@@ -82,8 +82,9 @@ def run_with_errors(function, *args, **kwargs):
                    "backbone's standard ones].")
 @click.option("--display/--no-display", default=None, help="Show a window [default: when a screen exists].")
 @click.option("--output", metavar="PATH",
-              help="Write the annotated video (.mp4 or .avi; also .mov, .m4v, .mkv). With several streams, one per stream: "
-                   "out.mp4 becomes out-1.mp4, out-2.mp4, … in stream order (files first, then cameras).")
+              help="Write the annotated video (.mp4 or .avi; also .mov, .m4v, .mkv). With several streams, "
+                   "one per stream: out.mp4 becomes out-1.mp4, out-2.mp4, … in stream order (files first, "
+                   "then cameras).")
 @click.option("--jsonl", metavar="PATH", help="Write one JSON object per frame; '-' for stdout.")
 @click.option("--top-k", type=click.IntRange(1), default=3, show_default=True, help="Labels listed on screen.")
 @click.option("--smooth", type=click.IntRange(1), default=1, show_default=True,

@@ -34,8 +34,8 @@ backbone_option = click.option("--backbone", default="inception_v3", show_defaul
                                help="Frame backbone: inception_v3, efficientnet_lite0 or movinet_a0_stream "
                                     "(streaming, Kinetics-600, sampled at 5 fps).")
 backbone_weights_option = click.option("--backbone-weights", metavar="FILE",
-                                       help="A local file of weights for the backbone [default: its "
-                                            "standard ones].")
+                                       help="A local file of weights for the backbone "
+                                            "[default: its standard ones].")
 runtime_option = click.option("--runtime", type=click.Choice(["litert", "litert-int8", "keras"]),
                               help="How the backbone runs [default: litert; keras on other backends].")
 cache_option = click.option("--cache", "cache_root", metavar="DIR",
