@@ -17,7 +17,6 @@ import numpy as np
 
 from live.bundle import default_bundle_path
 from live.errors import UserError
-from live.pipeline import classify_streams, load_classifier, warm_up
 from live.sources import ArraySource, Feed, open_source
 
 
@@ -54,6 +53,8 @@ class Model:
     `stream()` generator is one thread's at a time, as any Python generator is."""
 
     def __init__(self, classifier):
+        from live.pipeline import warm_up
+
         self.classifier = classifier
         warm_up(classifier)
 
@@ -77,6 +78,8 @@ class Model:
             raise ValueError("no source given")
         if names is not None and len(names) != len(sources):
             raise ValueError(f"{len(names)} names for {len(sources)} sources")
+        from live.pipeline import classify_streams
+
         opened, feeds, arrived = [], [], threading.Event()
         try:
             for item in sources:
@@ -126,4 +129,8 @@ def unique_names(names):
 
 def load(weights=None, runtime=None, backbone_weights=None):
     """Load a bundle (default: weights/kinetics600, or $LIVE_WEIGHTS) for `Model.stream`."""
+    # TensorFlow comes with the pipeline, here and not when live.api is imported: the command
+    # line checks its inputs before paying for it.
+    from live.pipeline import load_classifier
+
     return Model(load_classifier(weights or default_bundle_path(), runtime, backbone_weights))

@@ -9,15 +9,16 @@ To add a backbone, write a loader and add one `Backbone` entry to BACKBONES.
 """
 import contextlib
 import hashlib
+import importlib.resources
 import os
 import pickle
 import struct
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from live.quiet import keras
 import numpy as np
 
 from live import movinet
@@ -32,6 +33,13 @@ def cache_dir():
     path = Path(root)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def damaged_cache_entry(path, exc):
+    """The error for a cache entry that does not load (a disk fault, a copy cut short by hand):
+    it names the file, which is safe to delete, as it is made again from the original."""
+    return UserError(f"the cache entry {path} is damaged and does not load ({_reason(exc)}); delete it and "
+                     "run again: it is made again from the original weights")
 
 
 @dataclass(frozen=True)
@@ -52,6 +60,8 @@ def fingerprint(model):
     A streaming backbone is one file, and its fingerprint is that file's hash."""
     if getattr(model, "fingerprint", None):
         return model.fingerprint
+    from live.quiet import keras
+
     digest = hashlib.sha256()
     for weight in model.weights:
         value = np.ascontiguousarray(keras.ops.convert_to_numpy(weight), dtype=np.float32)
@@ -66,6 +76,8 @@ def fingerprint(model):
 
 
 def _with_preprocessing(base, scale, offset, image_size, name):
+    from live.quiet import keras
+
     images = keras.Input((image_size, image_size, 3), name="images")
     features = base(keras.layers.Rescaling(scale, offset=offset, name="normalize")(images))
     return keras.Model(images, features, name=name)
@@ -161,13 +173,21 @@ def _load_efficientnet_lite0(weights):
     if weights == "random":
         return model
     if weights and not weights.endswith(".pth"):
-        model.load_weights(weights)
+        try:
+            _load_keras_weights(model, weights)
+        except (OSError, ValueError) as exc:  # h5py's for a damaged file, Keras' for another format or model
+            raise UserError(f"cannot read EfficientNet-Lite0 weights {weights}: {_reason(exc)}; give the "
+                            "package's efficientnet_lite0.pth or a Keras .weights.h5 file saved from "
+                            "EfficientNet-Lite0") from None
         return model
     checkpoint = weights or _packaged_lite0_checkpoint()
     stat = os.stat(checkpoint)
     cached = cache_dir() / f"efficientnet_lite0-{stat.st_size}-{int(stat.st_mtime)}.weights.h5"
     if cached.exists():
-        model.load_weights(cached)
+        try:
+            _load_keras_weights(model, cached)
+        except (OSError, ValueError) as exc:
+            raise damaged_cache_entry(cached, exc) from None
         return model
     try:
         load_torch_weights(model, checkpoint)
@@ -179,6 +199,14 @@ def _load_efficientnet_lite0(weights):
     with written_atomically(cached) as temporary:
         model.save_weights(temporary)
     return model
+
+
+def _load_keras_weights(model, path):
+    """model.load_weights(path) without Keras' warning for every layer it cannot fill (a file of
+    another model gives hundreds): such a file then fails as a whole, and the caller says so."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        model.load_weights(path)
 
 
 def _packaged_lite0_checkpoint():
@@ -200,8 +228,23 @@ def _load_movinet_a0_stream(weights):
     return movinet.MoViNetModel(weights)
 
 
-# The project's weights/ folder: the Kinetics-600 bundle there carries the MoViNet file.
-SHIPPED_WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
+def _shipped_weights():
+    """The folder of the bundles that ship with live: the project's weights/, installed as the
+    package `live.weights` (pyproject.toml maps it), so a wheel, `pip install .` and
+    `pip install -e .` all find it wherever they put it. Run from a checkout without installing
+    (PYTHONPATH=checkout), that package does not resolve, or resolves to another checkout's
+    editable install: the checkout's own weights/, beside live/, comes first."""
+    checkout = Path(__file__).resolve().parent.parent / "weights"
+    if (checkout / "__init__.py").is_file():
+        return checkout
+    try:
+        return Path(str(importlib.resources.files("live.weights")))
+    except ModuleNotFoundError:  # installed without its package data: "no model bundle at …" says so
+        return checkout
+
+
+# The shipped bundles' folder: the Kinetics-600 bundle there carries the MoViNet file.
+SHIPPED_WEIGHTS = _shipped_weights()
 
 BACKBONES = {
     "inception_v3": Backbone(
@@ -240,6 +283,12 @@ def load_backbone_model(name, weights=None):
     """
     backbone = get_backbone(name)
     weights = weights or os.environ.get(backbone.weights_env) or None
-    if weights and weights != "random" and not os.path.isfile(weights):
-        raise UserError(f"backbone weights file not found: {weights}")
+    check_weights_file(weights)
     return backbone.load(weights)
+
+
+def check_weights_file(weights):
+    """A named backbone weights file exists (checked again before the model loads, see live/checks.py)."""
+    if weights and weights != "random" and not os.path.isfile(weights):
+        raise UserError(f"backbone weights file not found: {weights}; check the path given to --backbone-weights "
+                        "(or LIVE_*_WEIGHTS)")

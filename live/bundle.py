@@ -11,13 +11,13 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from live.backbones import BACKBONES
+from live.backbones import BACKBONES, SHIPPED_WEIGHTS
 from live.errors import UserError
 
 FORMAT_VERSION = 1
 MODEL_FILE, LABELS_FILE, MANIFEST_FILE = "model.keras", "labels.txt", "manifest.json"
 # Kinetics-600 actions, out of the box: MoViNet-A0-Stream's own classifier (nothing trained here).
-DEFAULT_BUNDLE = Path(__file__).resolve().parent.parent / "weights" / "kinetics600"
+DEFAULT_BUNDLE = SHIPPED_WEIGHTS / "kinetics600"
 REQUIRED_KEYS = ("format_version", "backbone", "image_size", "feature_size", "backbone_fingerprint",
                  "seq_len", "frame_step", "frame_rate")
 
@@ -88,6 +88,9 @@ def load_bundle(path):
     except Exception as exc:
         raise UserError(f"model bundle {path}: model.keras does not load ({type(exc).__name__}: "
                         f"{str(exc).splitlines()[0][:200]}); retrain it") from None
+    if len(model.inputs) != 2:
+        raise UserError(f"model bundle {path}: model.keras takes {len(model.inputs)} input(s), where a bundle's "
+                        "sequence model takes 2 (the window's features and its mask); retrain it with `train fit`")
     features_shape, mask_shape = (tuple(i.shape) for i in model.inputs)
     if features_shape[1:] != (manifest["seq_len"], manifest["feature_size"]):
         raise UserError(f"model bundle {path}: the model takes windows of {features_shape[1:]}, the "

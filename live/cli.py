@@ -9,6 +9,7 @@ import time
 
 import click
 
+from live import __version__
 from live.errors import UserError
 
 EXIT_INTERRUPTED = 130
@@ -65,20 +66,25 @@ def run_with_errors(function, *args, **kwargs):
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="live")
 @click.option("--camera", "cameras", type=int, multiple=True, metavar="INDEX",
               help="Read a webcam (0 is the first). Repeat for several.")
 @click.option("--file", "files", multiple=True, metavar="PATH|URL",
               help="Read a video file, or an http/rtsp stream. Repeat for several: they run side by side, "
                    "in one grid window.")
-@click.option("--weights", metavar="DIR", help="Model bundle folder [default: the shipped weights/default].")
+@click.option("--weights", metavar="DIR",
+              help="Model bundle folder [default: the shipped weights/kinetics600, Kinetics-600 actions].")
 @click.option("--runtime", type=click.Choice(["litert", "litert-int8", "keras", "openvino-int8"]),
               help="How the backbone runs [default: litert; keras on backends other than TensorFlow]; "
                    "openvino-int8 runs the bundle's int8 backbone (see `train quantize`).")
-@click.option("--backbone-weights", metavar="FILE", help="Local ImageNet weights for the bundle's backbone.")
+@click.option("--backbone-weights", metavar="FILE",
+              help="A local file of weights for the bundle's backbone [default: the bundle's own, or the "
+                   "backbone's standard ones].")
 @click.option("--display/--no-display", default=None, help="Show a window [default: when a screen exists].")
 @click.option("--output", metavar="PATH",
-              help="Write the annotated video (.mp4 or .avi). With several streams, one per stream: "
-                   "out.mp4 becomes out-1.mp4, out-2.mp4, … in stream order (files first, then cameras).")
+              help="Write the annotated video (.mp4 or .avi; also .mov, .m4v, .mkv). With several streams, "
+                   "one per stream: out.mp4 becomes out-1.mp4, out-2.mp4, … in stream order (files first, "
+                   "then cameras).")
 @click.option("--jsonl", metavar="PATH", help="Write one JSON object per frame; '-' for stdout.")
 @click.option("--top-k", type=click.IntRange(1), default=3, show_default=True, help="Labels listed on screen.")
 @click.option("--smooth", type=click.IntRange(1), default=1, show_default=True,
@@ -106,7 +112,10 @@ def main(**options):
 
 def run(cameras, files, weights, runtime, backbone_weights, display, output, jsonl, top_k, smooth,
         threshold, max_frames, loop, max_fps, events, event_min_duration, event_min_score):
+    # None of these imports TensorFlow: it comes with load(), after every check below and after
+    # the inputs have opened, so a mistake is reported in a fraction of a second.
     from live.api import load, unique_names
+    from live.checks import check_before_loading
     from live.display import Window, screen_problem
     from live.events import EventTracker, EventWriter
     from live.outputs import JsonlWriter, RunSummary, VideoOutput, numbered_paths, summary_text
@@ -116,6 +125,7 @@ def run(cameras, files, weights, runtime, backbone_weights, display, output, jso
 
     if not files and not cameras:
         raise UserError("give an input: --camera INDEX or --file PATH_OR_URL (each may be repeated)")
+    check_before_loading(weights, backbone_weights, output, jsonl, events)
     stop = StopRequest()
     names = unique_names([*files, *(str(camera) for camera in cameras)])
     sources, closers = [], []

@@ -129,8 +129,14 @@ class VideoOutput:
         self._writer.release()
 
 
+# The --output containers we write: H.264 through PyAV, MJPG through OpenCV (other names give
+# OpenCV's writer an unplayable file or none, so the command line refuses them up front).
+H264_EXTENSIONS, MJPG_EXTENSIONS = (".mp4", ".mov", ".m4v"), (".avi", ".mkv")
+VIDEO_EXTENSIONS = H264_EXTENSIONS + MJPG_EXTENSIONS
+
+
 def _is_mp4(path):
-    return str(path).lower().endswith((".mp4", ".mov", ".m4v"))
+    return str(path).lower().endswith(H264_EXTENSIONS)
 
 
 class LatencyHistogram:

@@ -1,7 +1,10 @@
 """Native libraries (TensorFlow, LiteRT) print start-up chatter straight to file descriptor 2,
 beneath Python's reach. `native_stderr_silenced` hides it where we know it comes from, so the
 user's terminal holds only our own lines. Python exceptions still surface normally. Every
-import of Keras goes through here, so it is also where TensorFlow's thread pools are sized."""
+import of Keras goes through here (`from live.quiet import keras`), so it is also where
+TensorFlow's thread pools are sized. Keras is imported on that first use, not with this module:
+TensorFlow's import is most of a run's start-up, and the checks before the model loads (a
+mistyped path, a missing folder) answer without it."""
 import os
 import sys
 import threading
@@ -38,16 +41,14 @@ def native_stderr_silenced():
                 os.close(_saved)
 
 
-with native_stderr_silenced():
-    import keras  # noqa: E402  (the first import of TensorFlow is where the chatter happens)
-
-
 def _cap_tensorflow_threads():
     """TensorFlow sizes its thread pools by the CPU affinity mask alone: in a container with a
     CPU quota, or in a Ray worker given one CPU (LIVE_CPUS=1), it would start a thread per core
     of the host and they would wait on each other. Set per process, not through TF_NUM_*
     variables, which every child process (a local Ray worker) would inherit as if the user had
     chosen them. A TF_NUM_* the user did set wins."""
+    import keras
+
     if keras.backend.backend() != "tensorflow":
         return
     import tensorflow as tf
@@ -64,4 +65,12 @@ def _cap_tensorflow_threads():
         pass
 
 
-_cap_tensorflow_threads()
+def __getattr__(name):
+    """`from live.quiet import keras`: Keras (and TensorFlow) imported on first use, silenced."""
+    if name != "keras":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    with native_stderr_silenced():  # the first import of TensorFlow is where the chatter happens
+        import keras
+    _cap_tensorflow_threads()
+    globals()["keras"] = keras
+    return keras

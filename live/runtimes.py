@@ -14,7 +14,7 @@ from pathlib import Path
 from live.quiet import keras
 import numpy as np
 
-from live.backbones import cache_dir
+from live.backbones import cache_dir, damaged_cache_entry
 from live.cpus import usable_cpus
 from live.errors import UserError
 from live.files import written_atomically
@@ -124,8 +124,11 @@ class LiteRTModel(StatelessEmbedder):
     def _new_interpreter(self):
         from ai_edge_litert.interpreter import Interpreter
 
-        with native_stderr_silenced():
-            return Interpreter(model_path=self._path, num_threads=self._threads)
+        try:
+            with native_stderr_silenced():
+                return Interpreter(model_path=self._path, num_threads=self._threads)
+        except (ValueError, RuntimeError) as exc:  # converted by us, so a cache entry gone bad
+            raise damaged_cache_entry(self._path, exc) from None
 
     def _planned_interpreter(self, shapes):
         """A new interpreter for inputs of `shapes`, run once: the first run is where XNNPACK

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import click
 
+from live import __version__
 from live.cli import run_with_errors
 from training.model import DEFAULT_MODEL_KIND, MODEL_KINDS  # names only: no Keras import
 
@@ -12,6 +13,7 @@ ENGINE_NAMES = ("local", "ray")  # training.extract.ENGINES, named here without 
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="train")
 def main():
     """Train, evaluate and try the sequence models that `live` runs."""
 
@@ -32,7 +34,8 @@ backbone_option = click.option("--backbone", default="inception_v3", show_defaul
                                help="Frame backbone: inception_v3, efficientnet_lite0 or movinet_a0_stream "
                                     "(streaming, Kinetics-600, sampled at 5 fps).")
 backbone_weights_option = click.option("--backbone-weights", metavar="FILE",
-                                       help="Local ImageNet weights for the backbone.")
+                                       help="A local file of weights for the backbone "
+                                            "[default: its standard ones].")
 runtime_option = click.option("--runtime", type=click.Choice(["litert", "litert-int8", "keras"]),
                               help="How the backbone runs [default: litert; keras on other backends].")
 cache_option = click.option("--cache", "cache_root", metavar="DIR",

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from live.backbones import fingerprint, load_backbone_model
-from live.bundle import add_to_bundle, check_fingerprint, load_bundle
+from live.backbones import BACKBONES, fingerprint, load_backbone_model
+from live.bundle import add_to_bundle, check_fingerprint, load_bundle, read_manifest
 from live.errors import UserError
 from live.runtimes import INT8_BACKBONE_KEY, OpenVINOModel, litert_file, make_embedder
 from training.datasets import load_dataset
@@ -79,6 +79,11 @@ def int8_backbone_files(backbone_model, weights_fingerprint, calibration, check,
 
 
 def quantize(weights, data, backbone_weights=None, frames=128, min_cosine=MIN_COSINE, split=1, seed=0):
+    backbone = read_manifest(weights)[0]["backbone"]
+    if BACKBONES[backbone].streaming:
+        raise UserError(f"model bundle {weights} runs on {backbone}, which is already an int8 LiteRT file (with a "
+                        "state from frame to frame): train quantize makes int8 copies of image backbones only. "
+                        "Run this bundle as it is (live's default runtime)")
     try:
         import nncf
         import openvino
