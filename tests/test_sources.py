@@ -5,7 +5,6 @@ a live source's frame, not the wait for it."""
 import json
 import signal
 import subprocess
-import threading
 import time
 
 import cv2
@@ -38,7 +37,6 @@ class FlakyDevice:
         self.opened = 0
         self.delivered = []  # frames each opening delivered
         self.position = 0  # the scene goes on while the camera is away, as a real one's does
-        self.lock = threading.Lock()
 
     def open(self, index):
         assert index == 0
@@ -62,9 +60,8 @@ class FlakyCapture:
             return False
         time.sleep(max(0.0, self.due - time.perf_counter()))  # the sensor's next frame
         self.due = max(self.due + 1 / self.device.FPS, time.perf_counter())
-        with self.device.lock:
-            self.jpeg = self.device.jpegs[self.device.position % len(self.device.jpegs)]
-            self.device.position += 1
+        self.jpeg = self.device.jpegs[self.device.position % len(self.device.jpegs)]
+        self.device.position += 1
         self.device.delivered[self.opening] += 1
         return True
 
