@@ -1,10 +1,13 @@
 """Frame sources: one class per kind of input, behind `open_source`.
 
-- FileSource: every frame, in order, nothing dropped, so a replay is deterministic.
+- FileSource: every frame, in order, nothing dropped, so a replay is deterministic; each
+  frame carries its presentation time from the container.
 - CameraSource and StreamSource: a reader thread keeps only the newest frame, so the picture
-  never lags behind reality when the machine can't keep up; dropped frames are counted.
+  never lags behind reality when the machine can't keep up; dropped frames are counted. Both
+  reopen a source that stops delivering, with backoff, before giving up.
 """
 import os
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -55,18 +58,33 @@ class FileSource:
         self.frame_count = int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         self.size = (first.shape[1], first.shape[0])
         self._first = first
+        self._first_time = self._container_time()
         self.frames_read = 0
         self.dropped = 0
         self.decoded_to_end = False
 
+    def _container_time(self):
+        """The presentation time, in seconds, of the frame just read.
+
+        OpenCV's CAP_PROP_POS_MSEC, read after a frame, is that frame's PTS less the stream's
+        start: checked against ffprobe's pts_time, to 1 µs, for mp4, mkv, webm, avi, ts and gif
+        with OpenCV 5.0, variable-rate files included. Decoding with PyAV would give the same
+        times but not OpenCV's pixels, which live's other sources and every feature cache use.
+        It is 0 for a frame without a time (every frame of a raw .h264 stream, the frames an
+        AVI's decoder flushes at its end): see frames()."""
+        return self._capture.get(cv2.CAP_PROP_POS_MSEC) / 1000
+
     def frames(self):
-        """Yield Frames with their own read time attached."""
+        """Yield Frames with their presentation times (from the first frame's, and rising across
+        --loop passes) and their own read time attached."""
         read_ms = 0.0
-        image, index = self._first, 0
+        image, index, timestamp = self._first, 0, 0.0
+        origin, offset = self._first_time, 0.0  # this pass's first container time, and where it starts
+        interval = 1 / self.fps
         pass_start = 0
-        while image is not None:
+        while True:
             self.frames_read += 1
-            yield Frame(index, index / self.fps, image, time.perf_counter() - read_ms / 1000, read_ms)
+            yield Frame(index, timestamp, image, time.perf_counter() - read_ms / 1000, read_ms)
             started = time.perf_counter()
             ok, image = self._capture.read()
             index += 1
@@ -75,9 +93,15 @@ class FileSource:
                 self._capture = cv2.VideoCapture(self.name)
                 ok, image = self._capture.read()
                 pass_start = index
+                origin, offset = self._container_time(), timestamp + interval
             read_ms = (time.perf_counter() - started) * 1000
-            if not ok:
-                image = None
+            if not ok or image is None:
+                break
+            # A frame without a time of its own (see _container_time) comes one frame interval
+            # after the previous one, as every frame did before containers' times were read.
+            following = offset + self._container_time() - origin
+            following = following if following > timestamp else timestamp + 1 / self.fps
+            interval, timestamp = following - timestamp, following
         self.decoded_to_end = True
 
     def stopped_early(self):
@@ -149,7 +173,8 @@ class _LatestFrameSource:
     newest frame only. `frames()` hands out each new frame once, waiting for the next."""
 
     live = True
-    reconnect_attempts = 0
+    reconnect_attempts = 3
+    reconnect_backoff_s = 0.5  # the first wait before reopening; it doubles at each try, up to 8 times this
     arrived = None  # an Event set on each new frame, so one loop can wait on several sources
 
     def __init__(self, name):
@@ -181,10 +206,13 @@ class _LatestFrameSource:
         raise NotImplementedError
 
     def _reconnect(self):
-        """Try to reopen after a failed read; True when frames flow again. close() cuts the
-        backoff short, and a capture opened after close() is released, not leaked."""
+        """Try to reopen after a failed read; True when frames flow again. Says on stderr that
+        the source dropped and that it is back. close() cuts the backoff short, and a capture
+        opened after close() is released, not leaked."""
+        warn(f"{self.title} stopped delivering frames; reopening it (up to {self.reconnect_attempts} tries)")
+        dropped = time.perf_counter()
         for attempt in range(self.reconnect_attempts):
-            if self._closing.wait(min(0.5 * 2 ** attempt, 4.0)):
+            if self._closing.wait(self.reconnect_backoff_s * min(2 ** attempt, 8)):
                 return False
             self._capture.release()
             self._capture = self._open()
@@ -192,6 +220,7 @@ class _LatestFrameSource:
                 return False
             if self._capture.isOpened() and self._capture.grab():
                 self.reconnects += 1
+                warn(f"{self.title} is back after {time.perf_counter() - dropped:.1f} s")
                 return True
         return False
 
@@ -215,8 +244,16 @@ class _LatestFrameSource:
     def _read_frames(self):
         index = 1
         while not self._closing.is_set():
-            started = time.perf_counter()
-            ok, image = self._capture.read()
+            # grab() waits for the next frame, retrieve() decodes it (a camera's MJPEG or YUYV)
+            # or converts it to BGR (a stream's, decoded in FFmpeg's own threads during the
+            # grab). So `read` is the cost of reading, not the wait for the source's next frame
+            # (33 ms at 30 fps). time.thread_time() around read() would miss FFmpeg's decoding
+            # threads: measured, 0.2 ms of thread time for a 1080p H.264 frame whose grab takes 24 ms.
+            image = None
+            ok = self._capture.grab()
+            grabbed = time.perf_counter()
+            if ok:
+                ok, image = self._capture.retrieve()
             if not ok or image is None:
                 if self._closing.is_set():
                     break
@@ -229,8 +266,7 @@ class _LatestFrameSource:
                     self._condition.notify_all()
                 self._wake()
                 return
-            now = time.perf_counter()
-            frame = Frame(index, now - self._started, image, now, (now - started) * 1000)
+            frame = Frame(index, grabbed - self._started, image, grabbed, (time.perf_counter() - grabbed) * 1000)
             with self._condition:
                 if self._latest is not None:
                     self.dropped += 1
@@ -280,29 +316,36 @@ class _LatestFrameSource:
 
 
 class CameraSource(_LatestFrameSource):
+    """A camera by index. A USB glitch or a driver timeout ends a read; the camera is reopened
+    with the stream's backoff, and only a camera that stays away ends the run."""
+
+    # What opens a camera index: tests put a device's test double here, as there is no camera.
+    open_capture = staticmethod(cv2.VideoCapture)
+
     def __init__(self, index):
         self.index = index
+        self.title = f"camera {index}"
         self.reconnects = 0
         super().__init__(f"camera {index}")
 
     def _open(self):
-        return cv2.VideoCapture(self.index)
+        return self.open_capture(self.index)
 
     def _unavailable_message(self):
         return (f"camera {self.index} is not available: it does not exist or another program is using "
                 "it; check the index (0 is the first camera) and close other camera apps")
 
     def _lost_message(self):
-        return f"camera {self.index} stopped delivering frames (unplugged or taken by another program)"
+        return (f"camera {self.index} stopped delivering frames and did not come back after "
+                f"{self.reconnect_attempts} reconnect attempts; check it is plugged in and no other program uses it")
 
 
 class StreamSource(_LatestFrameSource):
     """A network stream (http, rtsp, …). Reconnects with backoff when it drops."""
 
-    reconnect_attempts = 3
-
     def __init__(self, url):
         self.url = url
+        self.title = f"stream {url}"
         self.reconnects = 0
         super().__init__(url)
 
@@ -317,6 +360,11 @@ class StreamSource(_LatestFrameSource):
     def _lost_message(self):
         return (f"stream {self.url} dropped and did not come back after "
                 f"{self.reconnect_attempts} reconnect attempts")
+
+
+def warn(message):
+    """A `warning:` line on stderr, from whichever thread notices."""
+    print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
 class Feed:

@@ -164,8 +164,9 @@ def test_signal_during_a_stream_reconnect_exits_cleanly(sig, code, lite_bundle, 
 
 
 class WatchedCapture:
-    """A real cv2.VideoCapture that notes whether release() came while a read() was running,
-    and can fail its Nth read as a decoder fault would."""
+    """A real cv2.VideoCapture that notes whether release() came while a read (read() or
+    grab(), which waits for the frame) was running, and can fail its Nth read as a decoder
+    fault would."""
 
     def __init__(self, capture, fail_on_read=None):
         self._capture, self._fail_on_read = capture, fail_on_read
@@ -173,21 +174,27 @@ class WatchedCapture:
         self.reads = 0
         self.reading = self.released_while_reading = False
 
-    def read(self):
+    def _watched(self, call):
         self.reads += 1
         if self.reads == self._fail_on_read:
             raise cv2.error("injected decoder fault")
         self.reading = True
         try:
-            return self._capture.read()
+            return call()
         finally:
             self.reading = False
+
+    def read(self):
+        return self._watched(self._capture.read)
+
+    def grab(self):
+        return self._watched(self._capture.grab)
 
     def release(self):
         self.released_while_reading |= self.reading
         self._capture.release()
 
-    def __getattr__(self, name):  # isOpened, grab, get: the real capture's own
+    def __getattr__(self, name):  # isOpened, retrieve, get: the real capture's own
         return getattr(self._capture, name)
 
 

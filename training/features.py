@@ -6,6 +6,7 @@ settings and the video's identity (its size and first and last MiB), and each en
 written atomically, so a crash or Ctrl-C leaves only complete entries behind.
 """
 import hashlib
+import itertools
 import os
 import queue
 import sys
@@ -16,7 +17,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
@@ -24,7 +24,7 @@ from live.backbones import cache_dir
 from live.errors import UserError
 from live.files import written_atomically
 from live.frames import TimeSampler, to_model_input
-from live.sources import DEFAULT_FPS, FileSource
+from live.sources import FileSource
 
 BATCH = 32
 
@@ -39,7 +39,9 @@ class FramePath:
     numerics: str = ""  # an embedder's `numerics`: int8 runtimes give other features than fp32
 
     def key(self):
-        rate = f"{self.frame_rate:g}" if self.frame_rate else "src"
+        # Sampled by presentation time ("pts"): entries made when a file's times were index / fps
+        # hold other frames for variable-rate clips, so they are not reused.
+        rate = f"{self.frame_rate:g}-pts" if self.frame_rate else "src"
         numerics = f"-{self.numerics}" if self.numerics else ""
         return f"{self.backbone}-{self.fingerprint}-{self.image_size}px-step{self.frame_step}-rate{rate}{numerics}"
 
@@ -101,38 +103,36 @@ class FeatureCache:
             np.save(f, features)
 
 
-def sampled_frames(path, frame_path):
-    """Yield batches of model-ready frames (uint8, N x S x S x 3) from a video, through the
-    same decoding, time sampling and frame path as live. Raises UserError if it won't open."""
+def kept_frames(path, frame_path):
+    """Yield the Frames of a video that live's sampler keeps: the same decoding and the same
+    presentation times (FileSource's) as live. Raises UserError if it won't open."""
     source = FileSource(path)
     sampler = TimeSampler(frame_path.frame_step, frame_path.frame_rate)
-    batch = []
     try:
-        for frame in source.frames():
-            if sampler.keep(frame.timestamp):
-                batch.append(to_model_input(frame.image, frame_path.image_size))
-                if len(batch) == BATCH:
-                    yield np.stack(batch)
-                    batch = []
-        if batch:
-            yield np.stack(batch)
+        yield from (frame for frame in source.frames() if sampler.keep(frame.timestamp))
     finally:
         source.close()
 
 
+def sampled_frames(path, frame_path):
+    """Yield batches of model-ready frames (uint8, N x S x S x 3) from a video, through the
+    same decoding, time sampling and frame path as live. Raises UserError if it won't open."""
+    batch = []
+    with closing(kept_frames(path, frame_path)) as frames:
+        for frame in frames:
+            batch.append(to_model_input(frame.image, frame_path.image_size))
+            if len(batch) == BATCH:
+                yield np.stack(batch)
+                batch = []
+    if batch:
+        yield np.stack(batch)
+
+
 def sampled_frame_indices(path, frame_path, count):
     """The source frame index of each of the first `count` sampled frames of a video: the frames
-    live's sampler keeps, from the timestamps FileSource gives (index / frame rate)."""
-    capture = cv2.VideoCapture(str(path))
-    fps = capture.get(cv2.CAP_PROP_FPS) if capture.isOpened() else 0.0
-    capture.release()
-    fps = fps if 0 < fps < 1000 else DEFAULT_FPS
-    sampler, indices, index = TimeSampler(frame_path.frame_step, frame_path.frame_rate), [], 0
-    while len(indices) < count:
-        if sampler.keep(index / fps):
-            indices.append(index)
-        index += 1
-    return indices
+    live's sampler keeps."""
+    with closing(kept_frames(path, frame_path)) as frames:
+        return [frame.index for frame in itertools.islice(frames, count)]
 
 
 def clip_features(path, embedder, frame_path):

@@ -1,5 +1,6 @@
 """`train fit`: dataset -> cached features -> windows -> sequence model -> test metrics ->
 an atomically written bundle with its report."""
+import itertools
 import json
 import platform
 import sys
@@ -7,13 +8,13 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from live.backbones import fingerprint, get_backbone, load_backbone_model
 from live.bundle import carried_backbone, write_bundle
 from live.errors import UserError
 from live.quiet import keras
+from live.sources import FileSource
 from live.runtimes import compiled_call, make_embedder
 from training.datasets import grouped_split, load_dataset, split_record
 from training.features import FeatureCache, FramePath, extract_features
@@ -41,15 +42,24 @@ def prepare_features(clips, backbone_name, backbone_weights, runtime, frame_step
     return features, skipped, frame_path, timing
 
 
+def measured_frame_rate(path, frames=64):
+    """Frames a second over a clip's first `frames` frames, from the presentation times
+    FileSource gives live and feature extraction (a variable-rate phone clip's container rate
+    says little). None for a clip that won't open or has one frame."""
+    try:
+        source = FileSource(path)
+    except UserError:
+        return None
+    try:
+        times = [frame.timestamp for frame in itertools.islice(source.frames(), frames)]
+    finally:
+        source.close()
+    return (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else None
+
+
 def median_frame_rate(clips):
-    """The median frame rate of `clips`, from their containers (None if none says)."""
-    rates = []
-    for clip in clips:
-        capture = cv2.VideoCapture(str(clip.path))
-        rate = capture.get(cv2.CAP_PROP_FPS) if capture.isOpened() else 0.0
-        capture.release()
-        if 0 < rate < 1000:
-            rates.append(rate)
+    """The median of `clips`' measured frame rates (None if none has one)."""
+    rates = [rate for clip in clips if (rate := measured_frame_rate(clip.path)) and 0 < rate < 1000]
     return round(float(np.median(rates)), 3) if rates else None
 
 
