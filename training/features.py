@@ -103,7 +103,8 @@ class FeatureCache:
 
 def sampled_frames(path, frame_path):
     """Yield batches of model-ready frames (uint8, N x S x S x 3) from a video, through the
-    same decoding, time sampling and frame path as live. Raises UserError if it won't open."""
+    same decoding, time sampling and frame path as live. Raises UserError if it won't open, or
+    (after its last batch) if it stops decoding well before the frame count its container gives."""
     source = FileSource(path)
     sampler = TimeSampler(frame_path.frame_step, frame_path.frame_rate)
     batch = []
@@ -116,6 +117,10 @@ def sampled_frames(path, frame_path):
                     batch = []
         if batch:
             yield np.stack(batch)
+        early = source.stopped_early()
+        if early:  # as live reports it: features of part of a clip would stand for all of it
+            raise UserError(f"{path} stopped decoding after {early[0]} of {early[1]} frames; the rest of the "
+                            "file is damaged or missing")
     finally:
         source.close()
 
@@ -204,7 +209,7 @@ def extract_features(videos, embedder, frame_path, cache, min_frames=1, progress
     Cached clips load at once; the rest are decoded in a reader thread, overlapped with
     embedding in this one. Batches are always BATCH frames, filled across clip boundaries, so
     the runtime keeps one batch shape (LiteRT re-plans its buffers when the shape changes).
-    Unreadable or too-short clips are skipped with a warning.
+    Unreadable, truncated or too-short clips are skipped, each with one warning.
     """
     features, skipped, todo = {}, {}, []
     videos = list(dict.fromkeys(videos))  # a path given twice is one clip, extracted once
@@ -214,6 +219,7 @@ def extract_features(videos, embedder, frame_path, cache, min_frames=1, progress
             todo.append(video)
         elif len(cached) < min_frames:  # the same rule as for a fresh extraction
             skipped[video] = f"too short: {len(cached)} sampled frames, need {min_frames}"
+            tqdm.write(f"warning: skipping {video}: {skipped[video]}", file=sys.stderr)
         else:
             features[video] = cached
     bar = tqdm(total=len(videos), initial=len(videos) - len(todo), unit="clip", desc="features",
