@@ -14,7 +14,7 @@ import cv2
 import pytest
 from click.testing import CliRunner
 
-from conftest import CLIPS, ROOT, run_command
+from conftest import CLIPS, ROOT
 
 KINETICS = ROOT / "weights" / "kinetics600"
 THREE_CLIPS = [CLIPS / "arm_wrestling.mp4", CLIPS / "pool_cleaning.mp4", CLIPS / "basketball.mp4"]
@@ -131,6 +131,7 @@ def test_unknown_backbone_is_refused_before_the_dataset_is_read(tmp_path):
     from live.backbones import BACKBONES
     from live.errors import UserError
     from training.cli import main
+    from training.extract import extract
     from training.fit import fit
 
     for command in ("fit", "extract"):
@@ -142,6 +143,8 @@ def test_unknown_backbone_is_refused_before_the_dataset_is_read(tmp_path):
         assert all(name in result.stderr for name in BACKBONES)
     with pytest.raises(UserError, match="unknown backbone 'resnet50'"):
         fit(tmp_path / "no-such-data", tmp_path / "out", backbone="resnet50")
+    with pytest.raises(UserError, match="unknown backbone 'resnet50'"):
+        extract(tmp_path / "no-such-data", backbone="resnet50")
 
 
 def test_train_starts_without_keras():
@@ -159,7 +162,8 @@ def test_predict_warns_once_per_bad_file(tmp_path, cache_dir):
     garbage.write_text("not a video\n" * 50)
     empty.write_bytes(b"")
     good = CLIPS / "v_CricketShot_g04_c01_rgb.gif"
-    result = CliRunner().invoke(main, ["predict", "--weights", str(KINETICS), *map(str, (garbage, empty, missing, good))])
+    videos = [str(path) for path in (garbage, empty, missing, good)]
+    result = CliRunner().invoke(main, ["predict", "--weights", str(KINETICS), *videos])
     assert result.exit_code == 1, result.output
     for bad in (garbage, empty, missing):
         assert result.stderr.count(f"warning: skipping {bad}") == 1, result.stderr
