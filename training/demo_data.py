@@ -1,7 +1,7 @@
 """`train demo-data`: cut a few long clips into short segments, one class per clip, in the
 class-folders layout: <class>/<clip>__partN.avi. The `__` makes the clip the segments' group,
 so a split keeps a clip's segments on one side whenever the class has another clip; when a
-class has only the one (as in the shipped examples), `train fit` shares its segments out
+class has only the one (as in the README's examples), `train fit` shares its segments out
 and warns. Segments of one clip are different moments of the same scene, so the test accuracy
 of such a model says little about new videos.
 
