@@ -13,7 +13,7 @@ LITE0 = ("--backbone", "efficientnet_lite0")
 
 @pytest.fixture(scope="module")
 def class_folders(tmp_path_factory):
-    """Class folders cut from three shared clips: <class>/<class>_partN.avi, 6 parts each."""
+    """Class folders cut from three shared clips: <class>/<clip>__partN.avi, 6 parts each."""
     data = tmp_path_factory.mktemp("class-folders")
     process = run_command("train", "demo-data", CLIPS / "arm_wrestling.mp4", CLIPS / "pool_cleaning.mp4",
                           CLIPS / "basketball.mp4", "--to", data, "--segments", 6)

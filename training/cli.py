@@ -30,9 +30,23 @@ def _ignoring_result(function):
     return command
 
 
-backbone_option = click.option("--backbone", default="inception_v3", show_default=True,
-                               help="Frame backbone: inception_v3, efficientnet_lite0 or movinet_a0_stream "
-                                    "(streaming, Kinetics-600, sampled at 5 fps).")
+class BackboneChoice(click.Choice):
+    """The names in live.backbones.BACKBONES, the one registry that dispatch and its errors read
+    too. Read when an option is parsed or its help shown, not when `train` starts: the registry
+    imports Keras (seconds), which `train demo-data` or `train --help` need not wait for."""
+
+    def __init__(self):  # click.Choice.__init__ would copy the names now
+        self.case_sensitive = True
+
+    @property
+    def choices(self):
+        from live.backbones import BACKBONES
+
+        return tuple(BACKBONES)
+
+
+backbone_option = click.option("--backbone", type=BackboneChoice(), default="inception_v3", show_default=True,
+                               help="Frame backbone (movinet_a0_stream: streaming, Kinetics-600, sampled at 5 fps).")
 backbone_weights_option = click.option("--backbone-weights", metavar="FILE",
                                        help="A local file of weights for the backbone "
                                             "[default: its standard ones].")
@@ -168,6 +182,9 @@ def _evaluate(weights, data, backbone_weights, runtime, split, seed, as_json):
     classifier = _load(weights, runtime, backbone_weights)
     labels = classifier.bundle.labels
     dataset = recorded_test_split(data, classifier.bundle.manifest.get("split"), split, seed)
+    if not dataset.test:
+        raise UserError(f"{weights} holds out no test clips of {data} (trained with --test-fraction 0?); "
+                        "give --seed to hold out a new split")
     unknown = sorted({c.label for c in dataset.test} - set(labels))
     if unknown:
         raise UserError(f"{data} has classes the model does not know: {', '.join(unknown)}")
@@ -207,8 +224,7 @@ def _predict(weights, videos, backbone_weights, runtime, top_k, as_json):
     videos = list(dict.fromkeys(videos))  # a clip named twice is predicted once
     features, skipped, _ = _clip_features(classifier, videos, progress=False)
     for video in videos:
-        if video in skipped:
-            click.echo(f"warning: skipping {video}: {skipped[video]}", err=True)
+        if video in skipped:  # extraction has warned, once
             continue
         first, mean = predict_clip(classifier.head, features[video], seq_len)
         if as_json:
@@ -248,7 +264,7 @@ def quantize(**options):
 
 
 @main.command()
-@click.option("--backbone", default="movinet_a0_stream", show_default=True,
+@click.option("--backbone", type=BackboneChoice(), default="movinet_a0_stream", show_default=True,
               help="A backbone with a classifier of its own.")
 @click.option("--labels", required=True, metavar="FILE", help="Its class names, one a line, in output order.")
 @click.option("--out", required=True, metavar="DIR", help="Bundle folder to write, e.g. weights/kinetics600.")
@@ -264,7 +280,7 @@ def pretrained(**options):
 
 @main.command("demo-data")
 @click.argument("clips", nargs=-1, required=True)
-@click.option("--to", required=True, metavar="DIR", help="Folder to write <class>/<class>_partN.avi into.")
+@click.option("--to", required=True, metavar="DIR", help="Folder to write <class>/<clip>__partN.avi into.")
 @click.option("--segments", type=click.IntRange(2), default=6, show_default=True, help="Segments per clip.")
 def demo_data(**options):
     """Cut long clips into segments, one class per clip, for a demonstration dataset."""

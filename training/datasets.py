@@ -7,7 +7,9 @@ Layouts, detected in this order:
 - class folders: <class>/*, with a stratified, grouped test split held out.
 
 A clip's group is the source it was cut from: UCF101's gNN, else the part of the file name
-before a double underscore, else the file itself. Clips of one group never straddle a split.
+before a double underscore (`train demo-data` names segments <clip>__partN), else the file
+itself. Clips of one group never straddle a split, except in a class that has no other group:
+segments of a single video can only be shared out, and `train fit` warns when it does that.
 """
 import csv
 import random
@@ -123,26 +125,42 @@ def load_dataset(data_dir, split=1, classes=None, test_fraction=0.25, seed=0):
 
 def grouped_split(clips, fraction, seed):
     """Split clips into (kept, held out), stratified by class and grouped by source: about
-    `fraction` of each class's clips are held out, whole groups at a time. Seeded."""
+    `fraction` of each class's clips are held out, whole groups at a time, and at least one
+    group of each class is kept; a fraction of 0 holds out nothing. A class whose clips all
+    come from one source (see single_source_classes) can't be split by source: its clips are
+    split one by one. Seeded."""
     rng = random.Random(seed)
     kept, held = [], []
     by_class = defaultdict(lambda: defaultdict(list))
     for clip in clips:
         by_class[clip.label][clip.group].append(clip)
     for label in sorted(by_class):
-        groups = sorted(by_class[label])
+        by_group = by_class[label]
+        if len(by_group) == 1:
+            by_group = {str(clip.path): [clip] for clip in next(iter(by_group.values()))}
+        groups = sorted(by_group)
         rng.shuffle(groups)
-        total = sum(len(by_class[label][g]) for g in groups)
-        target = max(1, round(total * fraction)) if len(groups) > 1 else 0
+        total = sum(len(by_group[g]) for g in groups)
+        target = max(1, round(total * fraction)) if fraction > 0 else 0
         taken = 0
-        for group in groups:
-            members = by_class[label][group]
-            if taken < target:
+        for number, group in enumerate(groups):
+            members = by_group[group]
+            if taken < target and number < len(groups) - 1:
                 held.extend(members)
                 taken += len(members)
             else:
                 kept.extend(members)
     return kept, held
+
+
+def single_source_classes(clips):
+    """The classes with several clips that all come from one source (one group): segments
+    of one video, which a split can only share out between its sides."""
+    groups, counts = defaultdict(set), defaultdict(int)
+    for clip in clips:
+        groups[clip.label].add(clip.group)
+        counts[clip.label] += 1
+    return sorted(label for label in groups if len(groups[label]) == 1 and counts[label] > 1)
 
 
 def dataset_relative(path, data_dir):

@@ -83,6 +83,7 @@ def plan(data, backbone, backbone_weights, runtime, frame_step, frame_rate, spli
          seed, cache_root):
     """The dataset's clips, the job (the frame path `fit` would use with these options) and the
     embedder that named it, which the local engine then runs."""
+    get_backbone(backbone)  # an unknown name is an error before the dataset is scanned
     dataset = load_dataset(data, split=split, classes=classes, test_fraction=test_fraction, seed=seed)
     # Absolute paths for the clips and the cache: a worker on another machine, or in another
     # working directory, must read and write exactly where the driver means.

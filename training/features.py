@@ -105,11 +105,16 @@ class FeatureCache:
 
 def kept_frames(path, frame_path):
     """Yield the Frames of a video that live's sampler keeps: the same decoding and the same
-    presentation times (FileSource's) as live. Raises UserError if it won't open."""
+    presentation times (FileSource's) as live. Raises UserError if it won't open, or (after
+    its last frame) if it stops decoding well before the frame count its container gives."""
     source = FileSource(path)
     sampler = TimeSampler(frame_path.frame_step, frame_path.frame_rate)
     try:
         yield from (frame for frame in source.frames() if sampler.keep(frame.timestamp))
+        early = source.stopped_early()
+        if early:  # as live reports it: features of part of a clip would stand for all of it
+            raise UserError(f"{path} stopped decoding after {early[0]} of {early[1]} frames; the rest of the "
+                            "file is damaged or missing")
     finally:
         source.close()
 
@@ -204,7 +209,7 @@ def extract_features(videos, embedder, frame_path, cache, min_frames=1, progress
     Cached clips load at once; the rest are decoded in a reader thread, overlapped with
     embedding in this one. Batches are always BATCH frames, filled across clip boundaries, so
     the runtime keeps one batch shape (LiteRT re-plans its buffers when the shape changes).
-    Unreadable or too-short clips are skipped with a warning.
+    Unreadable, truncated or too-short clips are skipped, each with one warning.
     """
     features, skipped, todo = {}, {}, []
     videos = list(dict.fromkeys(videos))  # a path given twice is one clip, extracted once
@@ -214,6 +219,7 @@ def extract_features(videos, embedder, frame_path, cache, min_frames=1, progress
             todo.append(video)
         elif len(cached) < min_frames:  # the same rule as for a fresh extraction
             skipped[video] = f"too short: {len(cached)} sampled frames, need {min_frames}"
+            tqdm.write(f"warning: skipping {video}: {skipped[video]}", file=sys.stderr)
         else:
             features[video] = cached
     bar = tqdm(total=len(videos), initial=len(videos) - len(todo), unit="clip", desc="features",

@@ -16,7 +16,7 @@ from live.errors import UserError
 from live.quiet import keras
 from live.sources import FileSource
 from live.runtimes import compiled_call, make_embedder
-from training.datasets import grouped_split, load_dataset, split_record
+from training.datasets import grouped_split, load_dataset, single_source_classes, split_record
 from training.features import FeatureCache, FramePath, extract_features
 from training.model import DEFAULT_MODEL_KIND, build_sequence_model
 from training.report import classification_metrics, confusion_png, curves_png, metrics_text
@@ -71,6 +71,24 @@ def training_frame_rate(backbone, frame_rate, train_clips):
     return frame_rate or get_backbone(backbone).frame_rate or median_frame_rate(train_clips)
 
 
+def warn_of_short_clips(clip_features, seq_len, frame_step, frame_rate):
+    """Say when clips are shorter than the window: the model then never sees a full one of them,
+    and live, which does, meets windows longer than any it trained on."""
+    short = [len(f) for f in clip_features if len(f) < seq_len]
+    if not short:
+        return
+    if frame_rate:
+        period = frame_step / frame_rate
+        window = f"{seq_len} sampled frames, {seq_len * period:.1f} s at {1 / period:g} per second"
+        fix = f"clips of at least {seq_len * period:.1f} s"
+    else:
+        window = f"{seq_len} sampled frames"
+        fix = "longer clips"
+    log(f"warning: {len(short)} of {len(clip_features)} clips are shorter than the model's window ({window}; "
+        f"the shortest gives {min(short)}): it trains and tests on partial windows of them. Use {fix}, "
+        f"or a shorter --seq-len")
+
+
 def evaluate_clips(head, clips, features, labels, seq_len):
     """Metrics for the first window (the reference's way) and for the mean over all windows."""
     index = {label: i for i, label in enumerate(labels)}
@@ -92,9 +110,14 @@ def fit(data, out, backbone="inception_v3", backbone_weights=None, runtime=None,
     out = Path(out)
     if out.exists() and not force:
         raise UserError(f"{out} already exists; choose another --out or pass --force to replace it")
+    get_backbone(backbone)  # an unknown name is an error before the dataset is scanned
     dataset = load_dataset(data, split=split, classes=classes, test_fraction=test_fraction, seed=seed)
     log(f"dataset {data}: {dataset.layout} layout, {len(dataset.classes)} classes, "
         f"{len(dataset.train)} train and {len(dataset.test)} test clips")
+    single_source = single_source_classes(dataset.train + dataset.test)
+    if single_source:
+        log(f"warning: every clip of {', '.join(single_source)} comes from one source video, so its segments "
+            "are shared out between training, validation and test: the accuracy says little about new videos")
 
     frame_rate = training_frame_rate(backbone, frame_rate, dataset.train)
     features, skipped, frame_path, extraction = prepare_features(
@@ -102,6 +125,7 @@ def fit(data, out, backbone="inception_v3", backbone_weights=None, runtime=None,
         cache_root, min_frames, progress)
     train_clips = [c for c in dataset.train if str(c.path) in features]
     test_clips = [c for c in dataset.test if str(c.path) in features]
+    warn_of_short_clips([features[str(c.path)] for c in train_clips + test_clips], seq_len, frame_step, frame_rate)
     fit_clips, val_clips = grouped_split(train_clips, val_fraction, seed)
     if not fit_clips or not val_clips:
         raise UserError(f"{data}: too few usable training clips to hold out a validation split "
