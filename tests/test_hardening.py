@@ -394,14 +394,19 @@ def test_checkpoint_reader_reads_a_well_formed_tensor(tmp_path):
 
 
 
-@pytest.mark.parametrize("hostile", [
+HOSTILE = [
     dict(size=(1 << 20,), stride=(1,)),              # a million floats over a 4-float storage
     dict(size=(2, 2), stride=(1, 2), offset=3),      # an offset that walks off the end
     dict(size=(2,), stride=(1,), numel=1 << 26),     # a storage bigger than the file
     dict(size=(2, 2), stride=(1, 2), build_after_tensor=True),  # BUILD on a tensor (crashed before)
     dict(size=(16384, 16384), stride=(0, 0)),        # one float repeated into a 1 GiB array
-])
-def test_hostile_checkpoint_gives_one_error_line(hostile, tmp_path, lite_bundle, cache_dir):
+]
+
+
+@pytest.mark.parametrize("hostile", HOSTILE)
+def test_hostile_checkpoint_is_refused_not_crashed_on(hostile, tmp_path):
+    """Each hostile checkpoint is refused by the reader, in a process of its own so that a
+    crash (a signal) would show as one instead of taking the test run down."""
     from live.torch_legacy import UnsafeCheckpointError, load_state_dict
 
     path = legacy_checkpoint(tmp_path / "hostile.pth", **hostile)
@@ -410,6 +415,12 @@ def test_hostile_checkpoint_gives_one_error_line(hostile, tmp_path, lite_bundle,
     assert probe.returncode == 1 and "UnsafeCheckpointError" in probe.stderr, probe.stderr  # not a crash
     with pytest.raises(UnsafeCheckpointError):
         load_state_dict(path)
+
+
+def test_hostile_checkpoint_gives_one_error_line(tmp_path, lite_bundle, cache_dir):
+    """`live` and `train` reach the reader by the same path whatever the damage, so one hostile
+    file (the one that crashed the reader before) is enough to check their one error line."""
+    path = legacy_checkpoint(tmp_path / "hostile.pth", **HOSTILE[3])
     process = run_command("live", "--file", CLIPS / "arm_wrestling.mp4", "--weights", lite_bundle,
                           "--backbone-weights", path, "--no-display")
     assert_clean_error(process, "not a usable EfficientNet-Lite0 checkpoint")
