@@ -18,10 +18,15 @@ PHOTOS = DATA / "photos"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", autouse=True)
 def cache_dir(tmp_path_factory):
-    """One cache for the session (converted weights, LiteRT models, features), kept out of ~."""
-    path = tmp_path_factory.mktemp("live-cache")
+    """One cache for the test run (converted weights, LiteRT models, features), kept out of ~.
+    Under pytest-xdist every worker has a base folder of its own; they share their parent's
+    cache, so a backbone is converted once per run, not once per worker (entries are written
+    to a temporary name and renamed, so two workers filling one entry at once is safe)."""
+    base = tmp_path_factory.getbasetemp()
+    path = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "live-cache"
+    path.mkdir(exist_ok=True)
     os.environ["LIVE_CACHE_DIR"] = str(path)
     return path
 
