@@ -1,5 +1,7 @@
-"""live: the runtime. Reads frames, embeds them with an ImageNet backbone and classifies the
-last few seconds with a small trained sequence model. Knows nothing of `training/`."""
+"""live: the runtime. Reads frames from a camera, file or stream, embeds each sampled frame
+with the bundle's backbone (MoViNet-A0-Stream for the default Kinetics-600 bundle, or an
+ImageNet CNN) and classifies the last few seconds with the bundle's small sequence model.
+Knows nothing of `training/`."""
 import os
 
 # TensorFlow prints start-up chatter to stderr before Python can silence it; users see only ours.
