@@ -40,6 +40,11 @@ def spans(closed):
     return [(event["label"], event["start"], event["end"]) for _, event in closed]
 
 
+def timeline(closed):
+    """(when it was closed, label, start, end) of each event."""
+    return [(when, event["label"], event["start"], event["end"]) for when, event in closed]
+
+
 def test_a_steady_label_is_one_segment_closed_at_the_end_of_the_run():
     results = run(0, 3, "walk", 0.8)
     results[12] = result(1.2, "walk", 0.95)
@@ -84,8 +89,7 @@ def test_a_new_label_takes_over_once_it_has_held_min_duration():
     """walk for 2 s, then run: walk's event is closed by the update at which run has held 1 s
     (3.0 s), ending when run took over (2.0 s), which is also where run's segment starts."""
     closed = feed(EventTracker("cam"), run(0, 2, "walk") + run(2, 2, "run", 0.7))
-    assert [(when, label, start, end) for when, (label, start, end) in zip([c[0] for c in closed], spans(closed))] \
-        == [(3.0, "walk", 0.0, 2.0), ("finish", "run", 2.0, 3.9)]
+    assert timeline(closed) == [(3.0, "walk", 0.0, 2.0), ("finish", "run", 2.0, 3.9)]
     assert [event["frames"] for _, event in closed] == [20, 20]
 
 
@@ -94,8 +98,7 @@ def test_a_label_gone_for_min_duration_ends_even_if_nothing_replaces_it_steadily
     1 s at 3.0 s and ends at 2.0 s; no event for run or jump."""
     flicker = [result(round(2 + i * STEP, 3), ("run", "jump")[i % 2], 0.9) for i in range(15)]
     closed = feed(EventTracker("cam"), run(0, 2, "walk") + flicker)
-    assert [(when, label, start, end) for when, (label, start, end) in zip([c[0] for c in closed], spans(closed))] \
-        == [(3.0, "walk", 0.0, 2.0)]
+    assert timeline(closed) == [(3.0, "walk", 0.0, 2.0)]
 
 
 def test_the_open_segment_is_closed_at_finish_where_its_label_left():
