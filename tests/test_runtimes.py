@@ -40,7 +40,6 @@ def test_head_runtimes_agree_on_partial_windows(kind, expected, cache_dir, capfd
             in notes[0], notes
     reference = compiled_call(model)(features, mask)
     np.testing.assert_allclose(head(features, mask), reference, atol=1e-5)
-    np.testing.assert_allclose(reference.sum(axis=1), 1, atol=1e-5)
     # One window at a time gives what the batch gives.
     single = np.concatenate([head(features[i:i + 1], mask[i:i + 1]) for i in range(4)])
     np.testing.assert_allclose(single, reference, atol=1e-5)

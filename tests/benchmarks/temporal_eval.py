@@ -6,8 +6,9 @@ Run:  python tests/benchmarks/temporal_eval.py [--models gru,motion,reference] [
 Makes the temporal task of tests/temporal_clips.py (fade, focus, saturation and zoom, each
 forwards and backwards: 8 classes, 4 time-reversal pairs) in several variants, and for each
 split of the photos into training and held-out test photos (4 folds; fold 0 holds out the
-photos the test suite holds out) trains every model kind with `train fit`'s own fit() and
-EfficientNet-Lite0 (real ImageNet weights, offline). It prints the within-pair accuracy on the
+photos the clips were tuned on; the test suite's fit is the run 3x, fold 1, gru, seed 0) trains
+every model kind with `train fit`'s own fit() and EfficientNet-Lite0 (real ImageNet weights,
+offline). It prints the within-pair accuracy on the
 held-out photos' clips (is the true class more probable than its time reversal?) per pair, per
 seed and per fold, and writes bench-results/temporal_eval.json with every test clip's result.
 Not a test: it measures.
@@ -58,18 +59,7 @@ VARIANTS = {
     "2x": dict(zoom=((1.0, 1.0), (0.5, 0.5)), train=3, test=2, data_seed=1),       # a gentler zoom
     "hard": dict(zoom=((0.85, 1.0), (0.2, 0.3)), train=3, test=4, data_seed=7),    # stronger, uneven zoom
 }
-# Held-out photos of each fold: fold 0 is the test suite's; the other 11 photos are dealt out
-# so that each fold holds one grey photo (basketball1, box_in_scene, left01; cards is nearly
-# grey). Saturating a grey photo changes nothing, so its saturate and desaturate clips are the
-# same still picture and no model can tell them apart: with one per fold of 4 photos the
-# saturation pair can reach at most 7/8 over all clips (5/6 in the fold of 3), hence the second
-# score without them.
-FOLDS = [
-    list(temporal_clips.TEST_PHOTOS),
-    ["apple", "basketball1", "messi5", "sudoku"],
-    ["WindowsLogo", "box_in_scene", "chicky_512", "pic3"],
-    ["aloeL", "butterfly", "left01"],
-]
+FOLDS = temporal_clips.FOLDS
 
 
 def make_pool(root, variant):
@@ -89,14 +79,7 @@ def make_split(pool, root, variant, fold):
     split = Path(root) / f"{variant}-fold{fold}"
     if split.exists():
         return split
-    for clip in sorted((pool / "train").glob("*/*.avi")):
-        photo, n = clip.stem.split("__")
-        side = "test" if photo in FOLDS[fold] else "train"
-        if int(n) < spec[side]:
-            target = split / side / clip.parent.name / clip.name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.symlink_to(clip)
-    return split
+    return temporal_clips.split_pool(pool, split, FOLDS[fold], spec["train"], spec["test"])
 
 
 def pool_features(pool):
