@@ -100,8 +100,8 @@ def run_with_errors(function, *args, **kwargs):
               help="In a window, classify a file as fast as the machine can instead of playing it at its "
                    "own pace (headless runs always go as fast as they can).")
 @click.option("--jsonl-probs", is_flag=True,
-              help="Put every label's probability in each --jsonl record, not only the top 5 (14 KB a "
-                   "record with 600 labels).")
+              help="Put every label's probability in each --jsonl record, not only the top 5 (3.5 KB "
+                   "a record instead of 300 bytes with the default bundle's 600 labels).")
 def main(**options):
     """Classify the action in a camera, file or stream, frame by frame, with an on-screen overlay.
 

@@ -49,8 +49,8 @@ class Result:
 
     def to_dict(self, probs=False, top=RECORD_TOP):
         """The record `live --jsonl` writes for this frame: the `top` best labels with their
-        scores, rounded to 4 decimals (under 1 KB with 600 labels, where every probability
-        would take 14 KB); `probs=True` adds every probability, in label order, to 6 decimals
+        scores, rounded to 4 decimals (under 1 KB with 600 labels; every probability takes
+        3.5 KB); `probs=True` adds every probability, in label order, to 6 decimals
         (`live --jsonl-probs`: to check a run against `train predict`)."""
         record = {
             "stream": self.stream,
