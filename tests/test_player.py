@@ -44,8 +44,8 @@ def test_api_replays_a_file_at_its_own_pace_only_when_asked(cache_dir, tmp_path)
             assert wall < 0.5 * media, (wall, media)
 
 
-def x_env(display):
-    return {**os.environ, "DISPLAY": display, "QT_QPA_PLATFORM": "xcb"}
+def x_env(screen):
+    return {**os.environ, "DISPLAY": screen, "QT_QPA_PLATFORM": "xcb"}
 
 
 @pytest.fixture
