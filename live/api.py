@@ -66,11 +66,14 @@ class Model:
     def manifest(self):
         return self.classifier.bundle.manifest
 
-    def stream(self, source, max_frames=None, smooth=1, fps=None, max_fps=None, names=None, on_failure=None):
+    def stream(self, source, max_frames=None, smooth=1, fps=None, max_fps=None, names=None, on_failure=None,
+               realtime=False):
         """Yield one Result per frame of `source`, or of each of a list of sources read side by
         side (each result's `stream` says whose). `max_frames` and `max_fps` hold per stream;
         `fps` gives numpy frames their timestamps (25 if not given); `names` overrides the
-        streams' names. Sources opened here are closed when the loop ends, however it ends. A
+        streams' names. `realtime` replays files (and numpy frames) at their own pace, frame
+        timestamps against the wall clock, as a player does; by default they go as fast as
+        they are classified. Sources opened here are closed when the loop ends, however it ends. A
         source that fails part-way ends its own stream and the others go on. The failure is
         raised once they are done, or, given `on_failure(name, error)`, handed to it at once."""
         sources = list(source) if is_source_list(source) else [source]
@@ -85,7 +88,7 @@ class Model:
             for item in sources:
                 opened.append(open_any(item, fps))
             names = list(names) if names else unique_names(stream_name(item) for item in sources)
-            feeds += [Feed(source, name, max_fps, max_frames) for (source, _), name in zip(opened, names)]
+            feeds += [Feed(source, name, max_fps, max_frames, realtime) for (source, _), name in zip(opened, names)]
             for source, _ in opened:
                 if source.live:
                     source.arrived = arrived

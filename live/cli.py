@@ -102,6 +102,12 @@ def run_with_errors(function, *args, **kwargs):
               help="Seconds a label must hold the top to open or end a segment.")
 @click.option("--event-min-score", type=click.FloatRange(0, 1), default=0.5, show_default=True,
               help="Below this score no label counts as on top, for events.")
+@click.option("--fast", is_flag=True,
+              help="In a window, classify a file as fast as the machine can instead of playing it at its "
+                   "own pace (headless runs always go as fast as they can).")
+@click.option("--jsonl-probs", is_flag=True,
+              help="Put every label's probability in each --jsonl record, not only the top 5 (3.5 KB "
+                   "a record instead of 300 bytes with the default bundle's 600 labels).")
 def main(**options):
     """Classify the action in a camera, file or stream, frame by frame, with an on-screen overlay.
 
@@ -111,7 +117,7 @@ def main(**options):
 
 
 def run(cameras, files, weights, runtime, backbone_weights, display, output, jsonl, top_k, smooth,
-        threshold, max_frames, loop, max_fps, events, event_min_duration, event_min_score):
+        threshold, max_frames, loop, max_fps, events, event_min_duration, event_min_score, fast, jsonl_probs):
     # None of these imports TensorFlow: it comes with load(), after every check below and after
     # the inputs have opened, so a mistake is reported in a fraction of a second.
     from live.api import load, unique_names
@@ -142,7 +148,7 @@ def run(cameras, files, weights, runtime, backbone_weights, display, output, jso
         if window:
             closers.append(window.close)
         grid = GridView(names) if window and len(names) > 1 else None
-        jsonl_writer = JsonlWriter(jsonl) if jsonl else None
+        jsonl_writer = JsonlWriter(jsonl, probs=jsonl_probs) if jsonl else None
         if jsonl_writer:
             closers.append(jsonl_writer.close)
         trackers = {name: EventTracker(name, event_min_duration, event_min_score) for name in names}
@@ -166,8 +172,9 @@ def run(cameras, files, weights, runtime, backbone_weights, display, output, jso
                 if len(names) > 1:
                     click.echo(f"warning: {error} (the other streams go on)", err=True)
 
+            # In a window a file plays as a player shows it; headless, or with --fast, as fast as it goes.
             results = model.stream(sources, max_frames=max_frames, smooth=smooth, max_fps=max_fps, names=names,
-                                   on_failure=stream_failed)
+                                   on_failure=stream_failed, realtime=bool(window) and not fast)
             for result in results:  # the Python API's own loop
                 status = statuses[result.stream]
                 status.update(result)

@@ -49,13 +49,15 @@ class JsonLines:
 
 
 class JsonlWriter(JsonLines):
-    """The per-frame log: one record per classified frame (Result.to_dict())."""
+    """The per-frame log: one record per classified frame (Result.to_dict()), with every
+    probability only when asked (`probs`: --jsonl-probs)."""
 
-    def __init__(self, path):
+    def __init__(self, path, probs=False):
         super().__init__(path, "--jsonl")
+        self.probs = probs
 
     def write(self, result):
-        super().write(result.to_dict())
+        super().write(result.to_dict(probs=self.probs))
 
 
 class _H264Writer:
@@ -165,19 +167,27 @@ class LatencyHistogram:
 
 
 class RunSummary:
-    """Counts for the summary printed at the end of a run, in memory that does not grow."""
+    """Counts for the summary printed at the end of a run, in memory that does not grow.
+    Latency is given twice: over every frame (most only pass the sampler and are drawn) and
+    over the frames that went through the model. Each step's time is over the frames it ran
+    on: reading and drawing every frame, the model's steps the sampled ones."""
+
+    EVERY_FRAME_STEPS = {"read": "every frame", "draw": "every drawn frame"}  # what each one's time is over
 
     def __init__(self):
         self.classified = 0
         self.latency = LatencyHistogram()
+        self.model_latency = LatencyHistogram()
         self.step_ms = {}
         self.top_labels = bag()
 
     def add(self, result):
         self.classified += 1
         self.latency.add(result.timings["latency_ms"])
+        if result.sampled:
+            self.model_latency.add(result.timings["latency_ms"])
         for step, ms in result.timings.items():
-            if step != "latency_ms" and (result.sampled or step == "read"):
+            if step != "latency_ms" and (result.sampled or step in self.EVERY_FRAME_STEPS):
                 self.step_ms.setdefault(step, LatencyHistogram()).add(ms)
         self.top_labels.add(result.label)
 
@@ -185,13 +195,24 @@ class RunSummary:
         fps = self.classified / elapsed_s if elapsed_s > 0 else 0.0
         lines = [f"frames read {frames_read}, classified {self.classified}, {fps:.1f} fps"]
         if self.classified:
-            lines.append(f"latency median {self.latency.quantile(0.5):.1f} ms, "
-                         f"p95 {self.latency.quantile(0.95):.1f} ms")
-            lines.append("per frame: " + ", ".join(f"{step} {histogram.quantile(0.5):.1f} ms"
-                                                  for step, histogram in self.step_ms.items()))
+            lines.append(f"all frames: latency {_median_p95(self.latency)}")
+            if self.model_latency.count:
+                lines.append(f"{self.model_latency.count} frames through the model: latency "
+                             f"{_median_p95(self.model_latency)}")
+
+            def step(name):
+                return f"{name} {self.step_ms[name].quantile(0.5):.1f} ms"
+
+            every = [f"{step(name)} ({scope})" for name, scope in self.EVERY_FRAME_STEPS.items() if name in self.step_ms]
+            model = [step(name) for name in self.step_ms if name not in self.EVERY_FRAME_STEPS]
+            lines.append("median per step: " + ", ".join(every + [", ".join(model) + " (frames through the model)"] * bool(model)))
             ranked = sorted(self.top_labels.unique_elements(), key=self.top_labels.count, reverse=True)
             lines.append("top label: " + ", ".join(f"{label} {self.top_labels.count(label)}" for label in ranked))
         return "\n".join(lines)
+
+
+def _median_p95(histogram):
+    return f"median {histogram.quantile(0.5):.1f} ms, p95 {histogram.quantile(0.95):.1f} ms"
 
 
 def numbered_paths(path, count):

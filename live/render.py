@@ -9,18 +9,35 @@ WHITE, GREY, GREEN, AMBER = (255, 255, 255), (225, 225, 225), (80, 220, 80), (0,
 
 
 class OverlayRenderer:
-    """Draws the top label, the top-k list with bars, fps and latency, and the warm-up and
-    falling-behind notes. Text scales with the frame; frames under `min_height` pixels are
-    enlarged first so the overlay stays legible (the saved video keeps the source size)."""
+    """Draws the top label, the top-k list with bars, the source's frame rate, the model's rate
+    and latency, and the warm-up, uncertain and falling-behind notes. Text scales with the
+    frame; frames under `min_height` pixels are enlarged first so the overlay stays legible
+    (the saved video keeps the source size)."""
 
     def __init__(self, top_k=3, threshold=0.0, min_height=0):
         self.top_k = top_k
         self.threshold = threshold
         self.min_height = min_height
 
+    def rows(self, result, status):
+        """The overlay's lines, top to bottom: (text, colour, size, bar length 0..1 or None)."""
+        if result.filled < result.seq_len:
+            headline, colour = f"warming up {result.filled}/{result.seq_len}", AMBER
+        elif result.score < self.threshold:
+            headline, colour = f"uncertain ({result.label} {result.score:.0%})", AMBER
+        else:
+            headline, colour = f"{result.label} {result.score:.0%}", GREEN
+        rows = [(headline, colour, 1.0, None)]
+        rows += [(f"{label} {score:.0%}", WHITE, 0.7, score) for label, score in result.top(self.top_k)]
+        rows.append((f"source {status['source_fps']:.1f} fps", GREY, 0.6, None))
+        rows.append((f"model {status['model_fps']:.1f}/s  {status['model_ms']:.0f} ms", GREY, 0.6, None))
+        if status.get("dropped_fraction", 0) > 0.05:
+            rows.append((f"falling behind: dropping {status['dropped_fraction']:.0%} of frames", AMBER, 0.6, None))
+        return rows
+
     def draw(self, image, result, status):
         """Return an annotated BGR copy of `image` for `result` (a Result) and `status` (a dict
-        with fps, latency_ms and dropped_fraction)."""
+        with source_fps, model_fps, model_ms and dropped_fraction: OverlayStatus.as_dict())."""
         if image.ndim == 2:
             image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
         elif image.shape[2] == 4:
@@ -36,20 +53,7 @@ class OverlayRenderer:
         line = int(32 * scale)
         x, y = int(10 * scale), int(10 * scale)
 
-        if result.filled < result.seq_len:
-            headline, colour = f"warming up {result.filled}/{result.seq_len}", AMBER
-        elif result.score < self.threshold:
-            headline, colour = f"uncertain ({result.label} {result.score:.0%})", AMBER
-        else:
-            headline, colour = f"{result.label} {result.score:.0%}", GREEN
-        rows = [(headline, colour, 1.0, None)]
-        for index in np.argsort(result.probs)[::-1][:self.top_k]:
-            rows.append((f"{result.labels[index]} {result.probs[index]:.0%}", WHITE, 0.7, float(result.probs[index])))
-        stats = f"{status['fps']:.1f} fps  {status['latency_ms']:.0f} ms"
-        rows.append((stats, GREY, 0.6, None))
-        if status.get("dropped_fraction", 0) > 0.05:
-            rows.append((f"falling behind: dropping {status['dropped_fraction']:.0%} of frames", AMBER, 0.6, None))
-
+        rows = self.rows(result, status)
         box_width = max(cv2.getTextSize(text, FONT, size * scale, 2)[0][0] for text, _, size, _ in rows) + 2 * x
         box_height = sum(int(line * max(size, 0.7)) for _, _, size, _ in rows) + y + int(line * 0.45)  # room for descenders
         overlay = image[:min(box_height, height), :min(box_width, width)]

@@ -371,9 +371,15 @@ class Feed:
     """One source as one stream of a loop that reads several in turn. `poll()` never waits on
     a live source (a stalled camera must not hold up a file beside it), and spaces frames
     `1 / max_fps` apart: a file is replayed at that rate, a live source drops what comes in
-    between. A source that fails ends its own stream only; the failure is kept for the end."""
+    between. With `realtime`, a file's frames come when their timestamps say, as a player
+    shows them, instead of as fast as they are taken. A source that fails ends its own stream
+    only; the failure is kept for the end."""
 
-    def __init__(self, source, name, max_fps=None, max_frames=None):
+    # A paced file that fell further behind its clock than this (a stall: a window being
+    # dragged, a suspended laptop) restarts the clock rather than rush through the backlog.
+    MAX_LAG_S = 1.0
+
+    def __init__(self, source, name, max_fps=None, max_frames=None, realtime=False):
         self.source = source
         self.name = name
         self.max_frames = max_frames
@@ -384,20 +390,24 @@ class Feed:
         self._period = 1.0 / max_fps if max_fps else 0.0
         self.due = time.perf_counter()
         self._frames = None if source.live else iter(source.frames())
+        self._realtime = realtime and not source.live  # a live source comes at its own pace already
+        self._clock = None   # for a paced file: wall time (perf_counter) less the frames' timestamps
+        self._held = None    # for a paced file: the next frame, decoded before it is due
 
     def poll(self, now):
         """The next frame, or None when none is ready yet (or the stream has ended)."""
         if self.ended or now < self.due:
             return None
         try:
-            frame = self.source.take() if self.source.live else next(self._frames, ENDED)
+            frame = self._held if self._held is not None else \
+                self.source.take() if self.source.live else next(self._frames, ENDED)
         except UserError as exc:
             self.failure, self.ended = exc, True
             return None
         if frame is ENDED:
             self.ended = True
             return None
-        if frame is None:
+        if frame is None or (self._realtime and not self._on_time(frame, now)):
             return None
         self.taken += 1
         if self.max_frames and self.taken >= self.max_frames:
@@ -405,6 +415,20 @@ class Feed:
         if self._period:  # no burst to catch up after a stall
             self.due = max(self.due + self._period, time.perf_counter() - self._period)
         return frame
+
+    def _on_time(self, frame, now):
+        """Whether a paced file's frame is due: its timestamp against one wall clock for the
+        whole replay, so waits do not add up to a drift. A frame not yet due is held, and
+        `due` says when to come back."""
+        if self._clock is None or now - (self._clock + frame.timestamp) > self.MAX_LAG_S:
+            self._clock = now - frame.timestamp
+        due = self._clock + frame.timestamp
+        if now < due:
+            self._held, self.due = frame, due
+            return False
+        self._held = None
+        frame.read_at = max(frame.read_at, due)  # latency counts from when it is shown, not decoded
+        return True
 
     def close(self):
         """End the stream; a file's decoding generator is closed now, not whenever it is collected."""

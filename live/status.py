@@ -1,40 +1,66 @@
-"""The figures the overlay shows beside the labels: a smoothed frame rate, the latency, and the
-share of a live source's frames dropped recently (the "falling behind" warning)."""
+"""The figures the overlay shows beside the labels: the source's frame rate, the model's rate
+and latency, and the share of a live source's frames dropped recently (the "falling behind"
+warning)."""
 import time
 from collections import deque
 
 
 class OverlayStatus:
-    """Updated once per result. Drops are counted from the first classified frame and over the
-    last WINDOW_S seconds only: frames that arrived while the model loaded, or during a hiccup a
-    minute ago, say nothing about keeping up now."""
+    """Updated once per result. Rates are counted over the last WINDOW_S seconds of the
+    source's own time (frame timestamps), never from how fast frames were processed, so a
+    video written by a run as fast as the machine goes shows the source's rate, as a window
+    does:
+
+    - `source_fps`: frames per second of the source (frame indexes over timestamps, so a
+      camera's frames dropped for lack of time count: it is the camera's rate);
+    - `model_fps`: frames per second that went through the model (the bundle's sampling rate,
+      or fewer when a live source outruns the machine), and `model_ms`, the latency of the
+      last of them, from the frame read to its result.
+
+    Drops are counted from the first classified frame and over the last WINDOW_S seconds of
+    wall time only: frames that arrived while the model loaded, or during a hiccup a minute
+    ago, say nothing about keeping up now."""
 
     WINDOW_S = 3.0
 
     def __init__(self, source, max_fps=None):
         self.source = source
         self.max_fps = max_fps  # frames skipped to honour --max-fps are no sign of falling behind
-        self.fps = 0.0
-        self.latency_ms = 0.0
+        self.source_fps = getattr(source, "fps", 0.0) or 0.0  # the declared rate, until measured
+        self.model_fps = 0.0
+        self.model_ms = 0.0
         self.dropped_fraction = 0.0
-        self._last = None
-        self._history = deque()  # (time, frames read, frames dropped), oldest first
+        self._recent = deque()  # (timestamp, frame index, frames sampled so far), oldest first
+        self._sampled = 0
+        self._history = deque()  # live sources: (time, frames read, frames dropped), oldest first
 
     def update(self, result):
-        now = time.perf_counter()
-        if self._last is not None:
-            rate = 1 / max(now - self._last, 1e-6)
-            self.fps = 0.9 * self.fps + 0.1 * rate if self.fps else rate
-        self._last = now
-        self.latency_ms = result.timings["latency_ms"]
+        frame = result.frame
+        if result.sampled:
+            self._sampled += 1
+            self.model_ms = result.timings["latency_ms"]
+        self._recent.append((frame.timestamp, frame.index, self._sampled))
+        while frame.timestamp - self._recent[0][0] > self.WINDOW_S:
+            self._recent.popleft()
+        first_time, first_index, sampled_then = self._recent[0]
+        if frame.timestamp > first_time:
+            span = frame.timestamp - first_time
+            self.source_fps = (frame.index - first_index) / span
+            self.model_fps = (self._sampled - sampled_then) / span
         if self.source.live:
-            self._history.append((now, self.source.frames_read, self.source.dropped))
-            while now - self._history[0][0] > self.WINDOW_S:
-                self._history.popleft()
-            _, read_then, dropped_then = self._history[0]
-            self.dropped_fraction = (self.source.dropped - dropped_then) / max(self.source.frames_read - read_then, 1)
-            if self.max_fps and self.fps >= 0.9 * self.max_fps:
-                self.dropped_fraction = 0.0
+            self._update_drops()
+
+    def _update_drops(self):
+        now = time.perf_counter()
+        self._history.append((now, self.source.frames_read, self.source.dropped))
+        while now - self._history[0][0] > self.WINDOW_S:
+            self._history.popleft()
+        then, read_then, dropped_then = self._history[0]
+        self.dropped_fraction = (self.source.dropped - dropped_then) / max(self.source.frames_read - read_then, 1)
+        taken_fps = (len(self._history) - 1) / (now - then) if now > then else 0.0
+        if self.max_fps and taken_fps >= 0.9 * self.max_fps:
+            self.dropped_fraction = 0.0
 
     def as_dict(self):
-        return {"fps": self.fps, "latency_ms": self.latency_ms, "dropped_fraction": self.dropped_fraction}
+        return {"source_fps": self.source_fps, "model_fps": self.model_fps, "model_ms": self.model_ms,
+                "dropped_fraction": self.dropped_fraction}

@@ -116,7 +116,8 @@ def test_live_runs_the_int8_backbone(quantized, tmp_path):
     for runtime in ("openvino-int8", "litert"):
         jsonl = tmp_path / f"{runtime}.jsonl"
         process = run_command("live", "--file", CLIP, "--weights", bundle,
-                              "--runtime", runtime, "--no-display", "--max-frames", "40", "--jsonl", jsonl)
+                              "--runtime", runtime, "--no-display", "--max-frames", "40", "--jsonl", jsonl,
+                              "--jsonl-probs")
         assert process.returncode == 0, process.stderr
         runs[runtime] = np.array([record["probs"] for record in read_jsonl(jsonl)])
     assert runs["openvino-int8"].shape == runs["litert"].shape == (40, 3)

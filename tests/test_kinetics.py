@@ -49,8 +49,8 @@ def read_frames(path):
         frames.append(frame)
 
 
-def top_labels(record, labels, k=3):
-    return [labels[i] for i in np.argsort(record["probs"])[::-1][:k]]
+def top_labels(record, k=3):
+    return [label for label, _ in record["top"][:k]]
 
 
 def live_jsonl(tmp_path, clip, *args, name="out.jsonl", env=None):
@@ -64,9 +64,12 @@ def live_jsonl(tmp_path, clip, *args, name="out.jsonl", env=None):
 def test_default_bundle_names_the_real_action(clip, cache_dir, tmp_path):
     records, process = live_jsonl(tmp_path, CLIPS / clip)  # no --weights: the default bundle
     labels = (KINETICS / "labels.txt").read_text().splitlines()
-    assert len(labels) == 600 and len(records[-1]["probs"]) == 600
-    print(clip, "top 3 at the end:", top_labels(records[-1], labels))
-    assert ACCEPTED[clip] & set(top_labels(records[-1], labels))
+    assert len(labels) == 600 and {label for r in records for label, _ in r["top"]} <= set(labels)
+    # The default record names the top 5 of 600 labels, not every probability: under 1 KB.
+    assert all(len(r["top"]) == 5 and "probs" not in r for r in records)
+    assert max(len(line.encode()) for line in (tmp_path / "out.jsonl").read_text().splitlines()) <= 1024
+    print(clip, "top 3 at the end:", top_labels(records[-1]))
+    assert ACCEPTED[clip] & set(top_labels(records[-1]))
     # The label the overlay showed most often over the clip is one of the accepted actions.
     assert Counter(r["label"] for r in records).most_common(1)[0][0] in ACCEPTED[clip]
 
@@ -99,7 +102,7 @@ def test_sources_at_different_rates_are_sampled_at_the_same_times(cache_dir, tmp
     for rate in (10, 50):
         copy = [frames[min(round(i * 30 / rate), len(frames) - 1)] for i in range(int(len(frames) / 30 * rate))]
         write_clip(tmp_path / f"copy{rate}.avi", copy, fps=rate)
-        records, _ = live_jsonl(tmp_path, tmp_path / f"copy{rate}.avi", name=f"{rate}.jsonl")
+        records, _ = live_jsonl(tmp_path, tmp_path / f"copy{rate}.avi", "--jsonl-probs", name=f"{rate}.jsonl")
         sampled[rate] = {round(r["time"], 3): r["probs"] for r in records if r["sampled"]}
     assert sorted(sampled[10]) == sorted(sampled[50]) == [round(0.2 * i, 3) for i in range(50)]
     for time in sampled[10]:
@@ -150,7 +153,7 @@ def test_live_equals_train_predict_at_every_window(movinet_bundle, cache_dir, tm
     """Every window live holds, partial ones while the buffer fills and shifted ones after,
     against `train predict`'s windows for the same clip (116 sampled frames here)."""
     joined_clip(tmp_path / "joined.avi", "arm_wrestling.mp4", "pool_cleaning.mp4")
-    records, _ = live_jsonl(tmp_path, tmp_path / "joined.avi", "--weights", movinet_bundle)
+    records, _ = live_jsonl(tmp_path, tmp_path / "joined.avi", "--weights", movinet_bundle, "--jsonl-probs")
     process = run_command("train", "predict", "--weights", movinet_bundle, "--json", tmp_path / "joined.avi",
                           tmp_path / "joined.avi")  # named twice: predicted once, the cache stays whole
     assert process.returncode == 0, process.stderr
@@ -200,7 +203,8 @@ def test_default_bundle_on_the_jax_backend(cache_dir, tmp_path):
     pytest.importorskip("jax")
     probs = {}
     for backend in ("jax", "tensorflow"):
-        records, _ = live_jsonl(tmp_path, CLIPS / "basketball.mp4", "--max-frames", 40, name=f"{backend}.jsonl",
+        records, _ = live_jsonl(tmp_path, CLIPS / "basketball.mp4", "--max-frames", 40, "--jsonl-probs",
+                                name=f"{backend}.jsonl",
                                 env={"KERAS_BACKEND": backend})
         probs[backend] = np.array([r["probs"] for r in records])
     np.testing.assert_allclose(probs["jax"], probs["tensorflow"], atol=1e-4)

@@ -21,8 +21,11 @@ def check_records(records, frames, labels, seq_len=20):
     filled = [r["filled"] for r in records]
     assert filled[:seq_len] == list(range(1, min(seq_len, frames) + 1))
     assert all(f == seq_len for f in filled[seq_len:])
-    for record in records:
-        assert len(record["probs"]) == len(labels)
+    for record in records:  # the default record: the top 5 labels and scores, not every probability
+        assert "probs" not in record
+        assert len(record["top"]) == min(5, len(labels)) and {label for label, _ in record["top"]} <= set(labels)
+        scores = [score for _, score in record["top"]]
+        assert scores == sorted(scores, reverse=True)
         assert record["latency_ms"] > 0
     assert records[-1]["time"] > records[0]["time"]
 
@@ -151,7 +154,7 @@ def test_jax_backend_gives_the_same_probabilities(lite_bundle, tmp_path):
     for backend in ("jax", "tensorflow"):
         jsonl = tmp_path / f"{backend}.jsonl"
         process = run_command("live", "--file", CLIPS / "eye_makeup_320x240.avi", "--weights", lite_bundle,
-                              "--runtime", "keras", "--jsonl", jsonl, "--max-frames", 25, "--no-display",
+                              "--runtime", "keras", "--jsonl", jsonl, "--jsonl-probs", "--max-frames", 25, "--no-display",
                               env={"KERAS_BACKEND": backend})
         assert process.returncode == 0, process.stderr
         outputs[backend] = np.array([r["probs"] for r in read_jsonl(jsonl)])
@@ -176,14 +179,14 @@ def test_python_api_equals_the_command(lite_bundle, tmp_path):
 
     jsonl = tmp_path / "cli.jsonl"
     command = run_command("live", "--file", CLIPS / "eye_makeup_320x240.avi", "--weights", lite_bundle,
-                          "--jsonl", jsonl, "--no-display", "--max-frames", 40, "--smooth", 3)
+                          "--jsonl", jsonl, "--jsonl-probs", "--no-display", "--max-frames", 40, "--smooth", 3)
     assert command.returncode == 0, command.stderr
     cli = read_jsonl(jsonl)
     model = live.load(lite_bundle)
-    from_path = [r.to_dict() for r in model.stream(CLIPS / "eye_makeup_320x240.avi", max_frames=40, smooth=3)]
+    from_path = [r.to_dict(probs=True) for r in model.stream(CLIPS / "eye_makeup_320x240.avi", max_frames=40, smooth=3)]
     capture = cv2.VideoCapture(str(CLIPS / "eye_makeup_320x240.avi"))
     frames = (capture.read()[1] for _ in range(40))
-    from_arrays = [r.to_dict() for r in model.stream(frames, fps=capture.get(cv2.CAP_PROP_FPS), smooth=3)]
+    from_arrays = [r.to_dict(probs=True) for r in model.stream(frames, fps=capture.get(cv2.CAP_PROP_FPS), smooth=3)]
     for records in (from_path, from_arrays):
         assert [(r["frame"], r["filled"], r["label"]) for r in records] == [(r["frame"], r["filled"], r["label"])
                                                                             for r in cli]

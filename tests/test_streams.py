@@ -24,7 +24,7 @@ def test_three_streams_equal_three_single_runs(bundle, lite_bundle, tmp_path):
     # An image backbone takes each turn's frames as one batch; MoViNet runs them on a pool of
     # interpreters. Either way each stream must come out as if it ran alone.
     weights = lite_bundle if bundle == "lite" else ROOT / "weights" / "kinetics600"
-    common = ["--weights", weights, "--no-display", "--max-frames", 60]
+    common = ["--weights", weights, "--no-display", "--max-frames", 60, "--jsonl-probs"]
     together = tmp_path / "together.jsonl"
     args = [arg for clip in THREE for arg in ("--file", clip)]
     process = run_command("live", *args, *common, "--jsonl", together)
@@ -49,7 +49,7 @@ def test_api_reads_a_list_of_sources_side_by_side():
     model = live.load()
     clips = [CLIPS / "arm_wrestling.mp4", CLIPS / "pool_cleaning.mp4", CLIPS / "arm_wrestling.mp4"]
     results = list(model.stream(clips, max_frames=40))
-    streams = by_stream([result.to_dict() for result in results])
+    streams = by_stream([result.to_dict(probs=True) for result in results])
     # The same file twice is two streams, told apart by name; each has its own state.
     assert list(streams) == [str(clips[0]), str(clips[1]), f"{clips[0]}#2"]
     assert all(len(records) == 40 for records in streams.values())
@@ -116,8 +116,8 @@ def test_api_takes_a_list_of_frames_as_one_stream():
     capture = cv2.VideoCapture(str(CLIPS / "arm_wrestling.mp4"))
     frames = [capture.read()[1] for _ in range(30)]
     model = live.load()
-    from_list = [r.to_dict() for r in model.stream(frames, fps=30)]
-    from_generator = [r.to_dict() for r in model.stream((frame for frame in frames), fps=30)]
+    from_list = [r.to_dict(probs=True) for r in model.stream(frames, fps=30)]
+    from_generator = [r.to_dict(probs=True) for r in model.stream((frame for frame in frames), fps=30)]
     assert len(from_list) == 30 and {r["stream"] for r in from_list} == {"frames"}
     assert [r["probs"] for r in from_list] == [r["probs"] for r in from_generator]
     with pytest.raises(ValueError):

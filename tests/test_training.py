@@ -120,7 +120,7 @@ def test_live_and_offline_agree(temporal_bundle, tmp_path):
     clip = CLIPS / "eye_makeup_320x240.avi"  # 25 fps, the bundle's recorded rate: every frame is sampled
     jsonl = tmp_path / "live.jsonl"
     process = run_command("live", "--file", clip, "--weights", temporal_bundle, "--jsonl", jsonl,
-                          "--no-display", "--max-frames", 80)
+                          "--jsonl-probs", "--no-display", "--max-frames", 80)
     assert process.returncode == 0, process.stderr
     records = read_jsonl(jsonl)
     assert [r["frame"] for r in records if r["sampled"]] == list(range(80))

@@ -1,0 +1,157 @@
+"""The window behaves like a player: a file plays at its own pace (or as fast as it can be
+classified with --fast), and every way a user ends a player ends the run with exit 0: the
+title bar's close button under a real window manager (openbox), Esc, and the window destroyed
+by another program with no manager in between. Real `live` processes on Xvfb."""
+import os
+import shutil
+import subprocess
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import CLIPS, wait_for, write_clip
+from test_window import display, find_window  # noqa: F401 (display is a fixture)
+
+needs_x = pytest.mark.skipif(not all(shutil.which(t) for t in ("Xvfb", "xdotool", "xdpyinfo", "openbox", "wmctrl")),
+                             reason="needs Xvfb, xdotool, x11-utils, openbox and wmctrl")
+
+
+def slow_clip(path):
+    """25 frames of a real clip at 5 fps: 4.8 s from the first frame to the last, in 25 frames."""
+    capture = cv2.VideoCapture(str(CLIPS / "arm_wrestling.mp4"))  # 28 fps: every 6th frame is about 5 fps
+    return write_clip(path, [capture.read()[1] for _ in range(150)][::6], fps=5.0)
+
+
+def test_api_replays_a_file_at_its_own_pace_only_when_asked(cache_dir, tmp_path):
+    """model.stream(realtime=True), what a window uses: results come no faster than the frames'
+    timestamps (a lower bound, at least 80% of the clip's span), and latency counts from when a
+    frame is due, not from when it was decoded ahead of it. By default, as fast as it goes."""
+    import live
+
+    clip, model = slow_clip(tmp_path / "slow.avi"), live.load()
+    for realtime in (True, False):
+        arrivals = [(time.perf_counter(), result) for result in model.stream(clip, realtime=realtime)]
+        wall = arrivals[-1][0] - arrivals[0][0]
+        media = arrivals[-1][1].frame.timestamp - arrivals[0][1].frame.timestamp
+        assert len(arrivals) == 25 and abs(media - 4.8) < 0.05
+        if realtime:
+            assert wall >= 0.8 * media, (wall, media)
+            latencies = [result.timings["latency_ms"] for _, result in arrivals]
+            assert np.median(latencies) < 100, latencies  # held up to 200 ms before it was due
+        else:
+            assert wall < 0.5 * media, (wall, media)
+
+
+def x_env(screen):
+    return {**os.environ, "DISPLAY": screen, "QT_QPA_PLATFORM": "xcb"}
+
+
+@pytest.fixture
+def window_manager(display):  # noqa: F811
+    """openbox on the test display: it frames the window and sends the close button's request."""
+    env = x_env(display)
+
+    def managing():
+        return subprocess.run(["wmctrl", "-m"], env=env, capture_output=True).returncode == 0
+
+    for _ in range(3):  # now and then openbox exits at once, with status 1 and not a word: start it again
+        manager = subprocess.Popen(["openbox", "--sm-disable"], env=env, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+        if wait_for(lambda: manager.poll() is not None or managing(), 30, interval=0.2) and manager.poll() is None:
+            break
+    assert managing(), "openbox did not start"
+    yield display
+    manager.terminate()
+    manager.wait()
+
+
+def looping_run(env):
+    """`live` replaying a clip without end: only the user can stop it."""
+    return subprocess.Popen(["live", "--file", str(CLIPS / "arm_wrestling.mp4"), "--loop"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def ends_cleanly(process, window):
+    assert window, process.stderr.read() if process.poll() is not None else "no window appeared"
+    try:
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 0, stderr
+    assert "error" not in stderr and "frames read" in stderr, stderr
+
+
+@needs_x
+@pytest.mark.slow
+def test_close_button_ends_the_run(window_manager):
+    env = x_env(window_manager)
+    process = looping_run(env)
+    window = find_window(env)
+    if window:  # what the title bar's close button sends, through the window manager
+        time.sleep(1)  # a few frames shown first
+        subprocess.run(["wmctrl", "-c", "live"], env=env, check=True, timeout=10)
+    ends_cleanly(process, window)
+
+
+@needs_x
+@pytest.mark.slow
+def test_destroyed_window_ends_the_run(display):  # noqa: F811
+    """No window manager: another program destroys the window (Qt hears nothing of it)."""
+    env = x_env(display)
+    process = looping_run(env)
+    window = find_window(env)
+    if window:
+        time.sleep(1)
+        subprocess.run(["xdotool", "windowclose", window], env=env, check=True, timeout=10)
+    ends_cleanly(process, window)
+
+
+@needs_x
+@pytest.mark.slow
+def test_escape_ends_the_run(display):  # noqa: F811
+    env = x_env(display)
+    process = looping_run(env)
+    window = find_window(env)
+    if window:  # with no window manager the keyboard follows the pointer
+        time.sleep(1)
+        subprocess.run(["xdotool", "mousemove", "--window", window, "20", "20"], env=env, timeout=10)
+        subprocess.run(["xdotool", "key", "Escape"], env=env, timeout=10)
+    ends_cleanly(process, window)
+
+
+def record_arrivals(command, env):
+    """Run `live … --jsonl -` and note when each record arrives: (wall seconds, record time)."""
+    import json
+
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    arrivals = []
+    try:
+        for line in process.stdout:
+            arrivals.append((time.monotonic(), json.loads(line)["time"]))
+        process.wait(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 0, process.stderr.read()
+    return arrivals
+
+
+@needs_x
+@pytest.mark.slow
+def test_windowed_file_plays_at_its_own_pace_and_fast_does_not(display, tmp_path):  # noqa: F811
+    """A 5 fps clip of 25 frames spans 4.8 s. In a window its records come over about that
+    much wall time (a lower bound: at least 80% of it); with --fast, in well under half of it
+    (25 frames through the model take about 0.5 s here)."""
+    env = x_env(display)
+    command = ["live", "--file", str(slow_clip(tmp_path / "slow.avi")), "--jsonl", "-"]
+    for fast in (False, True):
+        arrivals = record_arrivals(command + ["--fast"] * fast, env)
+        assert len(arrivals) == 25
+        wall = arrivals[-1][0] - arrivals[0][0]
+        media = arrivals[-1][1] - arrivals[0][1]
+        assert abs(media - 4.8) < 0.05
+        if fast:
+            assert wall < 0.5 * media, (wall, media)
+        else:
+            assert wall >= 0.8 * media, (wall, media)
