@@ -83,41 +83,26 @@ def ends_cleanly(process, window):
     assert "error" not in stderr and "frames read" in stderr, stderr
 
 
-@needs_x
-@pytest.mark.slow
-def test_close_button_ends_the_run(window_manager):
-    env = x_env(window_manager)
-    process = looping_run(env)
-    window = find_window(env)
-    if window:  # what the title bar's close button sends, through the window manager
-        time.sleep(1)  # a few frames shown first
-        subprocess.run(["wmctrl", "-c", "live"], env=env, check=True, timeout=10)
-    ends_cleanly(process, window)
+def closing_commands(how, window):
+    """What closes the window: the title bar's close button (sent through the window manager),
+    another program destroying it with no manager in between (Qt hears nothing of it), or Esc
+    (with no manager the keyboard follows the pointer)."""
+    return {"close button": [["wmctrl", "-c", "live"]],
+            "destroyed": [["xdotool", "windowclose", window]],
+            "escape": [["xdotool", "mousemove", "--window", window, "20", "20"], ["xdotool", "key", "Escape"]]}[how]
 
 
 @needs_x
 @pytest.mark.slow
-def test_destroyed_window_ends_the_run(display):  # noqa: F811
-    """No window manager: another program destroys the window (Qt hears nothing of it)."""
-    env = x_env(display)
+@pytest.mark.parametrize("how", ["close button", "destroyed", "escape"])
+def test_closing_the_window_ends_the_run(how, request):
+    env = x_env(request.getfixturevalue("window_manager" if how == "close button" else "display"))
     process = looping_run(env)
     window = find_window(env)
     if window:
-        time.sleep(1)
-        subprocess.run(["xdotool", "windowclose", window], env=env, check=True, timeout=10)
-    ends_cleanly(process, window)
-
-
-@needs_x
-@pytest.mark.slow
-def test_escape_ends_the_run(display):  # noqa: F811
-    env = x_env(display)
-    process = looping_run(env)
-    window = find_window(env)
-    if window:  # with no window manager the keyboard follows the pointer
-        time.sleep(1)
-        subprocess.run(["xdotool", "mousemove", "--window", window, "20", "20"], env=env, timeout=10)
-        subprocess.run(["xdotool", "key", "Escape"], env=env, timeout=10)
+        time.sleep(1)  # a few frames shown first
+        for command in closing_commands(how, window):
+            subprocess.run(command, env=env, check=True, timeout=10)
     ends_cleanly(process, window)
 
 
