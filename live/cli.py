@@ -10,6 +10,7 @@ import time
 import click
 
 from live import __version__
+from live.choices import RUNTIMES
 from live.errors import UserError
 
 EXIT_INTERRUPTED = 130
@@ -74,7 +75,7 @@ def run_with_errors(function, *args, **kwargs):
                    "in one grid window.")
 @click.option("--weights", metavar="DIR",
               help="Model bundle folder [default: the shipped weights/kinetics600, Kinetics-600 actions].")
-@click.option("--runtime", type=click.Choice(["litert", "litert-int8", "keras", "openvino-int8"]),
+@click.option("--runtime", type=click.Choice(RUNTIMES),
               help="How the backbone runs [default: litert; keras on backends other than TensorFlow]; "
                    "openvino-int8 runs the bundle's int8 backbone (see `train quantize`).")
 @click.option("--backbone-weights", metavar="FILE",

@@ -10,7 +10,9 @@ import cv2
 import numpy as np
 from collections_extended import bag
 
+from live.choices import plausible_fps
 from live.errors import UserError
+from live.sources import DEFAULT_FPS
 
 
 class JsonLines:
@@ -95,7 +97,7 @@ class VideoOutput:
 
     def __init__(self, path, size, fps):
         self.path = path
-        self.fps = fps if fps and 0 < fps < 1000 else 25.0
+        self.fps = fps if plausible_fps(fps) else DEFAULT_FPS
         # yuv420p halves the chroma resolution, so H.264 needs even sizes.
         self.size = (size[0] - size[0] % 2, size[1] - size[1] % 2) if _is_mp4(path) else size
         self.written = 0      # frames in the file so far: the next one's slot

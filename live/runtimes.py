@@ -21,7 +21,7 @@ from live.files import written_atomically
 from live.lender import Lender
 from live.quiet import native_stderr_silenced
 
-RUNTIMES = ("litert-int8", "litert", "keras", "openvino-int8")
+from live.choices import RUNTIMES
 INT8_BACKBONE_KEY = "int8_backbone"  # the manifest entry that names the int8 backbone's files
 
 

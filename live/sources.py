@@ -16,6 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from live.choices import plausible_fps
 from live.errors import UserError
 
 ENDED = object()  # what a live source's take() gives once it has ended
@@ -53,7 +54,7 @@ class FileSource:
             self._capture.release()
             raise UserError(f"{path} is not a video OpenCV can decode; give an mp4, avi, mkv, gif or similar")
         self.fps = self._capture.get(cv2.CAP_PROP_FPS) or 0.0
-        if not 0 < self.fps < 1000:
+        if not plausible_fps(self.fps):
             self.fps = DEFAULT_FPS
         self.frame_count = int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         self.size = (first.shape[1], first.shape[0])

@@ -6,6 +6,7 @@ from pathlib import Path
 import click
 
 from live import __version__
+from live.choices import FEATURE_RUNTIMES, RUNTIMES
 from live.cli import run_with_errors
 from training.model import DEFAULT_MODEL_KIND, MODEL_KINDS  # names only: no Keras import
 
@@ -50,7 +51,7 @@ backbone_option = click.option("--backbone", type=BackboneChoice(), default="inc
 backbone_weights_option = click.option("--backbone-weights", metavar="FILE",
                                        help="A local file of weights for the backbone "
                                             "[default: its standard ones].")
-runtime_option = click.option("--runtime", type=click.Choice(["litert", "litert-int8", "keras"]),
+runtime_option = click.option("--runtime", type=click.Choice(FEATURE_RUNTIMES),
                               help="How the backbone runs [default: litert; keras on other backends].")
 cache_option = click.option("--cache", "cache_root", metavar="DIR",
                             help="Feature cache folder [default: $LIVE_CACHE_DIR/features, else ~/.cache/live/features].")
@@ -76,7 +77,7 @@ dataset_options = _options(
     click.option("--test-fraction", type=click.FloatRange(0, 1), default=0.25, show_default=True,
                  help="Held out for testing when the dataset has no test split."))
 bundle_runtime_option = click.option(
-    "--runtime", type=click.Choice(["litert", "litert-int8", "keras", "openvino-int8"]),
+    "--runtime", type=click.Choice(RUNTIMES),
     help="How the backbone runs [default: litert; keras on other backends]; openvino-int8 runs the "
          "bundle's int8 backbone.")
 

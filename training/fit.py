@@ -12,6 +12,7 @@ import numpy as np
 
 from live.backbones import fingerprint, get_backbone, load_backbone_model
 from live.bundle import carried_backbone, write_bundle
+from live.choices import plausible_fps
 from live.errors import UserError
 from live.quiet import keras
 from live.sources import FileSource
@@ -59,7 +60,7 @@ def measured_frame_rate(path, frames=64):
 
 def median_frame_rate(clips):
     """The median of `clips`' measured frame rates (None if none has one)."""
-    rates = [rate for clip in clips if (rate := measured_frame_rate(clip.path)) and 0 < rate < 1000]
+    rates = [rate for clip in clips if plausible_fps(rate := measured_frame_rate(clip.path))]
     return round(float(np.median(rates)), 3) if rates else None
 
 
