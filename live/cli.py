@@ -11,7 +11,7 @@ import click
 
 from live import __version__
 from live.choices import RUNTIMES
-from live.errors import UserError
+from live.errors import UserError, first_line
 
 EXIT_INTERRUPTED = 130
 
@@ -61,7 +61,7 @@ def run_with_errors(function, *args, **kwargs):
     except Exception as exc:  # a bug or an unforeseen fault: still one line, not a traceback
         if os.environ.get("LIVE_DEBUG"):
             raise
-        click.echo(f"error: unexpected {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
+        click.echo(f"error: unexpected {type(exc).__name__}: {first_line(exc, limit=1000)} "
                    "(rerun with LIVE_DEBUG=1 for details)", err=True)
         return 3
 

@@ -1,9 +1,19 @@
 """Writing files so that readers only ever see complete ones."""
+import hashlib
 import os
 import secrets
 import socket
 from contextlib import contextmanager
 from pathlib import Path
+
+
+def file_sha256(path):
+    """The hex sha256 of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 @contextmanager

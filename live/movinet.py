@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from live.cpus import usable_cpus
-from live.errors import UserError
-from live.files import written_atomically
+from live.errors import UserError, first_line
+from live.files import file_sha256, written_atomically
 from live.lender import Lender
 from live.quiet import native_stderr_silenced
 
@@ -38,14 +38,6 @@ FRAME_RATE, RESET_EVERY = 5.0, 20
 STATE_POLICY = {"policy": "two staggered states, each reset every `reset_every` sampled frames, half a "
                           "period apart; each frame reads the one with the longer history",
                 "reset_every": RESET_EVERY}
-
-
-def file_sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def download(destination):
@@ -82,7 +74,7 @@ class MoViNetModel:
             with native_stderr_silenced():
                 runner = self._new_runner()
         except (ValueError, RuntimeError) as exc:
-            raise UserError(f"{path} is not a LiteRT model this live can run ({str(exc).splitlines()[0][:160]}); "
+            raise UserError(f"{path} is not a LiteRT model this live can run ({first_line(exc, limit=160)}); "
                             f"give MoViNet-A0-Stream's {FILE_NAME}") from None
         inputs, outputs = runner.get_input_details(), runner.get_output_details()
         image, logits = inputs.get("image"), outputs.get("logits")

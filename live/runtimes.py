@@ -8,7 +8,6 @@
 - `OpenVINOModel`: a bundle's own int8 backbone (written by `train quantize`), run by
   OpenVINO, whose int8 kernels are the only ones measured faster than fp32 on AVX2 CPUs.
 """
-import hashlib
 from pathlib import Path
 
 from live.quiet import keras
@@ -17,7 +16,7 @@ import numpy as np
 from live.backbones import cache_dir, damaged_cache_entry
 from live.cpus import usable_cpus
 from live.errors import UserError
-from live.files import written_atomically
+from live.files import file_sha256, written_atomically
 from live.lender import Lender
 from live.quiet import native_stderr_silenced
 
@@ -183,7 +182,7 @@ class OpenVINOModel(StatelessEmbedder):
     name = "openvino-int8"
 
     def __init__(self, xml_path, weights_sha256=None, threads=None):
-        weights_sha256 = weights_sha256 or hashlib.sha256(Path(xml_path).with_suffix(".bin").read_bytes()).hexdigest()
+        weights_sha256 = weights_sha256 or file_sha256(Path(xml_path).with_suffix(".bin"))
         self.numerics = f"openvino-int8-{weights_sha256[:12]}"
         try:
             import openvino
@@ -216,7 +215,7 @@ def int8_backbone(bundle):
                         f"`train quantize --weights {bundle.path} --data DIR`, or choose --runtime litert")
     for name, expected in entry["sha256"].items():
         file = bundle.path / name
-        if not file.is_file() or hashlib.sha256(file.read_bytes()).hexdigest() != expected:
+        if not file.is_file() or file_sha256(file) != expected:
             raise UserError(f"model bundle {bundle.path}: {name} is missing or damaged; run `train quantize` "
                             "again, or choose --runtime litert")
     xml = bundle.path / entry["model"]

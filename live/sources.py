@@ -189,7 +189,6 @@ class _LatestFrameSource:
         self.frame_count = 0
         self.size = (first.shape[1], first.shape[0])
         self.frames_read = 1      # frames taken from the source, this first one included
-        self.frames_delivered = 0
         self.dropped = 0          # frames replaced by a newer one before they were used
         self._started = time.perf_counter()
         self._latest = Frame(0, 0.0, first, self._started, 0.0)
@@ -220,7 +219,6 @@ class _LatestFrameSource:
             if self._closing.is_set():
                 return False
             if self._capture.isOpened() and self._capture.grab():
-                self.reconnects += 1
                 warn(f"{self.title} is back after {time.perf_counter() - dropped:.1f} s")
                 return True
         return False
@@ -290,7 +288,6 @@ class _LatestFrameSource:
                     raise UserError(self._failure, exit_code=1)
                 return ENDED if self._closing.is_set() or self._interrupted else None
             frame, self._latest = self._latest, None
-        self.frames_delivered += 1
         return frame
 
     def frames(self):
@@ -326,7 +323,6 @@ class CameraSource(_LatestFrameSource):
     def __init__(self, index):
         self.index = index
         self.title = f"camera {index}"
-        self.reconnects = 0
         super().__init__(f"camera {index}")
 
     def _open(self):
@@ -347,7 +343,6 @@ class StreamSource(_LatestFrameSource):
     def __init__(self, url):
         self.url = url
         self.title = f"stream {url}"
-        self.reconnects = 0
         super().__init__(url)
 
     def _open(self):

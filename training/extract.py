@@ -23,11 +23,12 @@ from dataclasses import asdict, dataclass
 from tqdm import tqdm
 
 from live.backbones import fingerprint, get_backbone, load_backbone_model
-from live.errors import UserError
+from live.errors import UserError, first_line
 from live.runtimes import make_embedder
 from training.datasets import load_dataset
 from training.features import FeatureCache, FramePath, extract_features
-from training.fit import log, training_frame_rate
+from training import log
+from training.fit import training_frame_rate
 
 MIN_FRAMES = 5  # fit's own default: a clip it would skip is not cached, so the rule must match
 
@@ -124,7 +125,7 @@ def extract_on_ray(job, _embedder, clips, workers, address, progress):
             ray.init(num_cpus=workers or 2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise UserError(f"cannot start or join Ray at {address or 'a new local instance'}: "
-                        f"{str(exc).splitlines()[0][:200]}") from None
+                        f"{first_line(exc)}") from None
     try:
         count = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
         return _run_actors(ray, job, clips, count, progress)
@@ -176,7 +177,7 @@ def _run_actors(ray, job, clips, count, progress):
                 lost.append(actor)
                 if len(lost) > 2 * count + 2:
                     raise UserError(f"Ray workers keep dying ({len(lost)} so far); the last: "
-                                    f"{str(exc).strip().splitlines()[0][:200]}") from None
+                                    f"{first_line(exc)}") from None
                 tqdm.write(f"warning: a worker died while extracting {clip}; starting another, and its "
                            "clips go to the others", file=sys.stderr)
                 actors[slot] = Worker.remote(job)

@@ -3,7 +3,6 @@ an atomically written bundle with its report."""
 import itertools
 import json
 import platform
-import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -17,15 +16,12 @@ from live.errors import UserError
 from live.quiet import keras
 from live.sources import FileSource
 from live.runtimes import compiled_call, make_embedder
+from training import log
 from training.datasets import grouped_split, load_dataset, single_source_classes, split_record
 from training.features import FeatureCache, FramePath, extract_features
 from training.model import DEFAULT_MODEL_KIND, build_sequence_model
 from training.report import classification_metrics, confusion_png, curves_png, metrics_text
 from training.windows import predict_clip, training_windows
-
-
-def log(message):
-    print(message, file=sys.stderr, flush=True)
 
 
 def prepare_features(clips, backbone_name, backbone_weights, runtime, frame_step, frame_rate,

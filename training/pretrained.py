@@ -16,6 +16,7 @@ from live import movinet
 from live.backbones import fingerprint, get_backbone, load_backbone_model
 from live.bundle import carried_backbone, write_bundle
 from live.errors import UserError
+from live.files import file_sha256
 from live.quiet import keras
 from live.sequence_layers import LastStepSoftmax
 
@@ -61,5 +62,5 @@ def make_pretrained_bundle(backbone, labels, out, backbone_weights=None, force=F
         **entries,
     }
     files["NOTICE"] = NOTICE.format(file=entries["backbone_file"],
-                                    sha256=movinet.file_sha256(model_file.path)).encode()
+                                    sha256=file_sha256(model_file.path)).encode()
     return write_bundle(out, head, names, manifest, force=force, extra_files=files)

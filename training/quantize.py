@@ -5,8 +5,6 @@ OpenVINO, calibrated on frames of the training clips taken through live's frame 
 features are then compared with fp32 on frames of the test clips; a backbone whose cosine
 similarity falls below the bound is refused and the bundle left as it was.
 """
-import hashlib
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -16,17 +14,15 @@ import numpy as np
 from live.backbones import BACKBONES, fingerprint, load_backbone_model
 from live.bundle import add_to_bundle, check_fingerprint, load_bundle, read_manifest
 from live.errors import UserError
+from live.files import file_sha256
 from live.runtimes import INT8_BACKBONE_KEY, OpenVINOModel, litert_file, make_embedder
+from training import log
 from training.datasets import load_dataset
 from training.features import FramePath, sampled_frames
 
 INT8_MODEL, INT8_WEIGHTS = "backbone-int8.xml", "backbone-int8.bin"
 # The bound the backbone work set for int8 features (tests/test_backbones.py).
 MIN_COSINE = 0.98
-
-
-def log(message):
-    print(message, file=sys.stderr, flush=True)
 
 
 def frames_across(clips, frame_path, count, rng):
@@ -117,7 +113,7 @@ def quantize(weights, data, backbone_weights=None, frames=128, min_cosine=MIN_CO
                             "litert, or lower --min-cosine to accept it")
         files = {INT8_MODEL: xml, INT8_WEIGHTS: xml.with_suffix(".bin")}
         entry = {"model": INT8_MODEL, "backbone_fingerprint": weights_fingerprint,
-                 "sha256": {name: hashlib.sha256(path.read_bytes()).hexdigest() for name, path in files.items()},
+                 "sha256": {name: file_sha256(path) for name, path in files.items()},
                  "calibration": {"data": str(data), "frames": len(calibration)}, "drift": drift,
                  "tool": f"nncf {nncf.__version__}, openvino {openvino.__version__}"}
         add_to_bundle(weights, files, {INT8_BACKBONE_KEY: entry})
