@@ -158,6 +158,10 @@ def run(cameras, files, weights, runtime, backbone_weights, display, output, jso
         raise UserError("give an input: --camera INDEX or --file PATH_OR_URL (each may be repeated)")
     check_before_loading(weights, backbone_weights, output, jsonl, events)
     address = parse_address(serve) if serve else None
+    if address:
+        from live.web import check_address
+
+        check_address(*address)
     stop = StopRequest()
     names = unique_names([*files, *(str(camera) for camera in cameras)])
     sources = []

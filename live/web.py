@@ -66,6 +66,7 @@ class StreamView:
         return {"stream": self.info.number, "name": self.info.name, "fps": round(self.info.fps, 3),
                 "label": result.label if result else None, "score": round(result.score, 4) if result else None,
                 "top": [[label, round(score, 4)] for label, score in result.top(top_k)] if result else [],
+                "frame": result.frame.index if result else None,
                 "time": round(result.frame.timestamp, 3) if result else None}
 
 
@@ -110,11 +111,7 @@ class WebSink(Sink):
         self.views = [StreamView(info) for info in streams]
         self.by_name = {view.info.name: view for view in self.views}
         self.trackers = {info.name: EventTracker(info.name, *self.event_rule) for info in streams}
-        try:
-            server_class = _IPv6Server if ":" in self.host else _Server
-            self.server = server_class((self.host, self.port), _handler_for(self))
-        except OSError as exc:
-            raise UserError(f"cannot serve on {self.host}:{self.port}: {exc.strerror or exc}") from None
+        self.server = bind(self.host, self.port, _handler_for(self))
         self.port = self.server.server_address[1]
         if self.needs_token and not self.token:
             self.token = secrets.token_urlsafe(18)
@@ -209,6 +206,19 @@ class WebSink(Sink):
     def leave(self):
         with self.changed:
             self.viewers -= 1
+
+
+def bind(host, port, handler=BaseHTTPRequestHandler):
+    """A server listening on (host, port), or one `error:` line saying why it can't."""
+    try:
+        return (_IPv6Server if ":" in host else _Server)((host, port), handler)
+    except OSError as exc:
+        raise UserError(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from None
+
+
+def check_address(host, port):
+    """Before the model loads, so that a port in use is said in a fraction of a second."""
+    bind(host, port).server_close()
 
 
 class _Server(ThreadingHTTPServer):
