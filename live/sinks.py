@@ -99,8 +99,8 @@ class StatusSink(Sink):
 class WindowSink(Sink):
     """The on-screen window (one stream, or a grid of several). It is shown on the classifying
     thread, since GUI toolkits draw from one thread only; a grid is composed and shown at most
-    30 times a second, whatever the streams' total rate, and a picture drawn over before it is
-    shown is dropped."""
+    30 times a second, whatever the streams' total rate, and a picture replaced before it is
+    shown is dropped (not resized into the grid)."""
 
     GRID_FPS = 30
 
@@ -119,14 +119,14 @@ class WindowSink(Sink):
     def put(self, result):
         if not self.grid:
             return self.window.show(self.overlay.picture(result))
-        self._latest[result.stream] = result
+        # Drawn now: the decoder may reuse a frame's memory once this call returns.
+        self._latest[result.stream] = self.overlay.picture(result)
         now = time.perf_counter()
         if now - self._shown < 1 / self.GRID_FPS:
             return True
         self._shown = now
-        for name, latest in self._latest.items():
-            self.grid.put(name, self.overlay.picture(latest) if latest is result else
-                          self.overlay.renderer.draw(latest.frame.image, latest, self.overlay.status(latest)))
+        for name, picture in self._latest.items():
+            self.grid.put(name, picture)
         self._latest.clear()
         return self.window.show(self.grid.image)
 

@@ -55,7 +55,7 @@ class StreamView:
 
     def __init__(self, info):
         self.info = info
-        self.result = self.status = None
+        self.result = self.status = self.image = None
         self.seq = 0  # how many results so far: a viewer waits for a larger one
         self.encoded = {}  # height: (seq, JPEG bytes)
         self.encoding = threading.Lock()
@@ -129,8 +129,11 @@ class WebSink(Sink):
         before = tracker.current
         closed = tracker.update(result)
         now = time.monotonic()
+        # A copy of the picture, and only while someone watches: the decoder may reuse the
+        # frame's memory for the next frames once this call returns.
+        image = result.frame.image.copy() if self.viewers else None
         with self.changed:
-            view.result, view.status = result, status
+            view.result, view.status, view.image = result, status, image
             view.seq += 1
             for event in closed:
                 self._publish("label", {**event, "stream": view.info.number, "name": view.info.name,
@@ -168,18 +171,18 @@ class WebSink(Sink):
         """The newest frame's number once it is newer than `seen` (or `seen` after `timeout`);
         None once the run ends."""
         with self.changed:
-            self.changed.wait_for(lambda: self.closing or view.seq > seen, timeout)
-            return None if self.closing else view.seq
+            self.changed.wait_for(lambda: self.closing or (view.seq > seen and view.image is not None), timeout)
+            return None if self.closing else view.seq if view.image is not None else seen
 
     def jpeg(self, view, height=None):
         """The newest frame as JPEG bytes, drawn and encoded once for everyone who asks."""
         with view.encoding:
             with self.changed:
-                result, status, seq = view.result, view.status, view.seq
+                result, status, seq, image = view.result, view.status, view.seq, view.image
             cached = view.encoded.get(height)
             if cached and cached[0] == seq:
                 return cached[1]
-            picture = self.overlay.renderer.draw(result.frame.image, result, status)
+            picture = self.overlay.renderer.draw(image, result, status)
             if height and height < picture.shape[0]:
                 width = max(1, round(picture.shape[1] * height / picture.shape[0]))
                 picture = cv2.resize(picture, (width, height), interpolation=cv2.INTER_AREA)
@@ -319,9 +322,18 @@ class _Handler(BaseHTTPRequestHandler):
             self.web.leave()
 
     def _snapshot(self, view, height):
-        if self.web.wait_frame(view, 0, timeout=5) in (None, 0):
-            return self._send(HTTPStatus.SERVICE_UNAVAILABLE, b"no frame yet\n")
-        self._send(HTTPStatus.OK, self.web.jpeg(view, height), "image/jpeg")
+        """The next frame, kept for this viewer as for any other (a copy is made only for viewers)."""
+        if not self.web.take_viewer():
+            return self._send(HTTPStatus.SERVICE_UNAVAILABLE, b"too many viewers\n")
+        try:
+            with self.web.changed:
+                seen = view.seq
+            if self.web.wait_frame(view, seen, timeout=5) in (None, seen):
+                return self._send(HTTPStatus.SERVICE_UNAVAILABLE, b"no frame yet\n")
+            picture = self.web.jpeg(view, height)
+        finally:
+            self.web.leave()
+        self._send(HTTPStatus.OK, picture, "image/jpeg")
 
     def _start_stream(self, content_type):
         self.send_response(HTTPStatus.OK)

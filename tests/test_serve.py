@@ -99,6 +99,22 @@ def read_parts(reader, count):
     return parts
 
 
+def clip_frames():
+    capture = cv2.VideoCapture(str(SAMPLE))
+    frames = []
+    while (frame := capture.read())[0]:
+        frames.append(frame[1])
+    return np.array(frames)
+
+
+def is_a_frame_of_the_clip(picture, frames):
+    """Whether the picture's lower half (under the overlay) is one of the clip's frames, within
+    JPEG's loss: a frame whose memory the decoder reused before it was drawn is not."""
+    low = picture.shape[0] // 2
+    differences = np.abs(frames[:, low:].astype(np.int16) - picture[low:].astype(np.int16)).mean(axis=(1, 2, 3))
+    return differences.min() < 6
+
+
 def decode(jpeg):
     assert jpeg[:2] == b"\xff\xd8" and jpeg[-2:] == b"\xff\xd9", "not a JPEG"
     image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
@@ -116,6 +132,8 @@ def test_mjpeg_parts_are_jpegs_of_the_clip_that_change(served):
         cv2.VideoCapture(str(SAMPLE)).get(cv2.CAP_PROP_FRAME_HEIGHT)
     assert all(picture.shape[:2] == (height, width) for picture in pictures)
     assert np.abs(pictures[0].astype(int) - pictures[-1].astype(int)).mean() > 1  # the video moves
+    frames = clip_frames()
+    assert all(is_a_frame_of_the_clip(picture, frames) for picture in pictures)
 
     connection, reader = served.open_stream("/streams/1.mjpg?height=120&fps=4")
     with connection:
@@ -266,3 +284,39 @@ def test_a_bad_address_is_refused_before_loading(tmp_path):
                               "--serve", "localhost:http"], capture_output=True, text=True, timeout=60)
     assert process.returncode == 2
     assert_clean_error(process, "--serve localhost:http")
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+
+
+def test_the_page_in_a_real_browser(served, tmp_path):
+    """Debian's chromium, headless, driven by Playwright (no browser of its own downloaded)."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.skip("needs Debian's chromium")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1100, "height": 1000})
+            page.goto(f"http://127.0.0.1:{served.port}/")
+            page.wait_for_function("document.querySelector('.stream .label')?.textContent.startsWith('arm wrestling')",
+                                   timeout=30000)
+            page.wait_for_selector("#events li", timeout=30000)
+            assert "arm wrestling" in page.locator("#events li").first.text_content()
+            picture = page.locator(".stream img")
+            page.wait_for_function("document.querySelector('.stream img').naturalWidth > 0", timeout=30000)
+            first = decode_png(picture.screenshot())
+            time.sleep(1)
+            second = decode_png(picture.screenshot())
+            assert first.mean() > 20  # the clip, not an empty box
+            assert np.abs(first.astype(int) - second.astype(int)).mean() > 1  # and it plays
+            page.screenshot(path=str(tmp_path / "page.png"))
+            assert page.locator(".bar").count() == 3  # --top-k's default
+        finally:
+            browser.close()
+
+
+def decode_png(data):
+    return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
