@@ -5,6 +5,7 @@ import contextlib
 import os
 import signal
 import sys
+
 import click
 
 from live import __version__
