@@ -103,8 +103,8 @@ def run_with_errors(function, *args, **kwargs):
 @click.option("--event-min-score", type=click.FloatRange(0, 1), default=0.5, show_default=True,
               help="Below this score no label counts as on top, for events.")
 @click.option("--fast", is_flag=True,
-              help="In a window, classify a file as fast as the machine can instead of playing it at its "
-                   "own pace (headless runs always go as fast as they can).")
+              help="In a window or with --serve, classify a file as fast as the machine can instead of "
+                   "playing it at its own pace (other headless runs always go as fast as they can).")
 @click.option("--jsonl-probs", is_flag=True,
               help="Put every label's probability in each --jsonl record, not only the top 5 (3.5 KB "
                    "a record instead of 300 bytes with the default bundle's 600 labels).")

@@ -83,6 +83,24 @@ class Overlay:
         return self._drawn[1]
 
 
+class DrawingSink(Sink):
+    """A sink that shows the annotated picture. Given the run's Overlay (build_sinks does, with
+    a StatusSink first to keep it current) it shares its drawings; alone (a user's
+    `VideoSink("out.mp4")`) it keeps an Overlay of its own up to date."""
+
+    def __init__(self, overlay=None):
+        self.own_overlay = overlay is None
+        self.overlay = overlay or Overlay()
+
+    def open(self, streams):
+        if self.own_overlay:
+            self.overlay.open(streams)
+
+    def put(self, result):
+        if self.own_overlay:
+            self.overlay.update(result)
+
+
 class StatusSink(Sink):
     """Keeps the overlay's figures current: first in the list, so every sink after it sees them."""
 
@@ -96,7 +114,7 @@ class StatusSink(Sink):
         self.overlay.update(result)
 
 
-class WindowSink(Sink):
+class WindowSink(DrawingSink):
     """The on-screen window (one stream, or a grid of several). It is shown on the classifying
     thread, since GUI toolkits draw from one thread only; a grid is composed and shown at most
     30 times a second, whatever the streams' total rate, and a picture replaced before it is
@@ -104,8 +122,8 @@ class WindowSink(Sink):
 
     GRID_FPS = 30
 
-    def __init__(self, overlay):
-        self.overlay = overlay
+    def __init__(self, overlay=None):
+        super().__init__(overlay)
         self.window = self.grid = None
         self._latest, self._shown = {}, 0.0
 
@@ -113,10 +131,12 @@ class WindowSink(Sink):
         from live.display import Window
         from live.render import GridView
 
+        super().open(streams)
         self.window = Window()
         self.grid = GridView([stream.name for stream in streams]) if len(streams) > 1 else None
 
     def put(self, result):
+        super().put(result)
         if not self.grid:
             return self.window.show(self.overlay.picture(result))
         # Drawn now: the decoder may reuse a frame's memory once this call returns.
@@ -135,22 +155,35 @@ class WindowSink(Sink):
             self.window.close()
 
 
-class VideoSink(Sink):
+class VideoSink(DrawingSink):
     """The annotated video, one file per stream (--output): every frame, none dropped."""
 
-    def __init__(self, path, overlay):
+    def __init__(self, path, overlay=None):
+        super().__init__(overlay)
         self.path = path
-        self.overlay = overlay
         self.videos = {}  # stream name: VideoOutput
 
     def open(self, streams):
-        from live.outputs import VideoOutput, numbered_paths
+        from live.outputs import numbered_paths
 
-        for stream, path in zip(streams, numbered_paths(self.path, len(streams))):
-            self.videos[stream.name] = VideoOutput(path, stream.size, stream.fps)
+        super().open(streams)
+        self.streams = {stream.name: (stream, path) for stream, path in zip(streams, numbered_paths(self.path, len(streams)))}
+        for stream in streams:
+            if stream.size:  # numpy frames show their size with the first one
+                self._open_video(stream.name, stream.size)
+
+    def _open_video(self, name, size):
+        from live.outputs import VideoOutput
+
+        stream, path = self.streams[name]
+        self.videos[name] = VideoOutput(path, size, stream.fps)
 
     def put(self, result):
-        self.videos[result.stream].write(self.overlay.picture(result), result.frame.timestamp)
+        super().put(result)
+        picture = self.overlay.picture(result)
+        if result.stream not in self.videos:
+            self._open_video(result.stream, (result.frame.image.shape[1], result.frame.image.shape[0]))
+        self.videos[result.stream].write(picture, result.frame.timestamp)
 
     def close(self):
         _close_all(self.videos.values())

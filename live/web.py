@@ -30,7 +30,7 @@ from urllib.parse import parse_qs, urlsplit
 import cv2
 
 from live.errors import UserError
-from live.sinks import Overlay, Sink
+from live.sinks import DrawingSink, Overlay
 
 RESULTS_PER_SECOND = 4   # per stream, on /events: enough for the bars and the chart
 MAX_VIEWERS = 32         # streams (MJPEG and SSE) open at once; more are answered 503
@@ -70,7 +70,7 @@ class StreamView:
                 "time": round(result.frame.timestamp, 3) if result else None}
 
 
-class WebSink(Sink):
+class WebSink(DrawingSink):
     """Serves the run on `address` (host, port) while it goes on. `token`: required off the
     loopback (made up and printed once if not given). Usable from the API:
 
@@ -85,9 +85,8 @@ class WebSink(Sink):
         self.top_k = top_k
         self.event_rule = (event_min_duration, event_min_score)
         self.max_viewers = max_viewers
-        # The overlay's figures: shared with the run's other sinks, or kept here when used alone.
+        super().__init__(overlay or Overlay(top_k=top_k, threshold=threshold))
         self.own_overlay = overlay is None
-        self.overlay = overlay or Overlay(top_k=top_k, threshold=threshold)
         self.announce = announce or (lambda text: print(text, file=sys.stderr, flush=True))
         self.changed = threading.Condition()  # a new result, message or the end
         self.views, self.trackers, self.open_segments = [], {}, {}
@@ -106,8 +105,7 @@ class WebSink(Sink):
     def open(self, streams):
         from live.events import EventTracker
 
-        if self.own_overlay:
-            self.overlay.open(streams)
+        super().open(streams)
         self.views = [StreamView(info) for info in streams]
         self.by_name = {view.info.name: view for view in self.views}
         self.trackers = {info.name: EventTracker(info.name, *self.event_rule) for info in streams}
@@ -121,8 +119,7 @@ class WebSink(Sink):
         self.announce(f"serving {self.url}" + (f"?token={self.token}" if self.needs_token else ""))
 
     def put(self, result):
-        if self.own_overlay:
-            self.overlay.update(result)
+        super().put(result)
         view = self.by_name[result.stream]
         status = self.overlay.status(result)
         tracker = self.trackers[result.stream]

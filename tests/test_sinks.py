@@ -81,9 +81,20 @@ def test_a_stream_that_fails_part_way_still_closes_the_sinks_after_every_result(
 
 def test_a_sink_that_fails_to_open_leaves_the_others_closed(model, tmp_path):
     """A video that cannot be written stops the run before any frame, and what was opened is closed."""
-    from live.sinks import VideoSink, Overlay
+    from live.sinks import VideoSink
 
     sink = RecordingSink()
     with pytest.raises(UserError, match="cannot write --output"):
-        list(model.stream(CLIPS / "arm_wrestling.mp4", sinks=[sink, VideoSink(tmp_path / "no" / "such.avi", Overlay())]))
+        list(model.stream(CLIPS / "arm_wrestling.mp4", sinks=[sink, VideoSink(tmp_path / "no" / "such.avi")]))
     assert sink.frames == [] and sink.closes == 1
+
+
+def test_the_video_sink_takes_numpy_frames_whose_size_comes_with_the_first(model, tmp_path):
+    from live.sinks import VideoSink
+
+    capture = cv2.VideoCapture(str(CLIPS / "eye_makeup_320x240.avi"))
+    frames = [capture.read()[1] for _ in range(30)]
+    list(model.stream(frames, fps=25, sinks=[VideoSink(tmp_path / "out.avi")]))
+    written = cv2.VideoCapture(str(tmp_path / "out.avi"))
+    assert written.get(cv2.CAP_PROP_FRAME_COUNT) == 30
+    assert (written.get(cv2.CAP_PROP_FRAME_WIDTH), written.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (320, 240)
