@@ -38,6 +38,9 @@ MAX_PATH = 2048          # a longer request target is answered 414
 JPEG_QUALITY = 80
 COOKIE = "live_token"
 BACKLOG_EVENTS = 50      # label events a page gets when it connects
+# A picture stream's socket buffer: the kernel's default grows to 4 MB, seconds of stale frames
+# queued for a slow viewer; this holds a few, so a slow viewer's next frame is a recent one.
+SEND_BUFFER = 128 * 1024
 
 
 def is_loopback(host):
@@ -340,6 +343,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
 
     def _mjpeg(self, view, height, fps):
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
         self._start_stream("multipart/x-mixed-replace; boundary=frame")
         seen = 0
         while True:

@@ -205,7 +205,7 @@ def test_a_viewer_that_never_reads_slows_nothing(served):
     frames are still classified at that pace, and another viewer still gets new frames."""
     stuck, _ = served.open_stream("/streams/1.mjpg", receive_buffer=4096)
     with stuck:
-        time.sleep(2)  # long enough to fill the stuck viewer's socket buffers
+        time.sleep(2)  # long enough to fill the stuck viewer's socket buffers (the server's holds 256 KB)
 
         def classified():
             return json.loads(served.get("/api/streams")[2])[0]["frame"]
