@@ -61,6 +61,7 @@ class StreamView:
         self.result = self.status = self.image = None
         self.seq = 0  # how many results so far: a viewer waits for a larger one
         self.encoded = {}  # height: (seq, JPEG bytes)
+        self.encodes = 0   # JPEGs made so far: at most one per frame and height, none without viewers
         self.encoding = threading.Lock()
         self.last_published = 0.0
 
@@ -69,7 +70,7 @@ class StreamView:
         return {"stream": self.info.number, "name": self.info.name, "fps": round(self.info.fps, 3),
                 "label": result.label if result else None, "score": round(result.score, 4) if result else None,
                 "top": [[label, round(score, 4)] for label, score in result.top(top_k)] if result else [],
-                "frame": result.frame.index if result else None,
+                "frame": result.frame.index if result else None, "jpegs": self.encodes,
                 "time": round(result.frame.timestamp, 3) if result else None}
 
 
@@ -189,6 +190,7 @@ class WebSink(DrawingSink):
             ok, data = cv2.imencode(".jpg", picture, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
             view.encoded = {size: item for size, item in view.encoded.items() if item[0] == seq}
             view.encoded[height] = (seq, data.tobytes())
+            view.encodes += 1
             return view.encoded[height][1]
 
     def wait_messages(self, after, timeout):

@@ -122,6 +122,31 @@ def decode(jpeg):
     return image
 
 
+def test_frames_are_encoded_only_for_viewers_and_once_for_all_of_them(served):
+    """First in the module: no one has watched yet."""
+    def status():
+        return json.loads(served.get("/api/streams")[2])[0]
+
+    before = status()
+    time.sleep(1)
+    idle = status()
+    assert idle["frame"] > before["frame"] and idle["jpegs"] == 0
+
+    def watch():
+        connection, reader = served.open_stream("/streams/1.mjpg")
+        with connection:
+            read_headers(reader)
+            read_parts(reader, 10)
+
+    viewers = [threading.Thread(target=watch) for _ in range(3)]
+    for viewer in viewers:
+        viewer.start()
+    for viewer in viewers:
+        viewer.join(60)
+    watched = status()
+    assert 10 <= watched["jpegs"] <= watched["frame"] - idle["frame"]  # not 30: three viewers, one JPEG a frame
+
+
 def test_mjpeg_parts_are_jpegs_of_the_clip_that_change(served):
     connection, reader = served.open_stream("/streams/1.mjpg")
     with connection:
