@@ -20,3 +20,6 @@ def load(weights=None, runtime=None, backbone_weights=None):
     from live.api import load as load_model
 
     return load_model(weights, runtime, backbone_weights)
+
+
+from live.sinks import Sink  # noqa: E402  (light: the base class for outputs of your own)

@@ -9,6 +9,7 @@
 `model.stream([a, b, 0])` reads several sources side by side, as `live --file a --file b
 --camera 0` does; each result's `stream` names its source.
 """
+import contextlib
 import os
 import threading
 from collections.abc import Iterable
@@ -67,7 +68,7 @@ class Model:
         return self.classifier.bundle.manifest
 
     def stream(self, source, max_frames=None, smooth=1, fps=None, max_fps=None, names=None, on_failure=None,
-               realtime=False):
+               realtime=False, sinks=()):
         """Yield one Result per frame of `source`, or of each of a list of sources read side by
         side (each result's `stream` says whose). `max_frames` and `max_fps` hold per stream;
         `fps` gives numpy frames their timestamps (25 if not given); `names` overrides the
@@ -75,35 +76,52 @@ class Model:
         timestamps against the wall clock, as a player does; by default they go as fast as
         they are classified. Sources opened here are closed when the loop ends, however it ends. A
         source that fails part-way ends its own stream and the others go on. The failure is
-        raised once they are done, or, given `on_failure(name, error)`, handed to it at once."""
+        raised once they are done, or, given `on_failure(name, error)`, handed to it at once.
+
+        `sinks` (live.Sink objects: a video, a web view, your own) are opened with the streams,
+        receive every result before it is yielded, and are closed once, after the sources,
+        however the loop ends (a generator closed early included); one whose `put` returns
+        False ends the loop."""
         sources = list(source) if is_source_list(source) else [source]
         if not sources:
             raise ValueError("no source given")
         if names is not None and len(names) != len(sources):
             raise ValueError(f"{len(names)} names for {len(sources)} sources")
         from live.pipeline import classify_streams
+        from live.sinks import StreamInfo, close_sinks, deliver
 
-        opened, feeds, arrived = [], [], threading.Event()
-        try:
-            for item in sources:
-                opened.append(open_any(item, fps))
-            names = list(names) if names else unique_names(stream_name(item) for item in sources)
-            feeds += [Feed(source, name, max_fps, max_frames, realtime) for (source, _), name in zip(opened, names)]
-            for source, _ in opened:
-                if source.live:
-                    source.arrived = arrived
-            yield from classify_streams(self.classifier, feeds, smooth, arrived, on_failure)
-            failures = [feed.failure for feed in feeds if feed.failure and not on_failure]
-            if len(failures) == 1:
-                raise failures[0]
-            if failures:
-                raise UserError("; ".join(str(failure) for failure in failures), exit_code=1)
-        finally:
-            for feed in feeds:
-                feed.close()
-            for source, owned in opened:
-                if owned:  # a source the caller opened is the caller's to close
-                    source.close()
+        opened, feeds, arrived, sinks = [], [], threading.Event(), list(sinks)
+        with contextlib.ExitStack() as closing:
+            closing.callback(close_sinks, sinks)  # runs last: after the sources, every sink, once
+            try:
+                for item in sources:
+                    opened.append(open_any(item, fps))
+                names = list(names) if names else unique_names(stream_name(item) for item in sources)
+                feeds += [Feed(source, name, max_fps, max_frames, realtime) for (source, _), name in zip(opened, names)]
+                for source, _ in opened:
+                    if source.live:
+                        source.arrived = arrived
+                streams = [StreamInfo(number, name, source.fps, source.size, source)
+                           for number, ((source, _), name) in enumerate(zip(opened, names), start=1)]
+                for sink in sinks:
+                    sink.open(streams)
+                with contextlib.closing(classify_streams(self.classifier, feeds, smooth, arrived, on_failure)) as results:
+                    for result in results:
+                        wanted = deliver(result, sinks)
+                        yield result
+                        if not wanted:
+                            break
+                failures = [feed.failure for feed in feeds if feed.failure and not on_failure]
+                if len(failures) == 1:
+                    raise failures[0]
+                if failures:
+                    raise UserError("; ".join(str(failure) for failure in failures), exit_code=1)
+            finally:
+                for feed in feeds:
+                    feed.close()
+                for source, owned in opened:
+                    if owned:  # a source the caller opened is the caller's to close
+                        source.close()
 
 
 def is_source_list(source):

@@ -5,7 +5,6 @@ import contextlib
 import os
 import signal
 import sys
-import time
 
 import click
 
@@ -104,11 +103,18 @@ def run_with_errors(function, *args, **kwargs):
 @click.option("--event-min-score", type=click.FloatRange(0, 1), default=0.5, show_default=True,
               help="Below this score no label counts as on top, for events.")
 @click.option("--fast", is_flag=True,
-              help="In a window, classify a file as fast as the machine can instead of playing it at its "
-                   "own pace (headless runs always go as fast as they can).")
+              help="In a window or with --serve, classify a file as fast as the machine can instead of "
+                   "playing it at its own pace (other headless runs always go as fast as they can).")
 @click.option("--jsonl-probs", is_flag=True,
               help="Put every label's probability in each --jsonl record, not only the top 5 (3.5 KB "
                    "a record instead of 300 bytes with the default bundle's 600 labels).")
+@click.option("--serve", metavar="[HOST:]PORT",
+              help="Serve a web page of the live annotated picture, labels and events while running "
+                   "(on 127.0.0.1 unless a host is given; 0 picks a free port). Off the loopback "
+                   "(0.0.0.0 included) it asks for a token: see --serve-token.")
+@click.option("--serve-token", metavar="TOKEN", envvar="LIVE_SERVE_TOKEN",
+              help="The token --serve asks for off the loopback [default: $LIVE_SERVE_TOKEN, or one made "
+                   "up and printed once at start].")
 def main(**options):
     """Classify the action in a camera, file or stream, frame by frame, with an on-screen overlay.
 
@@ -117,103 +123,86 @@ def main(**options):
     sys.exit(run_with_errors(run, **options))
 
 
+def command():
+    """The `live` command: main(), then out at once. Every output is closed and flushed by
+    then; what is left is the interpreter's teardown of TensorFlow and its threads, which took
+    5 s on the CI machine, so that Ctrl-C, SIGTERM (a service manager's stop) or the end of a
+    file would otherwise leave the process hanging on after its work is done. (main() itself
+    stays a plain click command, for click's test runner.)"""
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+        if isinstance(code, str):
+            print(code, file=sys.stderr)
+            code = 1
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a reader gone, a stream closed
+            stream.flush()
+    os._exit(code or 0)
+
+
 def run(cameras, files, weights, runtime, backbone_weights, display, output, jsonl, top_k, smooth,
-        threshold, max_frames, loop, max_fps, events, event_min_duration, event_min_score, fast, jsonl_probs):
+        threshold, max_frames, loop, max_fps, events, event_min_duration, event_min_score, fast, jsonl_probs,
+        serve=None, serve_token=None):
     # None of these imports TensorFlow: it comes with load(), after every check below and after
     # the inputs have opened, so a mistake is reported in a fraction of a second.
     from live.api import load, unique_names
     from live.checks import check_before_loading
-    from live.display import Window, screen_problem
-    from live.events import EventTracker, EventWriter
-    from live.outputs import JsonlWriter, RunSummary, VideoOutput, numbered_paths, summary_text
-    from live.render import GridView, OverlayRenderer
+    from live.display import screen_problem
+    from live.outputs import summary_text
+    from live.sinks import SummarySink, VideoSink, build_sinks, parse_address
     from live.sources import open_source
-    from live.status import OverlayStatus
 
     if not files and not cameras:
         raise UserError("give an input: --camera INDEX or --file PATH_OR_URL (each may be repeated)")
     check_before_loading(weights, backbone_weights, output, jsonl, events)
+    address = parse_address(serve) if serve else None
+    if address:
+        from live.web import check_address
+
+        check_address(*address)
     stop = StopRequest()
     names = unique_names([*files, *(str(camera) for camera in cameras)])
-    sources, closers = [], []
+    sources = []
     try:
         for given in [{"file": file} for file in files] + [{"camera": camera} for camera in cameras]:
             sources.append(open_source(**given, loop=loop))
             stop.callbacks.append(sources[-1].interrupt)
-            closers.append(sources[-1].close)
         model = load(weights, runtime, backbone_weights)  # the Python API: one code path
         problem = screen_problem() if display is not False else None
         if problem:
             click.echo(f"note: {problem}; running headless", err=True)
-        window = Window() if display is not False and not problem else None
-        if window:
-            closers.append(window.close)
-        grid = GridView(names) if window and len(names) > 1 else None
-        jsonl_writer = JsonlWriter(jsonl, probs=jsonl_probs) if jsonl else None
-        if jsonl_writer:
-            closers.append(jsonl_writer.close)
-        trackers = {name: EventTracker(name, event_min_duration, event_min_score) for name in names}
-        event_writer = EventWriter(events, trackers) if events else None
-        if event_writer:
-            closers.append(event_writer.close)  # closes the last segments, Ctrl-C included
-        videos = {}
-        for name, source, path in zip(names, sources, numbered_paths(output, len(names)) if output else []):
-            videos[name] = VideoOutput(path, source.size, source.fps)
-            closers.append(videos[name].close)
-        renderer = OverlayRenderer(top_k=top_k, threshold=threshold, min_height=480 if window else 0)
-
-        summaries = {name: RunSummary() for name in names}
-        statuses = {name: OverlayStatus(source, max_fps) for name, source in zip(names, sources)}
-        started, shown, latest = time.perf_counter(), 0.0, {}
+        window = display is not False and not problem
+        sinks = build_sinks(window, output, jsonl, jsonl_probs, events, event_min_duration, event_min_score,
+                            top_k, threshold, max_fps, serve=address, serve_token=serve_token)
         failure, failures = None, []
-        stop.in_loop = True  # from here a signal is a flag: the loop ends and the outputs close
+        stop.in_loop = True  # from here a signal is a flag: the loop ends and the sinks close
         try:
             def stream_failed(name, error):  # the others go on; said now, reported again at the end
                 failures.append(error)
                 if len(names) > 1:
                     click.echo(f"warning: {error} (the other streams go on)", err=True)
 
-            # In a window a file plays as a player shows it; headless, or with --fast, as fast as it goes.
+            # In a window or a browser a file plays as a player shows it; headless, or with
+            # --fast, as fast as it goes.
             results = model.stream(sources, max_frames=max_frames, smooth=smooth, max_fps=max_fps, names=names,
-                                   on_failure=stream_failed, realtime=bool(window) and not fast)
-            for result in results:  # the Python API's own loop
-                status = statuses[result.stream]
-                status.update(result)
-                video = videos.get(result.stream)
-                if window or video:
-                    drawn = time.perf_counter()
-                    annotated = renderer.draw(result.frame.image, result, status.as_dict())
-                    result.timings["draw"] = (time.perf_counter() - drawn) * 1000
-                    if video:
-                        video.write(annotated, result.frame.timestamp)
-                    if grid:
-                        latest[result.stream] = annotated
-                    # A grid is shown (and composed) at most 30 times a second, whatever the
-                    # streams' total rate: a frame drawn over before it is shown is not resized.
-                    if window and (not grid or drawn - shown >= 1 / 30):
-                        shown = drawn
-                        for name in list(latest):
-                            grid.put(name, latest.pop(name))
-                        if not window.show(grid.image if grid else annotated):
-                            break
-                if event_writer:
-                    event_writer.update(result)
-                if jsonl_writer:
-                    jsonl_writer.write(result)
-                if any(writer and writer.reader_gone for writer in (jsonl_writer, event_writer)):
-                    break  # stdout's reader went away: nothing more is wanted
-                summaries[result.stream].add(result)
+                                   on_failure=stream_failed, realtime=bool(window or serve) and not fast,
+                                   sinks=sinks)
+            for _ in results:  # the Python API's own loop; the sinks do the rest
                 if stop:
                     break
-            results.close()  # stop the other streams now, before the outputs close
+            results.close()  # stop the streams and close the sinks now
         except UserError as exc:  # a source failed part-way: keep what was done, then report
             failure = exc
-        elapsed = time.perf_counter() - started
     finally:
-        with contextlib.ExitStack() as stack:  # every closer runs, even if one fails
-            for close in closers:
-                stack.callback(close)
-    click.echo(summary_text(summaries, sources, videos, elapsed), err=True)
+        with contextlib.ExitStack() as stack:  # every source closes, even if one fails
+            for source in sources:
+                stack.callback(source.close)
+    summary = next(sink for sink in sinks if isinstance(sink, SummarySink))
+    videos = next((sink.videos for sink in sinks if isinstance(sink, VideoSink)), {})
+    click.echo(summary_text(summary.summaries, sources, videos, summary.elapsed or 0.0), err=True)
     if failure:
         raise failure
     if failures:  # even after Ctrl-C or q: a stream that failed is not a clean run

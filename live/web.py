@@ -1,0 +1,512 @@
+"""The web view (`live --serve`): a page, each stream's annotated picture as MJPEG and as a
+snapshot, results and label events as Server-Sent Events, and a JSON status, served while the
+run goes on.
+
+The server is the standard library's ThreadingHTTPServer: no new dependency, and a thread per
+viewer suits an app that is threaded already (the classifier runs on the main thread, each
+viewer's stream waits on a condition). Its docs warn that http.server is not meant for
+production (it implements only basic security checks): this serves a handful of viewers on a
+local network, binds to the loopback unless told otherwise, asks for a token off it, limits
+viewers and request sizes, and serves no file at all.
+
+Frames cost nothing until someone watches: the classifying thread only keeps a reference to the
+newest result. The first viewer to want a new frame draws and encodes it (off the classifying
+thread); the others reuse that JPEG. A viewer always gets the newest frame, so one that stops
+reading holds no queue and slows nobody.
+"""
+import hmac
+import ipaddress
+import json
+import secrets
+import socket
+import sys
+import threading
+import time
+from collections import deque
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+import cv2
+
+from live.errors import UserError
+from live.sinks import DrawingSink, Overlay
+
+RESULTS_PER_SECOND = 4   # per stream, on /events: enough for the bars and the chart
+MAX_VIEWERS = 32         # streams (MJPEG and SSE) open at once; more are answered 503
+MAX_PATH = 2048          # a longer request target is answered 414
+JPEG_QUALITY = 80
+COOKIE = "live_token"
+BACKLOG_EVENTS = 50      # label events a page gets when it connects
+# A picture stream's socket buffer: the kernel's default grows to 4 MB, seconds of stale frames
+# queued for a slow viewer; this holds a few, so a slow viewer's next frame is a recent one.
+SEND_BUFFER = 128 * 1024
+
+
+def is_loopback(host):
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
+
+
+class StreamView:
+    """One stream as the web view sees it: the newest result and its overlay figures, and the
+    JPEGs made of it (one per height asked for), each made once."""
+
+    def __init__(self, info):
+        self.info = info
+        self.result = self.status = self.image = None
+        self.seq = 0  # how many results so far: a viewer waits for a larger one
+        self.encoded = {}  # height: (seq, JPEG bytes)
+        self.encodes = 0   # JPEGs made so far: at most one per frame and height, none without viewers
+        self.encoding = threading.Lock()
+        self.last_published = 0.0
+
+    def summary(self, top_k):
+        result = self.result
+        return {"stream": self.info.number, "name": self.info.name, "fps": round(self.info.fps, 3),
+                "label": result.label if result else None, "score": round(result.score, 4) if result else None,
+                "top": [[label, round(score, 4)] for label, score in result.top(top_k)] if result else [],
+                "frame": result.frame.index if result else None, "jpegs": self.encodes,
+                "time": round(result.frame.timestamp, 3) if result else None}
+
+
+class WebSink(DrawingSink):
+    """Serves the run on `address` (host, port) while it goes on. `token`: required off the
+    loopback (made up and printed once if not given). Usable from the API:
+
+        model.stream("clip.mp4", sinks=[live.web.WebSink(("127.0.0.1", 8080))])
+    """
+
+    def __init__(self, address, token=None, top_k=3, threshold=0.0, event_min_duration=1.0, event_min_score=0.5,
+                 max_viewers=MAX_VIEWERS, overlay=None, announce=None):
+        self.host, self.port = address
+        self.token = token if token or is_loopback(self.host) else None
+        self.needs_token = not is_loopback(self.host)
+        self.top_k = top_k
+        self.event_rule = (event_min_duration, event_min_score)
+        self.max_viewers = max_viewers
+        super().__init__(overlay or Overlay(top_k=top_k, threshold=threshold))
+        self.own_overlay = overlay is None
+        self.announce = announce or (lambda text: print(text, file=sys.stderr, flush=True))
+        self.changed = threading.Condition()  # a new result, message or the end
+        self.views, self.trackers, self.open_segments = [], {}, {}
+        self.messages = deque(maxlen=1000)  # (id, kind, JSON text), for /events
+        self.label_events = deque(maxlen=BACKLOG_EVENTS)
+        self.message_id = 0
+        self.viewers = 0
+        self.closing = False
+        self.server = self.thread = None
+
+    @property
+    def url(self):
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}/"
+
+    def open(self, streams):
+        from live.events import EventTracker
+
+        super().open(streams)
+        self.views = [StreamView(info) for info in streams]
+        self.by_name = {view.info.name: view for view in self.views}
+        self.trackers = {info.name: EventTracker(info.name, *self.event_rule) for info in streams}
+        self.server = bind(self.host, self.port, _handler_for(self))
+        self.port = self.server.server_address[1]
+        if self.needs_token and not self.token:
+            self.token = secrets.token_urlsafe(18)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.2},
+                                       name="live-web", daemon=True)
+        self.thread.start()
+        self.announce(f"serving {self.url}" + (f"?token={self.token}" if self.needs_token else ""))
+
+    def put(self, result):
+        super().put(result)
+        view = self.by_name[result.stream]
+        status = self.overlay.status(result)
+        tracker = self.trackers[result.stream]
+        before = tracker.current
+        closed = tracker.update(result)
+        now = time.monotonic()
+        # A copy of the picture, and only while someone watches: the decoder may reuse the
+        # frame's memory for the next frames once this call returns.
+        image = result.frame.image.copy() if self.viewers else None
+        with self.changed:
+            view.result, view.status, view.image = result, status, image
+            view.seq += 1
+            for event in closed:
+                self._publish("label", {**event, "stream": view.info.number, "name": view.info.name,
+                                        "state": "closed"})
+            if tracker.current is not before and tracker.current is not None and tracker.current.label is not None:
+                self._publish("label", {"stream": view.info.number, "name": view.info.name, "state": "open",
+                                        "label": tracker.current.label, "start": round(tracker.current.start, 3)})
+            if now - view.last_published >= 1 / RESULTS_PER_SECOND:
+                view.last_published = now
+                self._publish("result", view.summary(self.top_k))
+            self.changed.notify_all()
+
+    def _publish(self, kind, payload):
+        self.message_id += 1
+        message = (self.message_id, kind, json.dumps(payload))
+        self.messages.append(message)
+        if kind == "label":
+            self.label_events.append(message)
+
+    def close(self):
+        with self.changed:
+            self.closing = True
+            for name, tracker in self.trackers.items():
+                for event in tracker.finish():
+                    view = self.by_name[name]
+                    self._publish("label", {**event, "stream": view.info.number, "name": name, "state": "closed"})
+            self.changed.notify_all()  # every viewer's loop ends
+        if self.server:
+            self.server.shutdown()
+            self.server.server_close()
+
+    # What the viewers' threads call.
+
+    def wait_frame(self, view, seen, timeout):
+        """The newest frame's number once it is newer than `seen` (or `seen` after `timeout`);
+        None once the run ends."""
+        with self.changed:
+            self.changed.wait_for(lambda: self.closing or (view.seq > seen and view.image is not None), timeout)
+            return None if self.closing else view.seq if view.image is not None else seen
+
+    def jpeg(self, view, height=None):
+        """The newest frame as JPEG bytes, drawn and encoded once for everyone who asks."""
+        with view.encoding:
+            with self.changed:
+                result, status, seq, image = view.result, view.status, view.seq, view.image
+            cached = view.encoded.get(height)
+            if cached and cached[0] == seq:
+                return cached[1]
+            picture = self.overlay.renderer.draw(image, result, status)
+            if height and height < picture.shape[0]:
+                width = max(1, round(picture.shape[1] * height / picture.shape[0]))
+                picture = cv2.resize(picture, (width, height), interpolation=cv2.INTER_AREA)
+            ok, data = cv2.imencode(".jpg", picture, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+            view.encoded = {size: item for size, item in view.encoded.items() if item[0] == seq}
+            view.encoded[height] = (seq, data.tobytes())
+            view.encodes += 1
+            return view.encoded[height][1]
+
+    def wait_messages(self, after, timeout):
+        """Messages newer than id `after` (waiting up to `timeout`); None once the run ends."""
+        with self.changed:
+            self.changed.wait_for(lambda: self.closing or self.message_id > after, timeout)
+            if self.closing:
+                return None
+            return [message for message in self.messages if message[0] > after]
+
+    def take_viewer(self):
+        with self.changed:
+            if self.viewers >= self.max_viewers:
+                return False
+            self.viewers += 1
+            return True
+
+    def leave(self):
+        with self.changed:
+            self.viewers -= 1
+
+
+def bind(host, port, handler=BaseHTTPRequestHandler):
+    """A server listening on (host, port), or one `error:` line saying why it can't."""
+    try:
+        return (_IPv6Server if ":" in host else _Server)((host, port), handler)
+    except OSError as exc:
+        raise UserError(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from None
+
+
+def check_address(host, port):
+    """Before the model loads, so that a port in use is said in a fraction of a second."""
+    bind(host, port).server_close()
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True  # a viewer's stream never keeps the process alive
+    allow_reuse_address = True
+
+
+class _IPv6Server(_Server):
+    address_family = socket.AF_INET6
+
+
+def _handler_for(sink):
+    class Handler(_Handler):
+        web = sink
+    return Handler
+
+
+class _Handler(BaseHTTPRequestHandler):
+    web: WebSink
+    server_version = "live"
+    timeout = 30  # a viewer whose socket takes no bytes for this long is dropped
+
+    def log_message(self, format, *args):  # noqa: A002  (the server's own name)
+        pass  # requests are not logged: stderr is the run's
+
+    def do_GET(self):  # noqa: N802  (http.server's naming)
+        try:
+            self._route()
+        except (BrokenPipeError, ConnectionResetError, TimeoutError):
+            pass  # the viewer went away
+
+    def _reject(self, *_args):
+        self._send(HTTPStatus.METHOD_NOT_ALLOWED, b"only GET is served\n", allow="GET")
+
+    do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _reject
+
+    def _route(self):
+        if len(self.path) > MAX_PATH:
+            return self._send(HTTPStatus.REQUEST_URI_TOO_LONG, b"request target too long\n")
+        if self.headers.get("Content-Length", "0") not in ("", "0"):
+            return self._send(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, b"no request body is taken\n")
+        url = urlsplit(self.path)
+        query = {key: values[-1] for key, values in parse_qs(url.query).items()}
+        if url.path == "/healthz":
+            return self._send(HTTPStatus.OK, b"ok\n", "text/plain")
+        cookie = None
+        if self.web.needs_token:
+            given = query.get("token") or self._cookie(COOKIE)
+            if not given or not hmac.compare_digest(given.encode(), self.web.token.encode()):
+                return self._send(HTTPStatus.UNAUTHORIZED, b"a token is needed: open the address printed at start "
+                                  b"(it ends in ?token=...)\n")
+            if query.get("token"):
+                cookie = f"{COOKIE}={self.web.token}; Path=/; HttpOnly; SameSite=Strict"
+        if url.path == "/":
+            return self._send(HTTPStatus.OK, PAGE.encode(), "text/html; charset=utf-8", set_cookie=cookie)
+        if url.path == "/api/streams":
+            body = json.dumps([view.summary(self.web.top_k) for view in self.web.views]).encode()
+            return self._send(HTTPStatus.OK, body, "application/json")
+        if url.path == "/events":
+            return self._viewer(self._events)
+        parts = url.path.split("/")
+        if len(parts) == 3 and parts[1] == "streams" and parts[2].endswith((".mjpg", ".jpg")):
+            number, _, kind = parts[2].partition(".")
+            if number.isdigit() and 1 <= int(number) <= len(self.web.views):
+                view = self.web.views[int(number) - 1]
+                height = _number(query.get("height"), int, 16, 4320)
+                if kind == "jpg":
+                    return self._snapshot(view, height)
+                return self._viewer(self._mjpeg, view, height, _number(query.get("fps"), float, 0.1, 60))
+        return self._send(HTTPStatus.NOT_FOUND, b"not found\n")
+
+    def _cookie(self, name):
+        for part in self.headers.get("Cookie", "").split(";"):
+            key, _, value = part.strip().partition("=")
+            if key == name:
+                return value
+        return None
+
+    def _send(self, status, body, content_type="text/plain; charset=utf-8", set_cookie=None, **headers):
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        if set_cookie:
+            self.send_header("Set-Cookie", set_cookie)
+        for key, value in headers.items():
+            self.send_header(key.title(), value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _viewer(self, stream, *args):
+        """A response that streams until the viewer leaves or the run ends; counted against the limit."""
+        if not self.web.take_viewer():
+            return self._send(HTTPStatus.SERVICE_UNAVAILABLE, b"too many viewers\n")
+        try:
+            stream(*args)
+        finally:
+            self.web.leave()
+
+    def _snapshot(self, view, height):
+        """The next frame, kept for this viewer as for any other (a copy is made only for viewers)."""
+        if not self.web.take_viewer():
+            return self._send(HTTPStatus.SERVICE_UNAVAILABLE, b"too many viewers\n")
+        try:
+            with self.web.changed:
+                seen = view.seq
+            if self.web.wait_frame(view, seen, timeout=5) in (None, seen):
+                return self._send(HTTPStatus.SERVICE_UNAVAILABLE, b"no frame yet\n")
+            picture = self.web.jpeg(view, height)
+        finally:
+            self.web.leave()
+        self._send(HTTPStatus.OK, picture, "image/jpeg")
+
+    def _start_stream(self, content_type):
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("Connection", "close")
+        self.end_headers()
+
+    def _mjpeg(self, view, height, fps):
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
+        self._start_stream("multipart/x-mixed-replace; boundary=frame")
+        seen = 0
+        while True:
+            sent = time.monotonic()
+            newest = self.web.wait_frame(view, seen, timeout=1.0)
+            if newest is None:
+                return
+            if newest == seen:
+                continue
+            seen = newest
+            picture = self.web.jpeg(view, height)
+            self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(picture)
+                             + picture + b"\r\n")
+            self.wfile.flush()
+            if fps:  # the next frame no sooner than 1/fps after this one
+                with self.web.changed:
+                    self.web.changed.wait_for(lambda: self.web.closing, max(0.0, 1 / fps - (time.monotonic() - sent)))
+
+    def _events(self):
+        self._start_stream("text/event-stream")
+        with self.web.changed:
+            backlog, seen = list(self.web.label_events), self.web.message_id
+        self._write_messages(backlog)
+        while True:
+            messages = self.web.wait_messages(seen, timeout=15)
+            if messages is None:
+                return
+            if not messages:
+                self.wfile.write(b": still here\n\n")  # keeps proxies from closing a quiet stream
+            else:
+                seen = messages[-1][0]
+                self._write_messages(messages)
+            self.wfile.flush()
+
+    def _write_messages(self, messages):
+        self.wfile.write(b"".join(f"id: {id_}\nevent: {kind}\ndata: {data}\n\n".encode()
+                                  for id_, kind, data in messages))
+        self.wfile.flush()
+
+
+def _number(text, kind, low, high):
+    """A query parameter as a number clamped to [low, high]; None when absent or not a number."""
+    try:
+        return min(max(kind(text), low), high) if text else None
+    except ValueError:
+        return None
+
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>live</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+body { font: 15px system-ui, sans-serif; margin: 0; background: #111; color: #eee; }
+header { padding: 10px 16px; background: #222; display: flex; gap: 16px; align-items: baseline; }
+header h1 { font-size: 18px; margin: 0; }
+#state { color: #9c9; }
+main { display: flex; flex-wrap: wrap; gap: 16px; padding: 16px; }
+.stream { background: #1b1b1b; border-radius: 6px; padding: 12px; width: 660px; }
+.stream h2 { font-size: 14px; margin: 0 0 8px; color: #aaa; word-break: break-all; }
+.stream img { width: 100%; background: #000; min-height: 120px; display: block; }
+.label { font-size: 22px; margin: 8px 0 4px; color: #6d6; }
+.bar { position: relative; height: 22px; margin: 3px 0; background: #2a2a2a; }
+.bar span { position: absolute; left: 6px; top: 2px; }
+.bar div { height: 100%; background: #3a6ea5; }
+canvas { width: 100%; height: 140px; background: #151515; margin-top: 8px; }
+.legend span { margin-right: 12px; font-size: 12px; }
+aside { padding: 0 16px 16px; }
+aside h2 { font-size: 16px; }
+#events { list-style: none; padding: 0; margin: 0; max-height: 320px; overflow-y: auto; }
+#events li { padding: 4px 0; border-bottom: 1px solid #2a2a2a; }
+#events .open { color: #6d6; }
+</style></head>
+<body>
+<header><h1>live</h1><span id="state">connecting…</span></header>
+<main id="streams"></main>
+<aside><h2>Label events</h2><ul id="events"></ul></aside>
+<script>
+"use strict";
+const COLOURS = ["#4e9be6", "#e6a04e", "#6fd16f", "#e65e5e", "#b07be6", "#e6d94e"];
+const WINDOW_MS = 60000;
+const streams = {};
+
+function element(tag, attributes, text) {
+  const node = document.createElement(tag);
+  Object.assign(node, attributes || {});
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function addStream(info) {
+  const card = element("section", {className: "stream"});
+  card.append(element("h2", {}, info.stream + ": " + info.name));
+  card.append(element("img", {src: "/streams/" + info.stream + ".mjpg", alt: "stream " + info.stream}));
+  const label = element("div", {className: "label"}, "waiting for the first result…");
+  const bars = element("div");
+  const chart = element("canvas", {width: 640, height: 140});
+  const legend = element("div", {className: "legend"});
+  card.append(label, bars, chart, legend);
+  document.getElementById("streams").append(card);
+  streams[info.stream] = {label, bars, chart, legend, history: []};
+  if (info.label !== null) showResult(info);
+}
+
+function showResult(result) {
+  const view = streams[result.stream];
+  if (!view) return;
+  view.label.textContent = result.label + " " + Math.round(result.score * 100) + "%";
+  view.bars.replaceChildren(...result.top.map(([label, score]) => {
+    const bar = element("div", {className: "bar"});
+    const fill = element("div");
+    fill.style.width = (score * 100).toFixed(1) + "%";
+    bar.append(fill, element("span", {}, label + " " + Math.round(score * 100) + "%"));
+    return bar;
+  }));
+  const now = Date.now();
+  view.history.push({time: now, scores: Object.fromEntries(result.top)});
+  while (view.history.length && now - view.history[0].time > WINDOW_MS) view.history.shift();
+  drawChart(view, now);
+}
+
+function drawChart(view, now) {
+  const canvas = view.chart, context = canvas.getContext("2d");
+  context.clearRect(0, 0, canvas.width, canvas.height);
+  const labels = [...new Set(view.history.flatMap(entry => Object.keys(entry.scores)))];
+  const ranked = labels.map(label => [label, Math.max(...view.history.map(entry => entry.scores[label] || 0))])
+    .sort((a, b) => b[1] - a[1]).slice(0, COLOURS.length).map(([label]) => label);
+  view.legend.replaceChildren();
+  ranked.forEach((label, index) => {
+    context.strokeStyle = COLOURS[index];
+    context.lineWidth = 2;
+    context.beginPath();
+    view.history.forEach((entry, position) => {
+      const x = canvas.width * (1 - (now - entry.time) / WINDOW_MS);
+      const y = canvas.height * (1 - (entry.scores[label] || 0));
+      if (position) context.lineTo(x, y); else context.moveTo(x, y);
+    });
+    context.stroke();
+    const key = element("span", {}, "\\u25A0 " + label);
+    key.style.color = COLOURS[index];
+    view.legend.append(key);
+  });
+}
+
+function showEvent(event) {
+  const list = document.getElementById("events");
+  const text = event.state === "open"
+    ? event.stream + ": " + event.label + " began at " + event.start.toFixed(1) + " s"
+    : event.stream + ": " + event.label + " " + event.start.toFixed(1) + "–" + event.end.toFixed(1)
+      + " s, peak " + Math.round(event.peak_score * 100) + "%";
+  list.prepend(element("li", {className: event.state}, text));
+}
+
+fetch("/api/streams").then(response => response.json()).then(infos => {
+  infos.forEach(addStream);
+  const source = new EventSource("/events");
+  const state = document.getElementById("state");
+  source.onopen = () => { state.textContent = "live"; };
+  source.onerror = () => { state.textContent = "disconnected: retrying…"; };
+  source.addEventListener("result", message => showResult(JSON.parse(message.data)));
+  source.addEventListener("label", message => showEvent(JSON.parse(message.data)));
+});
+</script>
+</body></html>
+"""
