@@ -153,3 +153,14 @@ def serve_stream(clip, port, timeout=30):
         server.kill()
         raise RuntimeError(f"ffmpeg did not start listening on port {port}")
     return server
+
+
+def pytest_collection_modifyitems(items):
+    """Under pytest-xdist (`--dist loadgroup`), tests are spread one by one over the workers,
+    except that the tests of a module that share a module-scoped fixture (a trained bundle, a
+    quantized backbone, a served stream) go to one worker together, so the fixture is built
+    once. Tests that need only session fixtures or none go wherever a worker is free."""
+    for item in items:
+        definitions = item._fixtureinfo.name2fixturedefs
+        if any(fixture.scope == "module" for name in item.fixturenames for fixture in definitions.get(name, ())):
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))

@@ -22,7 +22,9 @@ def by_stream(records):
 @pytest.mark.parametrize("bundle", ["lite", "kinetics600"])
 def test_three_streams_equal_three_single_runs(bundle, lite_bundle, tmp_path):
     # An image backbone takes each turn's frames as one batch; MoViNet runs them on a pool of
-    # interpreters. Either way each stream must come out as if it ran alone.
+    # interpreters. Either way each stream must come out as if it ran alone. The three streams
+    # go through the command line; each alone through the Python API, the same code path
+    # (test_live.py::test_python_api_equals_the_command), without three more processes.
     weights = lite_bundle if bundle == "lite" else ROOT / "weights" / "kinetics600"
     common = ["--weights", weights, "--no-display", "--max-frames", 60, "--jsonl-probs"]
     together = tmp_path / "together.jsonl"
@@ -31,11 +33,11 @@ def test_three_streams_equal_three_single_runs(bundle, lite_bundle, tmp_path):
     assert process.returncode == 0, process.stderr
     streams = by_stream(read_jsonl(together))
     assert list(streams) == [str(clip) for clip in THREE]  # each record names its stream, as given
+    import live
+
+    model = live.load(weights)  # each clip alone, through the API: the command's own code path
     for clip in THREE:
-        alone = tmp_path / f"{clip.stem}.jsonl"
-        process = run_command("live", "--file", clip, *common, "--jsonl", alone)
-        assert process.returncode == 0, process.stderr
-        single = read_jsonl(alone)
+        single = [result.to_dict(probs=True) for result in model.stream(clip, max_frames=60)]
         side_by_side = streams[str(clip)]
         assert [r["frame"] for r in side_by_side] == [r["frame"] for r in single] == list(range(60))
         assert [r["sampled"] for r in side_by_side] == [r["sampled"] for r in single]
