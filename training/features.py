@@ -20,10 +20,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from live.backbones import cache_dir
+from live.backbones import cache_dir, fingerprint, get_backbone, load_backbone_model
 from live.errors import UserError
 from live.files import written_atomically
 from live.frames import TimeSampler, to_model_input
+from live.runtimes import make_embedder
 from live.sources import FileSource
 
 BATCH = 32
@@ -44,6 +45,17 @@ class FramePath:
         rate = f"{self.frame_rate:g}-pts" if self.frame_rate else "src"
         numerics = f"-{self.numerics}" if self.numerics else ""
         return f"{self.backbone}-{self.fingerprint}-{self.image_size}px-step{self.frame_step}-rate{rate}{numerics}"
+
+
+def load_embedder(config):
+    """The embedder a FeatureConfig asks for, and the frame path that names its features in the
+    cache (its frame rate as the config gives it: resolve it first, see training_frame_rate)."""
+    backbone_model = load_backbone_model(config.backbone, config.backbone_weights)
+    weights_fingerprint = fingerprint(backbone_model)
+    embedder = make_embedder(backbone_model, weights_fingerprint, config.runtime)
+    frame_path = FramePath(config.backbone, weights_fingerprint, get_backbone(config.backbone).image_size,
+                           config.frame_step, config.frame_rate, embedder.numerics)
+    return embedder, frame_path
 
 
 def video_identity(path):
