@@ -110,7 +110,7 @@ def test_bundle_and_report(temporal_bundle):
     assert report["timings"]["extraction_fps"] is None or report["timings"]["extraction_fps"] > 0
     for png in ("confusion_matrix.png", "training_curves.png"):
         assert (temporal_bundle / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert not list(temporal_bundle.parent.glob(".temporal.*"))  # no staging folder left behind
+    assert [p.name for p in temporal_bundle.parent.iterdir()] == ["temporal"]  # no staging folder left behind
 
 
 def test_live_and_offline_agree(temporal_bundle, tmp_path):
