@@ -147,13 +147,9 @@ def _load(weights, runtime, backbone_weights):
 
 def _frame_path(classifier):
     """The frame path a bundle's features were made with, which names them in the cache."""
-    from live.backbones import get_backbone
     from training.features import FramePath
 
-    manifest = classifier.bundle.manifest
-    return FramePath(manifest["backbone"], manifest["backbone_fingerprint"],
-                     get_backbone(manifest["backbone"]).image_size, manifest["frame_step"],
-                     manifest.get("frame_rate"), classifier.embedder.numerics)
+    return FramePath.of_bundle(classifier.bundle.manifest, classifier.embedder.numerics)
 
 
 def _clip_features(classifier, videos, progress):

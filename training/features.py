@@ -39,6 +39,13 @@ class FramePath:
     frame_rate: float | None
     numerics: str = ""  # an embedder's `numerics`: int8 runtimes give other features than fp32
 
+    @classmethod
+    def of_bundle(cls, manifest, numerics=""):
+        """The frame path a bundle's features were made with, as its manifest records it (load_bundle
+        has checked its image size against the backbone's)."""
+        return cls(manifest["backbone"], manifest["backbone_fingerprint"], manifest["image_size"],
+                   manifest["frame_step"], manifest.get("frame_rate"), numerics)
+
     def key(self):
         # Sampled by presentation time ("pts"): entries made when a file's times were index / fps
         # hold other frames for variable-rate clips, so they are not reused.
@@ -49,7 +56,7 @@ class FramePath:
 
 def load_embedder(config):
     """The embedder a FeatureConfig asks for, and the frame path that names its features in the
-    cache (its frame rate as the config gives it: resolve it first, see training_frame_rate)."""
+    cache (its frame rate as the config gives it: resolve it first, see training.fit.resolved_features)."""
     backbone_model = load_backbone_model(config.backbone, config.backbone_weights)
     weights_fingerprint = fingerprint(backbone_model)
     embedder = make_embedder(backbone_model, weights_fingerprint, config.runtime)
