@@ -6,13 +6,12 @@ so a user never gets silent nonsense. Writing is atomic: a complete bundle or no
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from live.backbones import BACKBONES, SHIPPED_WEIGHTS
 from live.errors import UserError, first_line
-from live.files import file_sha256
+from live.files import file_sha256, folder_written_atomically
 
 FORMAT_VERSION = 1
 MODEL_FILE, LABELS_FILE, MANIFEST_FILE = "model.keras", "labels.txt", "manifest.json"
@@ -129,14 +128,13 @@ def write_bundle(path, model, labels, manifest, force=False, extra_files=None):
     if path.exists() and not force:
         raise UserError(f"{path} already exists; choose another --out or pass --force to replace it")
 
-    def fill(staging):
+    with folder_written_atomically(path) as staging:
         model.save(staging / MODEL_FILE)
         (staging / LABELS_FILE).write_text("".join(f"{label}\n" for label in labels))
         _write_manifest(staging, manifest)
         for name, data in (extra_files or {}).items():
             (staging / name).write_bytes(data)
-
-    return _replace_atomically(path, fill)
+    return path
 
 
 def add_to_bundle(path, files, manifest_entries):
@@ -145,76 +143,15 @@ def add_to_bundle(path, files, manifest_entries):
     path = Path(path)
     manifest = {**json.loads((path / MANIFEST_FILE).read_text()), **manifest_entries}
 
-    def fill(staging):
+    with folder_written_atomically(path) as staging:
         for item in path.iterdir():
             if item.is_file() and item.name != MANIFEST_FILE:
                 shutil.copy2(item, staging / item.name)
         for name, source in files.items():
             shutil.copy2(source, staging / name)
         _write_manifest(staging, manifest)
-
-    return _replace_atomically(path, fill)
+    return path
 
 
 def _write_manifest(folder, manifest):
     (folder / MANIFEST_FILE).write_text(json.dumps({"format_version": FORMAT_VERSION, **manifest}, indent=2) + "\n")
-
-
-def _fsync_tree(folder):
-    """Flush every file in `folder`, then the folder itself, to disk: after a crash or power
-    cut the renamed bundle holds its data, not empty files."""
-    for item in folder.iterdir():
-        if item.is_file():
-            with open(item, "rb") as file:
-                os.fsync(file.fileno())
-    _fsync_folder(folder)
-
-
-def _fsync_folder(folder):
-    descriptor = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
-def _exchange(first, second):
-    """Swap two paths in one step (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        renameat2 = libc.renameat2
-    except (OSError, AttributeError):
-        return False
-    at_fdcwd, rename_exchange = -100, 2
-    return renameat2(at_fdcwd, os.fsencode(first), at_fdcwd, os.fsencode(second), rename_exchange) == 0
-
-
-def _replace_atomically(path, fill):
-    """Call fill(staging folder) beside `path`, then put the staging folder at `path`. An existing
-    bundle is swapped with the new one in a single rename, so `path` is never missing."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(staging, 0o777 & ~umask)  # mkdtemp makes it private; a bundle is an ordinary folder
-    try:
-        fill(staging)
-        _fsync_tree(staging)
-        if path.exists():
-            if not _exchange(staging, path):  # no renameat2 here: a brief gap, never a mixed bundle
-                retired = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
-                os.replace(path, retired / path.name)
-                try:
-                    os.replace(staging, path)
-                except OSError:
-                    os.replace(retired / path.name, path)  # put the old bundle back
-                    raise
-                shutil.rmtree(retired, ignore_errors=True)
-        else:
-            os.replace(staging, path)
-        _fsync_folder(path.parent)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)  # after a swap, this is the old bundle
-    return path

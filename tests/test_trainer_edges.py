@@ -112,13 +112,15 @@ def half_a_clip(tmp_path):
 
 
 def test_a_clip_that_stops_decoding_is_skipped_and_listed(tmp_path, capsys):
+    from training.config import FeatureConfig
     from training.datasets import Clip
     from training.fit import prepare_features
 
     full, cut = half_a_clip(tmp_path)
     clips = [Clip(full, "a", "a/full"), Clip(cut, "a", "a/cut")]
     cache = tmp_path / "cache"
-    features, skipped, _, _ = prepare_features(clips, "movinet_a0_stream", None, None, 1, 5.0, cache, progress=False)
+    features, skipped, _, _ = prepare_features(clips, FeatureConfig("movinet_a0_stream", frame_rate=5.0, cache_root=cache),
+                                           progress=False)
     assert list(features) == [str(full)] and len(features[str(full)]) >= 30
     assert list(skipped) == [str(cut)]
     decoded = int(re.search(r"stopped decoding after (\d+) of 164 frames", skipped[str(cut)]).group(1))
@@ -131,6 +133,7 @@ def test_unknown_backbone_is_refused_before_the_dataset_is_read(tmp_path):
     from live.backbones import BACKBONES
     from live.errors import UserError
     from training.cli import main
+    from training.config import ExtractConfig, FitConfig
     from training.extract import extract
     from training.fit import fit
 
@@ -142,9 +145,9 @@ def test_unknown_backbone_is_refused_before_the_dataset_is_read(tmp_path):
         assert "Invalid value for '--backbone'" in result.stderr and "dataset" not in result.stderr
         assert all(name in result.stderr for name in BACKBONES)
     with pytest.raises(UserError, match="unknown backbone 'resnet50'"):
-        fit(tmp_path / "no-such-data", tmp_path / "out", backbone="resnet50")
+        fit(FitConfig.from_options(data=tmp_path / "no-such-data", out=tmp_path / "out", backbone="resnet50"))
     with pytest.raises(UserError, match="unknown backbone 'resnet50'"):
-        extract(tmp_path / "no-such-data", backbone="resnet50")
+        extract(ExtractConfig.from_options(data=tmp_path / "no-such-data", backbone="resnet50"))
 
 
 def test_train_starts_without_keras():
@@ -175,12 +178,13 @@ def test_fit_warns_of_clips_shorter_than_the_window(tmp_path, cache_dir, capsys)
     """The issue's case: 10 s clips cut into 1.25 s segments, trained on MoViNet (a 20-frame
     window at 5 fps is 4 s). With --test-fraction 0 nothing is held out, and evaluate says so."""
     from training.cli import main
+    from training.config import FitConfig
     from training.demo_data import make_demo_data
     from training.fit import fit
 
     make_demo_data([str(CLIPS / "arm_wrestling.mp4"), str(CLIPS / "pool_cleaning.mp4")], tmp_path / "data", 8)
-    fit(tmp_path / "data", tmp_path / "bundle", backbone="movinet_a0_stream", epochs=1, test_fraction=0,
-        progress=False)
+    fit(FitConfig.from_options(data=tmp_path / "data", out=tmp_path / "bundle", backbone="movinet_a0_stream",
+                               epochs=1, test_fraction=0, progress=False))
     log = capsys.readouterr().err
     assert "warning: 16 of 16 clips are shorter than the model's window (20 sampled frames, 4.0 s at 5 per second;" \
         in log, log

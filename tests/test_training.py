@@ -103,7 +103,7 @@ def test_bundle_and_report(temporal_bundle):
     assert report["timings"]["extraction_fps"] is None or report["timings"]["extraction_fps"] > 0
     for png in ("confusion_matrix.png", "training_curves.png"):
         assert (temporal_bundle / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert not list(temporal_bundle.parent.glob(".temporal.*"))  # no staging folder left behind
+    assert [p.name for p in temporal_bundle.parent.iterdir()] == ["temporal"]  # no staging folder left behind
 
 
 def test_live_and_offline_agree(temporal_bundle, tmp_path):
@@ -206,6 +206,7 @@ def test_default_head_runs_in_litert_with_builtin_ops(temporal_bundle, temporal_
 
     from live.bundle import load_bundle
     from live.runtimes import LiteRTModel, compiled_call, litert_file, make_head
+    from training.config import FeatureConfig
     from training.datasets import Clip, load_dataset
     from training.fit import prepare_features
     from training.windows import window
@@ -221,7 +222,7 @@ def test_default_head_runs_in_litert_with_builtin_ops(temporal_bundle, temporal_
     assert not ops & {"WHILE", "CUSTOM", "DELEGATE"}, ops
 
     clips = load_dataset(temporal_data).test[::8] + [Clip(CLIPS / "eye_makeup_320x240.avi", "", "")]
-    features, skipped, _, _ = prepare_features(clips, "efficientnet_lite0", None, None, 1, None, progress=False)
+    features, skipped, _, _ = prepare_features(clips, FeatureConfig("efficientnet_lite0"), progress=False)
     assert not skipped and len(features) == len(clips)
     keras_head = compiled_call(bundle.model)
     compared = 0

@@ -8,9 +8,8 @@ import click
 from live import __version__
 from live.choices import FEATURE_RUNTIMES, RUNTIMES
 from live.cli import run_with_errors
+from training.config import DEFAULT_ENGINE, ENGINES, ExtractConfig, FitConfig  # no Keras import
 from training.model import DEFAULT_MODEL_KIND, MODEL_KINDS  # names only: no Keras import
-
-ENGINE_NAMES = ("local", "ray")  # training.extract.ENGINES, named here without importing Keras
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -29,6 +28,12 @@ def _ignoring_result(function):
         function(**options)
         return 0
     return command
+
+
+def _run_configured(function, config_type, **options):
+    """Build the command's config once from its options (a bad combination is an `error:` line
+    too), then run `function` on it."""
+    _run(_ignoring_result(lambda **given: function(config_type.from_options(**given))), **options)
 
 
 class BackboneChoice(click.Choice):
@@ -107,7 +112,7 @@ def fit(quiet, **options):
     """Extract features, train a sequence model, evaluate it and write a bundle."""
     from training.fit import fit as fit_bundle
 
-    _run(_ignoring_result(fit_bundle), progress=not quiet, **options)
+    _run_configured(fit_bundle, FitConfig, progress=not quiet, **options)
 
 
 @main.command()
@@ -119,8 +124,8 @@ def fit(quiet, **options):
 @dataset_options
 @click.option("--seed", type=int, default=0, show_default=True, help="For a held-out split (the same as fit's).")
 @cache_option
-@click.option("--engine", type=click.Choice(list(ENGINE_NAMES)), default="local", show_default=True,
-              help="local: this process; ray: Ray actors, here or on a cluster (pip install 'live[distributed]').")
+@click.option("--engine", type=click.Choice(list(ENGINES)), default=DEFAULT_ENGINE, show_default=True,
+              help="; ".join(f"{name}: {engine.help}" for name, engine in ENGINES.items()) + ".")
 @click.option("--address", metavar="ADDR",
               help="Join a running Ray cluster ('auto', or HOST:PORT); without it a local Ray is started.")
 @click.option("--workers", type=click.IntRange(1), metavar="N",
@@ -131,7 +136,7 @@ def extract(quiet, **options):
     cache must be on storage every worker sees (LIVE_CACHE_DIR or --cache)."""
     from training.extract import extract as extract_features
 
-    _run(_ignoring_result(extract_features), progress=not quiet, **options)
+    _run_configured(extract_features, ExtractConfig, progress=not quiet, **options)
 
 
 def _load(weights, runtime, backbone_weights):
@@ -142,13 +147,9 @@ def _load(weights, runtime, backbone_weights):
 
 def _frame_path(classifier):
     """The frame path a bundle's features were made with, which names them in the cache."""
-    from live.backbones import get_backbone
     from training.features import FramePath
 
-    manifest = classifier.bundle.manifest
-    return FramePath(manifest["backbone"], manifest["backbone_fingerprint"],
-                     get_backbone(manifest["backbone"]).image_size, manifest["frame_step"],
-                     manifest.get("frame_rate"), classifier.embedder.numerics)
+    return FramePath.of_bundle(classifier.bundle.manifest, classifier.embedder.numerics)
 
 
 def _clip_features(classifier, videos, progress):

@@ -18,29 +18,24 @@ import socket
 import sys
 import time
 from collections import Counter, defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from tqdm import tqdm
 
-from live.backbones import fingerprint, get_backbone, load_backbone_model
+from live.backbones import get_backbone
 from live.errors import UserError, first_line
-from live.runtimes import make_embedder
-from training.datasets import load_dataset
-from training.features import FeatureCache, FramePath, extract_features
 from training import log
-from training.fit import training_frame_rate
-
-MIN_FRAMES = 5  # fit's own default: a clip it would skip is not cached, so the rule must match
+from training.config import ENGINES, MIN_FRAMES, FeatureConfig
+from training.features import FeatureCache, FramePath, extract_features, load_embedder
+from training.fit import resolved_features
 
 
 @dataclass(frozen=True)
 class ExtractionJob:
-    """All a worker needs to build the very embedder and cache the driver planned with."""
-    backbone: str
-    backbone_weights: str | None
-    runtime: str | None
+    """All a worker needs to build the very embedder and cache the driver planned with: its
+    features (the frame rate resolved, the cache folder absolute) and the frame path they name."""
+    features: FeatureConfig
     frame_path: FramePath
-    cache_root: str | None
     min_frames: int = MIN_FRAMES
 
 
@@ -48,15 +43,13 @@ class ClipExtractor:
     """One worker: the embedder, loaded once, and the cache; `extract` takes a clip's path."""
 
     def __init__(self, job):
-        model = load_backbone_model(job.backbone, job.backbone_weights)
-        weights_fingerprint = fingerprint(model)
-        if weights_fingerprint != job.frame_path.fingerprint:
-            raise UserError(f"the {job.backbone} weights on {socket.gethostname()} (fingerprint "
-                            f"{weights_fingerprint}) differ from the driver's ({job.frame_path.fingerprint}); "
+        self.embedder, frame_path = load_embedder(job.features)
+        if frame_path.fingerprint != job.frame_path.fingerprint:
+            raise UserError(f"the {job.features.backbone} weights on {socket.gethostname()} (fingerprint "
+                            f"{frame_path.fingerprint}) differ from the driver's ({job.frame_path.fingerprint}); "
                             "give every machine the same weights")
         self.job = job
-        self.embedder = make_embedder(model, weights_fingerprint, job.runtime)
-        self.cache = FeatureCache(job.frame_path, job.cache_root)
+        self.cache = FeatureCache(job.frame_path, job.features.cache_root)
         self.done = {"host": socket.gethostname(), "pid": os.getpid(), "clips": 0, "frames": 0, "seconds": 0.0,
                      "skipped": 0}
 
@@ -80,42 +73,40 @@ class ClipExtractor:
         return dict(self.done)
 
 
-def plan(data, backbone, backbone_weights, runtime, frame_step, frame_rate, split, classes, test_fraction,
-         seed, cache_root):
+def plan(dataset_config, feature_config):
     """The dataset's clips, the job (the frame path `fit` would use with these options) and the
     embedder that named it, which the local engine then runs."""
-    get_backbone(backbone)  # an unknown name is an error before the dataset is scanned
-    dataset = load_dataset(data, split=split, classes=classes, test_fraction=test_fraction, seed=seed)
+    get_backbone(feature_config.backbone)  # an unknown name is an error before the dataset is scanned
+    dataset = dataset_config.load()
     # Absolute paths for the clips and the cache: a worker on another machine, or in another
     # working directory, must read and write exactly where the driver means.
     clips = sorted({str(clip.path.resolve()) for clip in dataset.train + dataset.test})
-    log(f"dataset {data}: {dataset.layout} layout, {len(dataset.classes)} classes, {len(clips)} clips")
-    frame_rate = training_frame_rate(backbone, frame_rate, dataset.train)
-    model = load_backbone_model(backbone, backbone_weights)
-    weights_fingerprint = fingerprint(model)
-    embedder = make_embedder(model, weights_fingerprint, runtime)
-    frame_path = FramePath(backbone, weights_fingerprint, get_backbone(backbone).image_size, frame_step, frame_rate,
-                           embedder.numerics)
-    cache_root = str(FeatureCache(frame_path, cache_root).folder.parent.resolve())
-    return clips, ExtractionJob(backbone, backbone_weights, runtime, frame_path, cache_root), embedder
+    log(f"dataset {dataset_config.data}: {dataset.layout} layout, {len(dataset.classes)} classes, {len(clips)} clips")
+    feature_config = resolved_features(feature_config, dataset.train)
+    embedder, frame_path = load_embedder(feature_config)
+    cache_root = str(FeatureCache(frame_path, feature_config.cache_root).folder.parent.resolve())
+    return clips, ExtractionJob(replace(feature_config, cache_root=cache_root), frame_path), embedder
 
 
-def extract_locally(job, embedder, clips, workers, address, progress):
+def extract_locally(config, job, embedder, clips):
     """In this process, with the driver's own embedder (`plan` built it), as `fit` does it."""
-    _, skipped, timing = extract_features(clips, embedder, job.frame_path, FeatureCache(job.frame_path, job.cache_root),
-                                          job.min_frames, progress=progress)
+    _, skipped, timing = extract_features(clips, embedder, job.frame_path,
+                                          FeatureCache(job.frame_path, job.features.cache_root), job.min_frames,
+                                          progress=config.progress)
     log(f"{len(clips) - timing['clips']} of {len(clips)} clips were already in the cache")
     worker = {"host": socket.gethostname(), "pid": os.getpid(), "clips": timing["clips"], "frames": timing["frames"],
               "seconds": timing["seconds"], "skipped": len(skipped)}
     return skipped, [worker], timing["seconds"]
 
 
-def extract_on_ray(job, _embedder, clips, workers, address, progress):
+def extract_on_ray(config, job, _embedder, clips):
+    """On Ray actors, started here or on the cluster at `config.address`."""
     try:
         import ray
     except ImportError:
         raise UserError("--engine ray needs Ray: pip install 'live[distributed]' (or pip install ray)") from None
-    cache = FeatureCache(job.frame_path, job.cache_root)
+    address, workers = config.address, config.workers
+    cache = FeatureCache(job.frame_path, job.features.cache_root)
     swept = cache.sweep_temporaries()
     log(f"cache {cache.folder}" + (f" ({swept} stale temporary files of killed workers removed)" if swept else ""))
     try:
@@ -128,7 +119,7 @@ def extract_on_ray(job, _embedder, clips, workers, address, progress):
                         f"{first_line(exc)}") from None
     try:
         count = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
-        return _run_actors(ray, job, clips, count, progress)
+        return _run_actors(ray, job, clips, count, config.progress)
     finally:
         ray.shutdown()
 
@@ -223,18 +214,12 @@ def _first_user_error(exc):
     return text.strip().splitlines()[-1][:300]
 
 
-ENGINES = {"local": extract_locally, "ray": extract_on_ray}
-
-
-def extract(data, backbone, engine="local", address=None, workers=None, backbone_weights=None, runtime=None,
-            frame_step=1, frame_rate=None, split=1, classes=None, test_fraction=0.25, seed=0, cache_root=None,
-            progress=True):
-    if engine == "local" and (workers not in (None, 1) or address):
-        raise UserError("--workers and --address are for --engine ray; the local engine is one process")
+def extract(config):
+    """Fill the feature cache for `config` (an ExtractConfig) with its engine; returns the frame
+    path, the frames, seconds and skipped clips, and what each worker did."""
     started = time.perf_counter()
-    clips, job, embedder = plan(data, backbone, backbone_weights, runtime, frame_step, frame_rate, split, classes,
-                      test_fraction, seed, cache_root)
-    skipped, workers_done, work_seconds = ENGINES[engine](job, embedder, clips, workers, address, progress)
+    clips, job, embedder = plan(config.dataset, config.features)
+    skipped, workers_done, work_seconds = ENGINES[config.engine].load()(config, job, embedder, clips)
     seconds = time.perf_counter() - started
     frames = sum(worker["frames"] for worker in workers_done)
     rate = frames / work_seconds if work_seconds else 0.0

@@ -12,7 +12,7 @@ import queue
 import sys
 import threading
 from collections import defaultdict, deque
-from contextlib import closing
+from contextlib import closing, contextmanager
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,10 +20,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from live.backbones import cache_dir
+from live.backbones import cache_dir, fingerprint, get_backbone, load_backbone_model
 from live.errors import UserError
 from live.files import written_atomically
 from live.frames import TimeSampler, to_model_input
+from live.runtimes import make_embedder
 from live.sources import FileSource
 
 BATCH = 32
@@ -38,12 +39,30 @@ class FramePath:
     frame_rate: float | None
     numerics: str = ""  # an embedder's `numerics`: int8 runtimes give other features than fp32
 
+    @classmethod
+    def of_bundle(cls, manifest, numerics=""):
+        """The frame path a bundle's features were made with, as its manifest records it (load_bundle
+        has checked its image size against the backbone's)."""
+        return cls(manifest["backbone"], manifest["backbone_fingerprint"], manifest["image_size"],
+                   manifest["frame_step"], manifest.get("frame_rate"), numerics)
+
     def key(self):
         # Sampled by presentation time ("pts"): entries made when a file's times were index / fps
         # hold other frames for variable-rate clips, so they are not reused.
         rate = f"{self.frame_rate:g}-pts" if self.frame_rate else "src"
         numerics = f"-{self.numerics}" if self.numerics else ""
         return f"{self.backbone}-{self.fingerprint}-{self.image_size}px-step{self.frame_step}-rate{rate}{numerics}"
+
+
+def load_embedder(config):
+    """The embedder a FeatureConfig asks for, and the frame path that names its features in the
+    cache (its frame rate as the config gives it: resolve it first, see training.fit.resolved_features)."""
+    backbone_model = load_backbone_model(config.backbone, config.backbone_weights)
+    weights_fingerprint = fingerprint(backbone_model)
+    embedder = make_embedder(backbone_model, weights_fingerprint, config.runtime)
+    frame_path = FramePath(config.backbone, weights_fingerprint, get_backbone(config.backbone).image_size,
+                           config.frame_step, config.frame_rate, embedder.numerics)
+    return embedder, frame_path
 
 
 def video_identity(path):
@@ -147,7 +166,8 @@ def clip_features(path, embedder, frame_path):
     return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
 
 
-_DONE = object()
+_DONE = object()  # a clip's frames are all decoded
+_END = (None, _DONE)  # the reader's last item: every clip is decoded
 
 
 class _Stopped(Exception):
@@ -181,7 +201,7 @@ def _decode_ahead(videos, frame_path, out, stop):
                 raise
             except Exception as exc:  # a decoder fault on one bad file must not stop the run
                 _put(out, (video, UserError(f"{type(exc).__name__}: {exc}")), stop)
-        _put(out, (None, _DONE), stop)
+        _put(out, _END, stop)
     except _Stopped:
         pass  # the decoder of the clip in hand was closed on the way out
 
@@ -211,76 +231,130 @@ def extract_features(videos, embedder, frame_path, cache, min_frames=1, progress
     the runtime keeps one batch shape (LiteRT re-plans its buffers when the shape changes).
     Unreadable, truncated or too-short clips are skipped, each with one warning.
     """
-    features, skipped, todo = {}, {}, []
     videos = list(dict.fromkeys(videos))  # a path given twice is one clip, extracted once
-    for video in videos:
-        cached = cache.get(video)
-        if cached is None:
-            todo.append(video)
-        elif len(cached) < min_frames:  # the same rule as for a fresh extraction
-            skipped[video] = f"too short: {len(cached)} sampled frames, need {min_frames}"
-            tqdm.write(f"warning: skipping {video}: {skipped[video]}", file=sys.stderr)
-        else:
-            features[video] = cached
-    bar = tqdm(total=len(videos), initial=len(videos) - len(todo), unit="clip", desc="features",
-               disable=not progress, file=sys.stderr, dynamic_ncols=True)
-    frames_done, started = 0, time.perf_counter()
+    extraction = _Extraction(videos, embedder, cache, min_frames, progress)
+    with _decoded_ahead(extraction.todo, frame_path) as decoded:
+        for video, item in decoded:
+            extraction.take(video, item)
+    return extraction.finish()
+
+
+@contextmanager
+def _decoded_ahead(videos, frame_path):
+    """Yield the reader thread's (video, batch, or the clip's end: _DONE or a UserError) items,
+    clip after clip, up to its end. However the block ends (done, an error, Ctrl-C), the reader
+    is stopped and joined: a thread left inside the decoder at exit aborts the process
+    ("terminate called ...")."""
     decoded, stop = queue.Queue(maxsize=8), threading.Event()
-    reader = threading.Thread(target=_decode_ahead, args=(todo, frame_path, decoded, stop), daemon=True)
+    reader = threading.Thread(target=_decode_ahead, args=(videos, frame_path, decoded, stop), daemon=True)
     reader.start()
-    pending, waiting, embedded, streams = deque(), 0, defaultdict(list), {}
-
-    def finish_clips():
-        """Close every clip at the front of `pending` whose frames are all embedded."""
-        while pending and not isinstance(pending[0][1], np.ndarray):
-            video, outcome = pending.popleft()
-            count = sum(len(part) for part in embedded[video])
-            if isinstance(outcome, UserError):
-                skipped[video] = str(outcome)
-            elif count < min_frames:
-                skipped[video] = f"too short: {count} sampled frames, need {min_frames}"
-            else:
-                features[video] = np.concatenate(embedded[video])
-                cache.put(video, features[video])
-            embedded.pop(video, None)
-            streams.pop(video, None)
-            if video in skipped:
-                tqdm.write(f"warning: skipping {video}: {skipped[video]}", file=sys.stderr)
-            bar.update(1)
-
     try:
-        reading = True
-        while reading or waiting:
-            if reading:
-                video, item = decoded.get()
-                if video is None:
-                    reading = False
-                else:
-                    pending.append((video, item))
-                    waiting += len(item) if isinstance(item, np.ndarray) else 0
-            if embedder.stateful:  # each clip through a state of its own, in order, as live does it
-                for video, item in pending:
-                    if isinstance(item, np.ndarray):
-                        embedded[video].append(streams.setdefault(video, embedder.stream())(item))
-                        frames_done += len(item)
-                pending = deque(entry for entry in pending if not isinstance(entry[1], np.ndarray))
-                waiting = 0
-            while waiting >= BATCH or (waiting and not reading):
-                parts, owners, pending = _take_batch(pending, BATCH)
-                output = embedder(np.concatenate(parts))
-                offset = 0
-                for owner, count in owners:
-                    embedded[owner].append(output[offset:offset + count])
-                    offset += count
-                waiting -= offset
-                frames_done += offset
-                bar.set_postfix(fps=f"{frames_done / (time.perf_counter() - started):.0f}", refresh=False)
-            finish_clips()
+        yield iter(decoded.get, _END)
     finally:
-        # On Ctrl-C or an error the reader must end before the interpreter does: a thread
-        # left inside the decoder at exit aborts the process ("terminate called ...").
         stop.set()
         reader.join(timeout=10)
-    finish_clips()
-    bar.close()
-    return features, skipped, {"clips": len(todo), "frames": frames_done, "seconds": time.perf_counter() - started}
+
+
+def _too_short(count, min_frames):
+    """Why a clip of `count` sampled frames is skipped, or None if it is long enough."""
+    return f"too short: {count} sampled frames, need {min_frames}" if count < min_frames else None
+
+
+class _Extraction:
+    """One call of extract_features: the clips still to extract, the decoded frames waiting to
+    be embedded, each clip's embedded frames until it ends, and what became of every clip (its
+    features, or why it was skipped)."""
+
+    def __init__(self, videos, embedder, cache, min_frames, progress):
+        self.embedder, self.cache, self.min_frames = embedder, cache, min_frames
+        self.features, self.skipped = {}, {}
+        self.todo = [video for video in videos if not self._from_cache(video)]
+        self.bar = tqdm(total=len(videos), initial=len(videos) - len(self.todo), unit="clip", desc="features",
+                        disable=not progress, file=sys.stderr, dynamic_ncols=True)
+        self.pending = deque()  # (video, frames not yet embedded | the clip's end), in decoding order
+        self.waiting = 0  # frames in `pending`
+        self.parts = defaultdict(list)  # by video: its frames embedded so far
+        self.streams = {}  # by video: a stateful embedder's stream for the clip
+        self.frames, self.started = 0, time.perf_counter()
+
+    def _from_cache(self, video):
+        """Settle a clip from the cache (its features, or skipped if too short, the same rule
+        as for a fresh extraction); False if it is not cached."""
+        cached = self.cache.get(video)
+        if cached is None:
+            return False
+        if reason := _too_short(len(cached), self.min_frames):
+            self._skip(video, reason)
+        else:
+            self.features[video] = cached
+        return True
+
+    def take(self, video, item):
+        """One item from the reader: embed what is ready, then close the clips that are done."""
+        self.pending.append((video, item))
+        self.waiting += len(item) if isinstance(item, np.ndarray) else 0
+        self._embed_ready(final=False)
+        self._close_finished_clips()
+
+    def finish(self):
+        """After the reader's last item: embed the rest, close the last clips, and return
+        (features, skipped, timing)."""
+        self._embed_ready(final=True)
+        self._close_finished_clips()
+        self.bar.close()
+        return self.features, self.skipped, {"clips": len(self.todo), "frames": self.frames,
+                                             "seconds": time.perf_counter() - self.started}
+
+    def _embed_ready(self, final):
+        if self.embedder.stateful:
+            self._embed_each_clip()
+        else:
+            while self.waiting >= BATCH or (final and self.waiting):
+                self._embed_batch()
+        if self.frames:
+            self.bar.set_postfix(fps=f"{self.frames / (time.perf_counter() - self.started):.0f}", refresh=False)
+
+    def _embed_each_clip(self):
+        """A stateful embedder: every waiting frame now, each clip through a state of its own,
+        in order, as live does it."""
+        for video, item in self.pending:
+            if isinstance(item, np.ndarray):
+                self._embedded(video, self.streams.setdefault(video, self.embedder.stream())(item))
+        self.pending = deque(entry for entry in self.pending if not isinstance(entry[1], np.ndarray))
+        self.waiting = 0
+
+    def _embed_batch(self):
+        """A stateless embedder: the next BATCH frames (fewer only at the very end), across clip
+        boundaries."""
+        parts, owners, self.pending = _take_batch(self.pending, BATCH)
+        output = self.embedder(np.concatenate(parts))
+        offset = 0
+        for owner, count in owners:
+            self._embedded(owner, output[offset:offset + count])
+            offset += count
+        self.waiting -= offset
+
+    def _embedded(self, video, features):
+        self.parts[video].append(features)
+        self.frames += len(features)
+
+    def _close_finished_clips(self):
+        """Close every clip at the front of `pending` whose frames are all embedded: cache its
+        features, or skip it (it failed to decode, or is too short)."""
+        while self.pending and not isinstance(self.pending[0][1], np.ndarray):
+            video, end = self.pending.popleft()
+            parts = self.parts.pop(video, [])
+            self.streams.pop(video, None)
+            count = sum(len(part) for part in parts)
+            reason = str(end) if isinstance(end, UserError) else _too_short(count, self.min_frames)
+            if reason:
+                self._skip(video, reason)
+            else:
+                self.features[video] = np.concatenate(parts)
+                self.cache.put(video, self.features[video])
+            self.bar.update(1)
+
+    def _skip(self, video, reason):
+        """Note why a clip is skipped, and warn of it, once."""
+        self.skipped[video] = reason
+        tqdm.write(f"warning: skipping {video}: {reason}", file=sys.stderr)

@@ -4,39 +4,44 @@ import itertools
 import json
 import platform
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
-from live.backbones import fingerprint, get_backbone, load_backbone_model
+from live.backbones import get_backbone, load_backbone_model
 from live.bundle import carried_backbone, write_bundle
 from live.choices import plausible_fps
 from live.errors import UserError
 from live.quiet import keras
 from live.sources import FileSource
-from live.runtimes import compiled_call, make_embedder
+from live.runtimes import compiled_call
 from training import log
-from training.datasets import grouped_split, load_dataset, single_source_classes, split_record
-from training.features import FeatureCache, FramePath, extract_features
-from training.model import DEFAULT_MODEL_KIND, build_sequence_model
+from training.datasets import grouped_split, single_source_classes, split_record
+from training.features import FeatureCache, extract_features, load_embedder
+from training.model import build_sequence_model
 from training.report import classification_metrics, confusion_png, curves_png, metrics_text
 from training.windows import predict_clip, training_windows
 
 
-def prepare_features(clips, backbone_name, backbone_weights, runtime, frame_step, frame_rate,
-                     cache_root=None, min_frames=1, progress=True):
-    """Load the backbone and return (features by path, skipped, frame path, timings)."""
-    backbone = get_backbone(backbone_name)
-    backbone_model = load_backbone_model(backbone_name, backbone_weights)
-    weights_fingerprint = fingerprint(backbone_model)
-    embedder = make_embedder(backbone_model, weights_fingerprint, runtime)
-    frame_path = FramePath(backbone_name, weights_fingerprint, backbone.image_size, frame_step, frame_rate,
-                           embedder.numerics)
+def prepare_features(clips, config, min_frames=1, progress=True):
+    """Load the backbone `config` (a FeatureConfig, its frame rate resolved) names and return
+    (features by path, skipped, frame path, timings) for `clips`."""
+    embedder, frame_path = load_embedder(config)
     features, skipped, timing = extract_features(
-        sorted({str(c.path) for c in clips}), embedder, frame_path, FeatureCache(frame_path, cache_root),
+        sorted({str(c.path) for c in clips}), embedder, frame_path, FeatureCache(frame_path, config.cache_root),
         min_frames=min_frames, progress=progress)
     return features, skipped, frame_path, timing
+
+
+def resolved_features(config, train_clips):
+    """`config` (a FeatureConfig) with the frame rate clips are sampled at: the one given, else a
+    streaming backbone's own rate, else the training clips' median rate. Live samples its
+    sources by timestamp at the rate the bundle records, as the training clips were. `extract`
+    uses it too, so its cache entries are the ones `fit` looks for."""
+    frame_rate = config.frame_rate or get_backbone(config.backbone).frame_rate or median_frame_rate(train_clips)
+    return replace(config, frame_rate=frame_rate)
 
 
 def measured_frame_rate(path, frames=64):
@@ -58,14 +63,6 @@ def median_frame_rate(clips):
     """The median of `clips`' measured frame rates (None if none has one)."""
     rates = [rate for clip in clips if plausible_fps(rate := measured_frame_rate(clip.path))]
     return round(float(np.median(rates)), 3) if rates else None
-
-
-def training_frame_rate(backbone, frame_rate, train_clips):
-    """The rate clips are sampled at: the one given, else a streaming backbone's own rate,
-    else the training clips' median rate. Live samples its sources by timestamp at the rate
-    the bundle records, as the training clips were. `extract` uses it too, so its cache
-    entries are the ones `fit` looks for."""
-    return frame_rate or get_backbone(backbone).frame_rate or median_frame_rate(train_clips)
 
 
 def warn_of_short_clips(clip_features, seq_len, frame_step, frame_rate):
@@ -99,16 +96,16 @@ def evaluate_clips(head, clips, features, labels, seq_len):
             "all_windows": classification_metrics(truth, mean, labels)}
 
 
-def fit(data, out, backbone="inception_v3", backbone_weights=None, runtime=None, seq_len=20,
-        frame_step=1, frame_rate=None, epochs=60, seed=0, model_kind=DEFAULT_MODEL_KIND, batch_size=64,
-        windows_per_clip=24, val_fraction=0.2, test_fraction=0.25, split=1, classes=None, force=False,
-        cache_root=None, min_frames=5, shuffle_frames=False, progress=True, description=None):
+def fit(config):
+    """Train the sequence model `config` (a FitConfig) describes and write its bundle; returns
+    the report written into it."""
     started = time.perf_counter()
-    out = Path(out)
-    if out.exists() and not force:
+    data, out, seed = config.dataset.data, Path(config.out), config.dataset.seed
+    seq_len, model_kind, backbone = config.seq_len, config.model_kind, config.features.backbone
+    if out.exists() and not config.force:
         raise UserError(f"{out} already exists; choose another --out or pass --force to replace it")
     get_backbone(backbone)  # an unknown name is an error before the dataset is scanned
-    dataset = load_dataset(data, split=split, classes=classes, test_fraction=test_fraction, seed=seed)
+    dataset = config.dataset.load()
     log(f"dataset {data}: {dataset.layout} layout, {len(dataset.classes)} classes, "
         f"{len(dataset.train)} train and {len(dataset.test)} test clips")
     single_source = single_source_classes(dataset.train + dataset.test)
@@ -116,14 +113,14 @@ def fit(data, out, backbone="inception_v3", backbone_weights=None, runtime=None,
         log(f"warning: every clip of {', '.join(single_source)} comes from one source video, so its segments "
             "are shared out between training, validation and test: the accuracy says little about new videos")
 
-    frame_rate = training_frame_rate(backbone, frame_rate, dataset.train)
+    feature_config = resolved_features(config.features, dataset.train)
+    frame_step, frame_rate = feature_config.frame_step, feature_config.frame_rate
     features, skipped, frame_path, extraction = prepare_features(
-        dataset.train + dataset.test, backbone, backbone_weights, runtime, frame_step, frame_rate,
-        cache_root, min_frames, progress)
+        dataset.train + dataset.test, feature_config, config.min_frames, config.progress)
     train_clips = [c for c in dataset.train if str(c.path) in features]
     test_clips = [c for c in dataset.test if str(c.path) in features]
     warn_of_short_clips([features[str(c.path)] for c in train_clips + test_clips], seq_len, frame_step, frame_rate)
-    fit_clips, val_clips = grouped_split(train_clips, val_fraction, seed)
+    fit_clips, val_clips = grouped_split(train_clips, config.val_fraction, seed)
     if not fit_clips or not val_clips:
         raise UserError(f"{data}: too few usable training clips to hold out a validation split "
                         f"({len(train_clips)} usable, {len(skipped)} skipped)")
@@ -140,15 +137,15 @@ def fit(data, out, backbone="inception_v3", backbone_weights=None, runtime=None,
                                           shuffle_frames=shuffle)
         return (x, mask), np.asarray([index[clips[o].label] for o in owner])
 
-    train_x, train_y = windows_for(fit_clips, windows_per_clip, shuffle_frames)
-    val_x, val_y = windows_for(val_clips, max(4, windows_per_clip // 2), shuffle_frames)
+    train_x, train_y = windows_for(fit_clips, config.windows_per_clip, config.shuffle_frames)
+    val_x, val_y = windows_for(val_clips, max(4, config.windows_per_clip // 2), config.shuffle_frames)
     model = build_sequence_model(model_kind, seq_len, get_backbone(backbone).feature_size, len(labels),
                                  mean, variance)
     log(f"training {model_kind} model ({model.count_params():,} parameters) on {len(train_y)} windows "
         f"from {len(fit_clips)} clips, validating on {len(val_clips)} clips")
     history = model.fit(
-        list(train_x), train_y, validation_data=(list(val_x), val_y), epochs=epochs, batch_size=batch_size,
-        shuffle=True, verbose=2 if progress else 0,
+        list(train_x), train_y, validation_data=(list(val_x), val_y), epochs=config.epochs,
+        batch_size=config.batch_size, shuffle=True, verbose=2 if config.progress else 0,
         callbacks=[keras.callbacks.EarlyStopping(monitor="val_loss", patience=8, restore_best_weights=True)])
     history = {k: [float(v) for v in values] for k, values in history.history.items()}
     best_epoch = int(np.argmin(history["val_loss"]))
@@ -178,9 +175,10 @@ def fit(data, out, backbone="inception_v3", backbone_weights=None, runtime=None,
         "backbone": backbone, "image_size": frame_path.image_size,
         "feature_size": get_backbone(backbone).feature_size, "backbone_fingerprint": frame_path.fingerprint,
         "seq_len": seq_len, "frame_step": frame_step, "frame_rate": frame_rate, "model": model_kind,
-        "split": split_record(dataset, data, split, classes, test_fraction, seed),
+        "split": split_record(dataset, data, config.dataset.split, config.dataset.classes,
+                              config.dataset.test_fraction, seed),
         "trained_on": {"data": str(data), "layout": dataset.layout, "clips": len(train_clips),
-                       "description": description},
+                       "description": config.description},
         "metrics": {"test_accuracy_all_windows": test["all_windows"]["accuracy"] if test else None,
                     "test_accuracy_first_window": test["first_window"]["accuracy"] if test else None,
                     "validation_loss": history["val_loss"][best_epoch],
@@ -191,14 +189,14 @@ def fit(data, out, backbone="inception_v3", backbone_weights=None, runtime=None,
     if test:
         extra["confusion_matrix.png"] = confusion_png(test["all_windows"])
     carried_entries, carried_files = carried_backbone(
-        load_backbone_model(backbone, backbone_weights) if get_backbone(backbone).streaming else None)
+        load_backbone_model(backbone, feature_config.backbone_weights) if get_backbone(backbone).streaming else None)
     manifest.update(carried_entries)
     if get_backbone(backbone).streaming:
         from live.movinet import STATE_POLICY
 
         manifest["stream_state"] = STATE_POLICY
     extra.update(carried_files)
-    write_bundle(out, model, labels, manifest, force=force, extra_files=extra)
+    write_bundle(out, model, labels, manifest, force=config.force, extra_files=extra)
     log(f"wrote {out} ({seconds:.0f} s)")
     return report
 

@@ -93,8 +93,7 @@ def quantize(weights, data, backbone_weights=None, frames=128, min_cosine=MIN_CO
     weights_fingerprint = fingerprint(backbone_model)
     check_fingerprint(bundle, weights_fingerprint)
     dataset = load_dataset(data, split=split, seed=seed)
-    frame_path = FramePath(manifest["backbone"], weights_fingerprint, manifest["image_size"],
-                           manifest["frame_step"], manifest.get("frame_rate"))
+    frame_path = FramePath.of_bundle(manifest)  # check_fingerprint: its fingerprint is the weights' own
     rng = np.random.default_rng(seed)
     calibration = frames_across(dataset.train, frame_path, frames, rng)
     check = frames_across(dataset.test or dataset.train, frame_path, max(16, frames // 2), rng)

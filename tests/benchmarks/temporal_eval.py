@@ -42,6 +42,7 @@ import temporal_clips  # noqa: E402
 from live.quiet import keras  # noqa: E402
 from live.bundle import load_bundle  # noqa: E402
 from live.runtimes import compiled_call  # noqa: E402
+from training.config import FeatureConfig, FitConfig  # noqa: E402
 from training.datasets import Clip  # noqa: E402
 from training.fit import fit, prepare_features  # noqa: E402
 from training.windows import window  # noqa: E402
@@ -85,7 +86,7 @@ def make_split(pool, root, variant, fold):
 def pool_features(pool):
     """Features of every clip in the pool, by resolved path (extracted once, then cached)."""
     clips = [Clip(path, path.parent.name, path.stem) for path in sorted((pool / "train").glob("*/*.avi"))]
-    features, skipped, _, _ = prepare_features(clips, BACKBONE, None, None, 1, None, progress=True)
+    features, skipped, _, _ = prepare_features(clips, FeatureConfig(BACKBONE), progress=True)
     assert not skipped, skipped
     return {str(Path(path).resolve()): value for path, value in features.items()}
 
@@ -206,8 +207,9 @@ def main():
                     features = features or pool_features(pool)
                     started = time.perf_counter()
                     with tempfile.TemporaryDirectory() as folder:
-                        report = fit(split, Path(folder) / "bundle", backbone=BACKBONE, seed=seed,
-                                     model_kind=model, progress=False)
+                        report = fit(FitConfig.from_options(data=split, out=Path(folder) / "bundle",
+                                                            backbone=BACKBONE, seed=seed, model_kind=model,
+                                                            progress=False))
                         records = held_out_results(Path(folder) / "bundle", split, features)
                     keras.backend.clear_session()
                     per_pair, mean = scores(records, saturation_change[variant], without_grey=False)
