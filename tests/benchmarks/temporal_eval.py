@@ -1,6 +1,6 @@
 """Benchmark: does a sequence model tell time order apart in scenes it never saw?
 
-Run:  python tests/benchmarks/temporal_eval.py [--models gru,motion,reference] [--seeds 0,1,2]
+Run:  python tests/benchmarks/temporal_eval.py [--models gru,motion,reference] [--seeds 0,1,2] [--shuffle-frames]
           [--variants 3x,2x,hard] [--folds 0,1,2,3]
 
 Makes the temporal task of tests/temporal_clips.py (fade, focus, saturation and zoom, each
@@ -177,10 +177,15 @@ def main():
     parser.add_argument("--folds", default=",".join(str(i) for i in range(len(FOLDS))))
     parser.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "temporal-eval"),
                         help="Where the clips are written (kept for reruns).")
+    parser.add_argument("--shuffle-frames", action="store_true",
+                        help="The ablation: train on windows whose frames are shuffled (runs named MODEL+shuffled); "
+                             "a head that reads order should fall to chance, 0.5 within a pair.")
     parser.add_argument("--out", default=str(ROOT / "bench-results" / "temporal_eval.json"),
                         help="Results, rewritten after every run; runs already in it are not repeated.")
     args = parser.parse_args()
-    models = args.models.split(",")
+    kinds = args.models.split(",")
+    suffix = "+shuffled" if args.shuffle_frames else ""
+    models = [kind + suffix for kind in kinds]  # the runs' names in the results
     seeds = [int(s) for s in args.seeds.split(",")]
     folds = [int(f) for f in args.folds.split(",")]
     variants = args.variants.split(",")
@@ -200,7 +205,7 @@ def main():
         saturation_change[variant] = saturation_changes(pool)
         for fold in folds:
             split = make_split(pool, work, variant, fold)
-            for model in models:
+            for kind, model in zip(kinds, models):
                 for seed in seeds:
                     if (variant, fold, model, seed) in done:
                         continue
@@ -208,8 +213,8 @@ def main():
                     started = time.perf_counter()
                     with tempfile.TemporaryDirectory() as folder:
                         report = fit(FitConfig.from_options(data=split, out=Path(folder) / "bundle",
-                                                            backbone=BACKBONE, seed=seed, model_kind=model,
-                                                            progress=False))
+                                                            backbone=BACKBONE, seed=seed, model_kind=kind,
+                                                            shuffle_frames=args.shuffle_frames, progress=False))
                         records = held_out_results(Path(folder) / "bundle", split, features)
                     keras.backend.clear_session()
                     per_pair, mean = scores(records, saturation_change[variant], without_grey=False)
