@@ -155,6 +155,7 @@ def serve_stream(clip, port, timeout=30):
     return server
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups into node ids
 def pytest_collection_modifyitems(items):
     """Under pytest-xdist (`--dist loadgroup`), tests are spread one by one over the workers,
     except that the tests of a module that share a module-scoped fixture (a trained bundle, a
