@@ -100,6 +100,7 @@ def test_checkpoint_reader_detects_truncation(tmp_path):
         load_state_dict(tmp_path / "cut.pth")
 
 
+@pytest.mark.slow
 def test_inception_v3_random_from_a_local_file_and_from_the_environment(inception_weights, monkeypatch):
     """The same file, given as an argument or through LIVE_INCEPTION_V3_WEIGHTS, loads the same
     weights; random weights are told apart. (Each InceptionV3 build costs seconds: three here.)"""
@@ -111,6 +112,7 @@ def test_inception_v3_random_from_a_local_file_and_from_the_environment(inceptio
     assert fingerprint(load_backbone_model("inception_v3", "random")) != fingerprint(model)
 
 
+@pytest.mark.slow
 def test_inception_v3_offline_error_names_every_way_out(inception_bundle, tmp_path):
     """A fresh process with an empty KERAS_HOME (set before Keras is imported, so Keras really
     looks there): nothing cached, the download fails offline, and the one error line names
@@ -132,6 +134,7 @@ def test_unknown_backbone_and_missing_weights_file(tmp_path):
 
 
 @pytest.mark.parametrize("runtime", ["keras", "litert", "litert-int8"])
+@pytest.mark.slow
 def test_batched_embedding_matches_batch_of_one(runtime, lite0):
     embed = make_embedder(lite0, fingerprint(lite0), runtime)
     images = clip_frames(9)

@@ -12,6 +12,8 @@ import pytest
 from conftest import CLIPS, assert_clean_error, run_command, wait_for
 
 pytest.importorskip("ray")
+
+pytestmark = pytest.mark.slow  # every test here starts live or train, or fits a model
 LITE0 = ["--backbone", "efficientnet_lite0"]
 
 

@@ -18,6 +18,7 @@ from conftest import (CLIPS, assert_clean_error, free_port, read_jsonl, run_comm
                       unchanged_for, wait_for)
 
 
+@pytest.mark.slow
 def test_jsonl_to_a_closed_pipe_ends_quietly(lite_bundle):
     """`live --jsonl - | head -n 1`: the reader leaves after one line; live stops with exit 0
     and says nothing about the pipe."""
@@ -29,6 +30,7 @@ def test_jsonl_to_a_closed_pipe_ends_quietly(lite_bundle):
     assert "error" not in process.stderr.lower() and "Exception" not in process.stderr, process.stderr
 
 
+@pytest.mark.slow
 def test_run_summary_memory_stays_flat_over_200000_results():
     import live  # noqa: F401
     from live.outputs import RunSummary
@@ -77,6 +79,7 @@ def test_threads_follow_the_cpus_this_process_may_use(tmp_path):
     assert own_cgroup_limit(tmp_path, tmp_path / "self-cgroup") == 1
 
 
+@pytest.mark.slow
 def test_tensorflow_thread_pools_follow_live_cpus():
     """TensorFlow sizes its pools by the affinity mask alone; importing live caps them to the
     CPUs this process may use, so a Ray worker given one CPU runs one compute thread, also when
@@ -127,6 +130,7 @@ def test_bundle_with_a_lambda_layer_is_refused(lite_bundle, tmp_path):
 
 
 @pytest.mark.parametrize("sig, code", [("SIGINT", 130), ("SIGTERM", 0)])
+@pytest.mark.slow
 def test_signal_during_a_stream_reconnect_exits_cleanly(sig, code, lite_bundle, tmp_path):
     """Kill the stream server, wait until live is in its reconnect backoff (no new records),
     then Ctrl-C or SIGTERM: the mid-run exit code (130 or 0) at once, the summary printed, no
@@ -223,6 +227,7 @@ def reader_running(source):
     return any(thread.name == f"reader:{source.name}" for thread in threading.enumerate())
 
 
+@pytest.mark.slow
 def test_close_lets_a_read_in_progress_finish_before_the_capture_is_released():
     """A stream whose server is stopped (SIGSTOP) leaves the reader inside read() until the
     5 s read timeout. close() waits for that read to return, and the reader then releases the
@@ -252,6 +257,7 @@ def test_close_lets_a_read_in_progress_finish_before_the_capture_is_released():
     assert took < 7.0, took  # the read's own 5 s timeout, not longer
 
 
+@pytest.mark.slow
 def test_a_reconnect_that_finishes_after_close_leaves_no_capture_open():
     """The stream drops; the reader's reconnect is held inside its open while the server comes
     back and close() is called, then let go: the capture it opens after close() is released."""
@@ -417,6 +423,7 @@ def test_hostile_checkpoint_is_refused_not_crashed_on(hostile, tmp_path):
         load_state_dict(path)
 
 
+@pytest.mark.slow
 def test_hostile_checkpoint_gives_one_error_line(tmp_path, lite_bundle, cache_dir):
     """`live` and `train` reach the reader by the same path whatever the damage, so one hostile
     file (the one that crashed the reader before) is enough to check their one error line."""
@@ -464,6 +471,7 @@ def test_frames_dropped_while_loading_do_not_say_falling_behind():
     assert source.dropped / source.frames_read > 0.3  # what the old cumulative share would have shown
 
 
+@pytest.mark.slow
 def test_output_from_a_dropping_live_source_plays_in_real_time(inception_bundle, inception_weights, tmp_path):
     """A 28 fps stream classified by InceptionV3 (~50 ms a frame) drops about half its frames;
     the H.264 output holds each picture over the gap, so it lasts as long as the run did."""
@@ -494,6 +502,7 @@ def test_output_from_a_dropping_live_source_plays_in_real_time(inception_bundle,
     assert abs(frames / fps - span) <= 0.15 * span + 2 / fps, (frames, fps, span)
 
 
+@pytest.mark.slow
 def test_damaged_files_sample_of_the_fuzz_run(lite_bundle, tmp_path):
     """Four damaged copies of the test clips (tests/benchmarks/fuzz_files.py runs 200 of the shared ones)."""
     from pathlib import Path
@@ -508,6 +517,7 @@ def test_damaged_files_sample_of_the_fuzz_run(lite_bundle, tmp_path):
 
 
 @pytest.mark.parametrize("sig, code", [("SIGINT", 130), ("SIGTERM", 0)])
+@pytest.mark.slow
 def test_signal_while_the_model_loads_stops_at_once(sig, code, lite_bundle, tmp_path):
     """With an empty cache, live spends its first seconds converting the backbone to LiteRT. A
     signal then ends it with the mid-run exit code, without waiting for the conversion, and
@@ -538,6 +548,7 @@ NOTOP = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
 
 
 @pytest.mark.parametrize("where", ["keras cache", "keras cache, a folder", "environment"])
+@pytest.mark.slow
 def test_damaged_inception_weights_are_named_not_called_offline(where, inception_bundle, tmp_path):
     """Garbage where the InceptionV3 weights are looked for: Keras' cache under KERAS_HOME (read
     when Keras is imported, so set for the subprocess), the same path taken by a folder, or

@@ -61,6 +61,7 @@ def live_jsonl(tmp_path, clip, *args, name="out.jsonl", env=None):
 
 
 @pytest.mark.parametrize("clip", sorted(ACCEPTED))
+@pytest.mark.slow
 def test_default_bundle_names_the_real_action(clip, cache_dir, tmp_path):
     records, process = live_jsonl(tmp_path, CLIPS / clip)  # no --weights: the default bundle
     labels = (KINETICS / "labels.txt").read_text().splitlines()
@@ -81,6 +82,7 @@ def joined_clip(path, first, second, size=(340, 256), fps=25.0):
     return len(read_frames(CLIPS / first)) / fps  # when the second action starts, in seconds
 
 
+@pytest.mark.slow
 def test_label_follows_a_change_of_action_within_3_seconds(cache_dir, tmp_path):
     change = joined_clip(tmp_path / "joined.avi", "arm_wrestling.mp4", "pool_cleaning.mp4")
     records, _ = live_jsonl(tmp_path, tmp_path / "joined.avi")
@@ -94,6 +96,7 @@ def test_label_follows_a_change_of_action_within_3_seconds(cache_dir, tmp_path):
     assert Counter(settled)["cleaning pool"] / len(settled) >= 0.9
 
 
+@pytest.mark.slow
 def test_sources_at_different_rates_are_sampled_at_the_same_times(cache_dir, tmp_path):
     """A 10 fps and a 50 fps copy of one clip: the frames sampled at the model's 5 fps are taken
     at the same moments, so they are the same pictures and give the same probabilities."""
@@ -141,6 +144,7 @@ def movinet_bundle(tmp_path_factory, cache_dir):
     return out
 
 
+@pytest.mark.slow
 def test_trained_movinet_bundle_carries_its_backbone_and_rate(movinet_bundle):
     manifest = json.loads((movinet_bundle / "manifest.json").read_text())
     assert manifest["backbone"] == "movinet_a0_stream" and manifest["frame_rate"] == 5.0
@@ -149,6 +153,7 @@ def test_trained_movinet_bundle_carries_its_backbone_and_rate(movinet_bundle):
     assert manifest["stream_state"]["reset_every"] >= 2
 
 
+@pytest.mark.slow
 def test_live_equals_train_predict_at_every_window(movinet_bundle, cache_dir, tmp_path):
     """Every window live holds, partial ones while the buffer fills and shifted ones after,
     against `train predict`'s windows for the same clip (116 sampled frames here)."""
@@ -210,6 +215,7 @@ def test_default_bundle_on_the_jax_backend(cache_dir, tmp_path):
     np.testing.assert_allclose(on_jax, on_tensorflow, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_events_of_a_joined_clip(cache_dir, tmp_path):
     """Arm wrestling then pool cleaning: two segments, in order, meeting near the change."""
     change = joined_clip(tmp_path / "joined.avi", "arm_wrestling.mp4", "pool_cleaning.mp4")
@@ -229,6 +235,7 @@ def test_events_of_a_joined_clip(cache_dir, tmp_path):
     assert 0.5 <= min(s["peak_score"] for s in segments) <= 1.0
 
 
+@pytest.mark.slow
 def test_looped_file_and_ctrl_c_close_the_last_event(cache_dir, tmp_path):
     """--loop replays without end at --max-fps; Ctrl-C stops it, and the open segment is
     written with the time it reached."""

@@ -7,6 +7,8 @@ import pytest
 
 from conftest import CLIPS, read_jsonl, run_command, write_clip
 
+pytestmark = pytest.mark.slow  # every test here starts live or train, or fits a model
+
 
 def frame_count(path):
     capture = cv2.VideoCapture(str(path))

@@ -61,6 +61,7 @@ def test_missing_bundle(tmp_path):
 
 @pytest.mark.parametrize("damage", ["no_labels", "bad_manifest", "wrong_label_count", "wrong_fingerprint",
                                     "wrong_feature_size", "broken_model"])
+@pytest.mark.slow
 def test_damaged_bundle(damage, lite_bundle, tmp_path):
     bundle = Path(shutil.copytree(lite_bundle, tmp_path / "bundle"))
     manifest = json.loads((bundle / "manifest.json").read_text())
@@ -87,6 +88,7 @@ def test_damaged_bundle(damage, lite_bundle, tmp_path):
     assert_clean_error(live(bundle, "--file", CLIPS / "eye_makeup_320x240.avi"), expected)
 
 
+@pytest.mark.slow
 def test_file_that_stops_decoding(lite_bundle, tmp_path):
     """Half an MJPEG AVI: what decodes is processed and kept, then the shortfall is reported."""
     source = cv2.VideoCapture(str(CLIPS / "eye_makeup_320x240.avi"))
@@ -121,6 +123,7 @@ def long_run(bundle, tmp_path):
 
 
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 0)])
+@pytest.mark.slow
 def test_signal_stops_cleanly(sig, code, lite_bundle, tmp_path):
     process, jsonl, video = long_run(lite_bundle, tmp_path)
     process.send_signal(sig)
@@ -136,6 +139,7 @@ def test_signal_stops_cleanly(sig, code, lite_bundle, tmp_path):
     assert written == len(records)  # the video was closed properly and is playable
 
 
+@pytest.mark.slow
 def test_stream_that_drops(lite_bundle, tmp_path):
     """A real HTTP stream from ffmpeg on 127.0.0.1, killed mid-stream: live reconnects, gives up
     cleanly, and keeps what it classified."""

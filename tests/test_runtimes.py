@@ -11,6 +11,7 @@ from training.model import build_sequence_model
 
 @pytest.mark.parametrize("kind, expected", [("gru", LiteRTModel), ("motion", LiteRTModel), ("reference", LiteRTModel),
                                             ("while-loop GRU", None)])
+@pytest.mark.slow
 def test_head_runtimes_agree_on_partial_windows(kind, expected, cache_dir, capfd):
     if kind == "while-loop GRU":  # a GRU left rolled up: a while loop of TensorFlow ops LiteRT lacks
         from live.quiet import keras

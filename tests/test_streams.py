@@ -20,6 +20,7 @@ def by_stream(records):
 
 
 @pytest.mark.parametrize("bundle", ["lite", "kinetics600"])
+@pytest.mark.slow
 def test_three_streams_equal_three_single_runs(bundle, lite_bundle, tmp_path):
     # An image backbone takes each turn's frames as one batch; MoViNet runs them on a pool of
     # interpreters. Either way each stream must come out as if it ran alone. The three streams
@@ -62,6 +63,7 @@ def test_api_reads_a_list_of_sources_side_by_side():
     assert streams[str(clips[1])][-1]["label"] == "cleaning pool"
 
 
+@pytest.mark.slow
 def test_dropping_stream_beside_a_file_lets_the_file_finish(tmp_path):
     port = free_port()
     url = f"http://127.0.0.1:{port}/stream.ts"
@@ -94,6 +96,7 @@ def test_dropping_stream_beside_a_file_lets_the_file_finish(tmp_path):
     assert file_records_at_drop < 300  # the file was still running when the stream dropped, and went on
 
 
+@pytest.mark.slow
 def test_outputs_and_events_per_stream(tmp_path):
     clips = [CLIPS / "arm_wrestling.mp4", CLIPS / "pool_cleaning.mp4"]
     events = tmp_path / "events.jsonl"

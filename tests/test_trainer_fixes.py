@@ -8,6 +8,8 @@ import pytest
 
 from conftest import CLIPS, run_command
 
+pytestmark = pytest.mark.slow  # every test here starts live or train, or fits a model
+
 LITE0 = ("--backbone", "efficientnet_lite0")
 
 

@@ -13,6 +13,8 @@ import pytest
 import temporal_clips
 from conftest import CLIPS, assert_clean_error, read_jsonl, run_command, wait_for
 
+pytestmark = pytest.mark.slow  # every test here starts live or train, or fits a model
+
 LITE0 = ("--backbone", "efficientnet_lite0")
 # The suite's split of the temporal task: fold 1 of tests/benchmarks/temporal_eval.py's
 # cross-validation, not fold 0 (whose photos the clips were tuned on), so the fixture's one fit

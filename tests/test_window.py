@@ -11,8 +11,8 @@ import pytest
 
 from conftest import CLIPS, wait_for
 
-pytestmark = pytest.mark.skipif(not all(shutil.which(t) for t in ("Xvfb", "import", "tesseract", "xdotool", "ffmpeg")),
-                                reason="needs Xvfb, ImageMagick, tesseract-ocr, xdotool and ffmpeg")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not all(shutil.which(t) for t in ("Xvfb", "import", "tesseract", "xdotool", "ffmpeg")),
+                                reason="needs Xvfb, ImageMagick, tesseract-ocr, xdotool and ffmpeg")]
 
 
 @pytest.fixture
