@@ -22,7 +22,7 @@ from typing import Callable
 import numpy as np
 
 from live import movinet
-from live.errors import UserError
+from live.errors import UserError, first_line
 from live.files import written_atomically
 
 
@@ -112,7 +112,7 @@ def _download_failed(exc):
 
 
 def _reason(exc):
-    text = (str(exc).strip().splitlines() or [""])[0]
+    text = first_line(exc, limit=10**6)
     if "URL fetch failure" in text:  # "URL fetch failure on URL: code -- reason": the URL is known
         return text.rsplit(" -- ", 1)[-1][:200]
     return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__

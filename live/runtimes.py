@@ -15,7 +15,7 @@ import numpy as np
 
 from live.backbones import cache_dir, damaged_cache_entry
 from live.cpus import usable_cpus
-from live.errors import UserError
+from live.errors import UserError, first_line
 from live.files import file_sha256, written_atomically
 from live.lender import Lender
 from live.quiet import native_stderr_silenced
@@ -256,7 +256,7 @@ def make_head(model, model_fingerprint, runtime=None):
         except Exception as exc:  # conversion, loading or the first call: all are the same to us
             import sys
             # Its first line, without the advice for Android builds LiteRT's messages go on with.
-            reason = (str(exc).strip().splitlines() or [""])[0]
+            reason = first_line(exc, limit=10**6)
             for advice in (". Make sure", ". For the Android", ". If you"):
                 reason = reason.split(advice)[0]
             reason = reason[:200]

@@ -185,7 +185,8 @@ class _LatestFrameSource:
         if not ok or first is None:
             self._capture.release()
             raise UserError(self._unavailable_message())
-        self.fps = self._capture.get(cv2.CAP_PROP_FPS) or 0.0
+        fps = self._capture.get(cv2.CAP_PROP_FPS)
+        self.fps = fps if plausible_fps(fps) else 0.0  # 0: unknown (a driver's 90000 is a time base, not a rate)
         self.frame_count = 0
         self.size = (first.shape[1], first.shape[0])
         self.frames_read = 1      # frames taken from the source, this first one included

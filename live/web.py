@@ -84,7 +84,7 @@ class WebSink(DrawingSink):
     def __init__(self, address, token=None, top_k=3, threshold=0.0, event_min_duration=1.0, event_min_score=0.5,
                  max_viewers=MAX_VIEWERS, overlay=None, announce=None):
         self.host, self.port = address
-        self.token = token if token or is_loopback(self.host) else None
+        self.token = token  # made up at open() when one is needed and none was given
         self.needs_token = not is_loopback(self.host)
         self.top_k = top_k
         self.event_rule = (event_min_duration, event_min_score)
