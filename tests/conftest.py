@@ -104,6 +104,18 @@ def write_clip(path, frames, fps=25.0, codec="MJPG"):
     return path
 
 
+def frame_count(path):
+    """Frames OpenCV decodes from a video, counted by reading them all."""
+    import cv2
+
+    capture = cv2.VideoCapture(str(path))
+    count = 0
+    while capture.read()[0]:
+        count += 1
+    capture.release()
+    return count
+
+
 def wait_for(condition, timeout, interval=0.1):
     """Poll `condition` until it is true or `timeout` seconds pass; returns its last value."""
     deadline = time.time() + timeout

@@ -5,17 +5,9 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import CLIPS, read_jsonl, run_command, write_clip
+from conftest import CLIPS, frame_count, read_jsonl, run_command, write_clip
 
 pytestmark = pytest.mark.slow  # every test here starts live or train, or fits a model
-
-
-def frame_count(path):
-    capture = cv2.VideoCapture(str(path))
-    count = 0
-    while capture.read()[0]:
-        count += 1
-    return count
 
 
 def check_records(records, frames, labels, seq_len=20):

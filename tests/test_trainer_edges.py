@@ -14,19 +14,10 @@ import cv2
 import pytest
 from click.testing import CliRunner
 
-from conftest import CLIPS, ROOT
+from conftest import CLIPS, ROOT, frame_count
 
 KINETICS = ROOT / "weights" / "kinetics600"
 THREE_CLIPS = [CLIPS / "arm_wrestling.mp4", CLIPS / "pool_cleaning.mp4", CLIPS / "basketball.mp4"]
-
-
-def frame_count(path):
-    capture = cv2.VideoCapture(str(path))
-    count = 0
-    while capture.read()[0]:
-        count += 1
-    capture.release()
-    return count
 
 
 @pytest.fixture(scope="module")

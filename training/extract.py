@@ -36,7 +36,6 @@ class ExtractionJob:
     features (the frame rate resolved, the cache folder absolute) and the frame path they name."""
     features: FeatureConfig
     frame_path: FramePath
-    min_frames: int = MIN_FRAMES
 
 
 class ClipExtractor:
@@ -60,7 +59,7 @@ class ClipExtractor:
             return {"video": video, "frames": 0, "seconds": 0.0, "skipped": None, "cached": True}
         started = time.perf_counter()
         _, skipped, timing = extract_features([video], self.embedder, self.job.frame_path, self.cache,
-                                              self.job.min_frames, progress=False)
+                                              MIN_FRAMES, progress=False)
         seconds = time.perf_counter() - started
         self.done["clips"] += 1
         self.done["frames"] += timing["frames"]
@@ -91,7 +90,7 @@ def plan(dataset_config, feature_config):
 def extract_locally(config, job, embedder, clips):
     """In this process, with the driver's own embedder (`plan` built it), as `fit` does it."""
     _, skipped, timing = extract_features(clips, embedder, job.frame_path,
-                                          FeatureCache(job.frame_path, job.features.cache_root), job.min_frames,
+                                          FeatureCache(job.frame_path, job.features.cache_root), MIN_FRAMES,
                                           progress=config.progress)
     log(f"{len(clips) - timing['clips']} of {len(clips)} clips were already in the cache")
     worker = {"host": socket.gethostname(), "pid": os.getpid(), "clips": timing["clips"], "frames": timing["frames"],
