@@ -1,6 +1,14 @@
 """Windows of clip features in the exact layout of live's buffer: valid frames first, oldest
-first, zero padding and a false mask after them."""
+first, zero padding and a false mask after them.
+
+Training draws its windows as specs (clip, start, length: a few bytes each) and fills them
+batch by batch from the clips' memory-mapped cache entries (WindowBatches), so memory holds one
+batch of windows, never every window of every clip."""
 import numpy as np
+
+from live.quiet import keras
+
+PARTIAL_SHARE = 0.3  # of training windows: partial ones, as live sees while its buffer fills
 
 
 def window(features, start, length, seq_len):
@@ -13,26 +21,89 @@ def window(features, start, length, seq_len):
     return out, mask
 
 
-def training_windows(clips, seq_len, per_clip, rng, partial_share=0.3, shuffle_frames=False):
+def draw_windows(frame_counts, seq_len, per_clip, rng, partial_share=PARTIAL_SHARE):
     """Random windows across each clip: full ones anywhere in the clip, and partial ones (the
-    first 1..seq_len-1 frames after a random start, as live sees when it starts). Returns
-    features (N, T, F), mask (N, T) and the index of each window's clip."""
-    windows, masks, owners = [], [], []
-    for owner, features in enumerate(clips):
-        count = len(features)
+    first 1..seq_len-1 frames after a random start, as live sees when it starts). Returns their
+    specs: the index of each window's clip, its start and its length (int arrays)."""
+    owners, starts, lengths = [], [], []
+    for owner, count in enumerate(frame_counts):
         for _ in range(per_clip):
             if rng.random() < partial_share or count < seq_len:
                 length = int(rng.integers(1, min(seq_len, count) + 1))
             else:
                 length = seq_len
-            start = int(rng.integers(0, count - length + 1))
-            frames, mask = window(features, start, length, seq_len)
-            if shuffle_frames:
-                frames[:length] = frames[rng.permutation(length)]
-            windows.append(frames)
-            masks.append(mask)
             owners.append(owner)
-    return np.stack(windows), np.stack(masks), np.asarray(owners)
+            starts.append(int(rng.integers(0, count - length + 1)))
+            lengths.append(length)
+    return np.asarray(owners, np.int32), np.asarray(starts, np.int32), np.asarray(lengths, np.int16)
+
+
+def shuffled_frames(frames, mask, rng):
+    """A per-window hook (see WindowBatches): the window's valid frames in a random order (the
+    --shuffle-frames ablation: what is left to learn without the order)."""
+    length = int(mask.sum())
+    frames[:length] = frames[rng.permutation(length)]
+    return frames
+
+
+class WindowBatches(keras.utils.PyDataset):
+    """Batches of windows for model.fit, made from the clips' features as they are asked for:
+    ((features (B, T, F) float32, mask (B, T)), labels (B,)).
+
+    `features` maps each of `clips` (paths) to its (frames, F) array: a ClipFeatures of
+    memory-mapped cache entries, or arrays in memory. `labels` are the clips' class indices.
+    The first draw takes `rng` (fit's, seeded), so the windows of the first epoch, and the
+    validation windows drawn after them from the same rng, are the ones fit drew before it
+    streamed. With `redraw` (training), every later epoch draws new windows from the clips
+    (seeded by (seed, epoch)) and the order is shuffled; without it (validation), the windows
+    stay as drawn, in clip order, so validation scores the same windows every epoch.
+
+    `per_window(frames, mask, rng) -> frames` changes each window as its batch is made
+    (shuffled_frames, augmentation); its rng is seeded by (seed, epoch, batch), so a run is
+    repeatable whichever worker thread makes the batch. Batches are made ahead of training
+    by `workers` threads (the GIL is released while the entries' pages are copied)."""
+
+    def __init__(self, features, clips, labels, seq_len, per_clip, batch_size, rng, seed, redraw=True,
+                 per_window=None, workers=2):
+        super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=8)
+        self.features, self.clips, self.labels = features, list(clips), np.asarray(labels, np.int64)
+        self.seq_len, self.per_clip, self.batch_size = seq_len, per_clip, batch_size
+        self.seed, self.redraw, self.per_window = seed, redraw, per_window
+        self.frame_counts = [len(features[clip]) for clip in self.clips]
+        self.feature_size = features[self.clips[0]].shape[1]
+        self.epoch = 0
+        self.owners, self.starts, self.lengths = draw_windows(self.frame_counts, seq_len, per_clip, rng)
+        self.order = self._ordered(np.random.default_rng([seed, 0]))
+
+    def _ordered(self, rng):
+        return rng.permutation(len(self.owners)) if self.redraw else np.arange(len(self.owners))
+
+    def __len__(self):
+        return -(-len(self.owners) // self.batch_size)
+
+    @property
+    def windows(self):
+        return len(self.owners)
+
+    def __getitem__(self, batch):
+        chosen = self.order[batch * self.batch_size:(batch + 1) * self.batch_size]
+        frames = np.zeros((len(chosen), self.seq_len, self.feature_size), np.float32)
+        mask = np.zeros((len(chosen), self.seq_len), bool)
+        rng = np.random.default_rng([self.seed, self.epoch, batch]) if self.per_window else None
+        for row, number in enumerate(chosen):
+            start, length = self.starts[number], self.lengths[number]
+            frames[row, :length] = self.features[self.clips[self.owners[number]]][start:start + length]
+            mask[row, :length] = True
+            if self.per_window:
+                frames[row] = self.per_window(frames[row], mask[row], rng)
+        return (frames, mask), self.labels[self.owners[chosen]]
+
+    def on_epoch_end(self):
+        if self.redraw:
+            self.epoch += 1
+            rng = np.random.default_rng([self.seed, self.epoch])
+            self.owners, self.starts, self.lengths = draw_windows(self.frame_counts, self.seq_len, self.per_clip, rng)
+            self.order = self._ordered(rng)
 
 
 def clip_window_starts(count, seq_len):
