@@ -11,7 +11,6 @@ entry, and what training needs of it (label, group, split, frame rate, frame cou
 can train from the cache alone. Entries are read memory-mapped and checked against the index and
 the backbone's feature size before use (open_entry): a file is never trusted for its shape.
 """
-import functools
 import hashlib
 import itertools
 import json
@@ -229,33 +228,65 @@ def open_entry(file, feature_size, frames=None):
     return features
 
 
-class ClipFeatures:
-    """A mapping of clip paths to their cache entries, opened memory-mapped on demand and checked
-    (open_entry); at most `open_at_once` stay mapped (least recently used first out), so
-    neither memory nor open files grow with the number of clips."""
+class EntryRows:
+    """A checked cache entry's frames, read from its file a slice of rows at a time: nothing of
+    it is held open or in memory. Enough of an array for windows and statistics: len, shape,
+    dtype, slicing rows, np.asarray."""
 
-    def __init__(self, files, feature_size, frame_counts=None, open_at_once=256):
-        self.files, self.feature_size, self.frame_counts = dict(files), feature_size, frame_counts or {}
-        self._open = functools.lru_cache(maxsize=open_at_once)(self._open_entry)
+    ndim = 2
 
-    def _open_entry(self, path):
-        try:
-            return open_entry(self.files[path], self.feature_size, self.frame_counts.get(path))
-        except (FileNotFoundError, DamagedEntry) as exc:
-            raise UserError(f"the cache entry of {path} changed while training: {first_line(exc)}; run again, and it "
-                            "is extracted again") from None
-
-    def __getitem__(self, path):
-        return self._open(path)
-
-    def __contains__(self, path):
-        return path in self.files
+    def __init__(self, entry):
+        """`entry`: the entry as open_entry maps it (a C-order memmap): where its data starts,
+        its dtype and shape."""
+        if not entry.flags.c_contiguous:
+            raise DamagedEntry(f"{entry.filename} is stored in Fortran order; cache entries are C order")
+        self.file, self.offset, self.dtype, self.shape = entry.filename, entry.offset, entry.dtype, entry.shape
 
     def __len__(self):
-        return len(self.files)
+        return self.shape[0]
+
+    def __getitem__(self, rows):
+        if not isinstance(rows, slice):
+            rows = slice(rows, rows + 1) if rows != -1 else slice(-1, None)
+        start, stop, step = rows.indices(self.shape[0])
+        if step != 1:
+            raise IndexError("EntryRows reads runs of rows")
+        count = max(0, stop - start) * self.shape[1]
+        values = np.fromfile(self.file, self.dtype, count=count, offset=self.offset + start * self.shape[1] * self.dtype.itemsize)
+        if len(values) != count:  # the file shrank after it was checked
+            raise UserError(f"the cache entry {self.file} changed while training; run again, and it is extracted again")
+        return values.reshape(-1, self.shape[1])
+
+    def __array__(self, dtype=None, copy=None):
+        return self[:] if dtype is None else self[:].astype(dtype)
+
+
+class ClipFeatures:
+    """A mapping of clip paths to their cache entries (EntryRows), each checked once here
+    (open_entry): neither memory nor open files grow with the number of clips."""
+
+    def __init__(self, files, feature_size, frame_counts=None):
+        frame_counts = frame_counts or {}
+        self.entries = {}
+        for path, file in files.items():
+            try:
+                self.entries[path] = EntryRows(open_entry(file, feature_size, frame_counts.get(path)))
+            except (FileNotFoundError, DamagedEntry) as exc:
+                raise UserError(f"the cache entry of {path} changed while training began: {first_line(exc)}; run "
+                                "again, and it is extracted again") from None
+        self.frame_counts = {path: len(entry) for path, entry in self.entries.items()}
+
+    def __getitem__(self, path):
+        return self.entries[path]
+
+    def __contains__(self, path):
+        return path in self.entries
+
+    def __len__(self):
+        return len(self.entries)
 
     def __iter__(self):
-        return iter(self.files)
+        return iter(self.entries)
 
 
 class FeatureCache:

@@ -60,11 +60,15 @@ class WindowBatches(keras.utils.PyDataset):
 
     `per_window(frames, mask, rng) -> frames` changes each window as its batch is made
     (shuffled_frames, augmentation); its rng is seeded by (seed, epoch, batch), so a run is
-    repeatable whichever worker thread makes the batch. Batches are made ahead of training
-    by `workers` threads (the GIL is released while the entries' pages are copied)."""
+    repeatable whichever thread makes the batch. Batches are made ahead of training, while it
+    runs: with TensorFlow, Keras reads a PyDataset through tf.data, which prefetches in a thread
+    of its own; other backends (JAX) read it in the training loop, so two worker threads of
+    Keras's make the batches ahead there (with TensorFlow they would only add a thread pool
+    started and stopped every epoch: measured slower)."""
 
     def __init__(self, features, clips, labels, seq_len, per_clip, batch_size, rng, seed, redraw=True,
-                 per_window=None, workers=2):
+                 per_window=None):
+        workers = 0 if keras.backend.backend() == "tensorflow" else 2
         super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=8)
         self.features, self.clips, self.labels = features, list(clips), np.asarray(labels, np.int64)
         self.seq_len, self.per_clip, self.batch_size = seq_len, per_clip, batch_size
