@@ -1,6 +1,7 @@
 """What reading the trainer found, each checked on real files: the held-out split recorded in the
 bundle and reused by `train evaluate`, the frame rate a bundle records, the cache's identity of
-a video, the min-frames rule for cached clips, and preprocessing in the backbone fingerprint."""
+a video, the min-frames rule for cached clips, preprocessing in the backbone fingerprint, and the
+feature cache's index: fit after extract opens no clip, trains from the cache alone, survives Ctrl-C."""
 import json
 import shutil
 
@@ -104,3 +105,120 @@ def test_fingerprint_covers_the_preprocessing_layer(cache_dir):
     layer = next(l for l in model._flatten_layers() if isinstance(l, keras.layers.Rescaling))
     layer.scale = layer.scale * 2
     assert fingerprint(model) != before
+
+
+def private_cache(seeded_bundle, cache_dir, tmp_path):
+    """A cache folder of this test's own, holding the features seeded_bundle's fit made of the
+    class folders (entries are named by content, so they can be brought in by copying, as
+    README's "The feature cache" says)."""
+    [made] = [folder for folder in (cache_dir / "features").glob("efficientnet_lite0-*-rate29.97-pts")]
+    cache = tmp_path / "cache"
+    shutil.copytree(made, cache / made.name)
+    return cache
+
+
+def lite0_fit_config(data, out, cache, epochs=2):
+    from training.config import DatasetConfig, FeatureConfig, FitConfig
+
+    return FitConfig(out=str(out), dataset=DatasetConfig(str(data) if data else None), epochs=epochs, progress=False,
+                     features=FeatureConfig("efficientnet_lite0", cache_root=str(cache)))
+
+
+def test_fit_uses_the_cache_index_and_trains_from_it_alone(seeded_bundle, class_folders, tmp_path, cache_dir):
+    """After `train extract`, fit opens no clip (each is replaced by garbage of the same size and
+    time, and Python's opens are counted: none); a clip whose file changed is extracted again,
+    alone; `train fit --cache` with the clips gone trains on the same split to the same metrics;
+    a damaged entry is an error that says so."""
+    import os
+    import sys
+
+    import numpy as np
+
+    from conftest import write_clip
+    from live.errors import UserError
+    from training.config import DatasetConfig, ExtractConfig, FeatureConfig
+    from training.extract import extract
+    from training.features import CacheIndex, clip_key
+    from training.fit import fit
+
+    data, cache = tmp_path / "data", private_cache(seeded_bundle, cache_dir, tmp_path)
+    shutil.copytree(class_folders, data)
+    extract(ExtractConfig(DatasetConfig(str(data)), FeatureConfig("efficientnet_lite0", cache_root=str(cache)),
+                          progress=False))
+    clips = sorted(data.glob("*/*.avi"))
+    records = CacheIndex(cache).records
+    assert {clip_key(c) for c in clips} <= set(records)
+    assert all(records[clip_key(c)]["frames"] and records[clip_key(c)]["label"] == c.parent.name for c in clips)
+
+    for clip in clips:  # the same size and modification time, content no decoder could read
+        stat = clip.stat()
+        clip.write_bytes(b"\0" * stat.st_size)
+        os.utime(clip, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    opened = []
+    sys.addaudithook(lambda event, args: event == "open" and str(args[0]).startswith(str(data))
+                     and opened.append(args[0]))
+    report = fit(lite0_fit_config(data, tmp_path / "b1", cache))
+    assert opened == [] and report["skipped"] == [] and report["timings"]["frames_extracted"] == 0
+
+    changed = clips[0]
+    capture = cv2_capture(CLIPS / "arm_wrestling.mp4")
+    write_clip(changed, [capture.read()[1] for _ in range(30)], fps=28)
+    report = fit(lite0_fit_config(data, tmp_path / "b2", cache))
+    assert set(opened) == {str(changed)}  # its identity is read again; no other clip is opened
+    assert report["timings"]["frames_extracted"] == 30 and report["skipped"] == []
+    assert CacheIndex(cache).records[clip_key(changed)]["key"] != records[clip_key(changed)]["key"]
+
+    data.rename(tmp_path / "moved")
+    process = run_command("train", "fit", "--cache", cache, "--out", tmp_path / "b3", *LITE0, "--epochs", 2, "--quiet")
+    assert process.returncode == 0, process.stderr
+    manifests = [json.loads((tmp_path / b / "manifest.json").read_text()) for b in ("b2", "b3")]
+    assert manifests[0]["split"] == manifests[1]["split"] and manifests[0]["frame_rate"] == manifests[1]["frame_rate"]
+    reports = [json.loads((tmp_path / b / "report.json").read_text()) for b in ("b2", "b3")]
+    assert reports[0]["dataset"] == reports[1]["dataset"]
+    assert reports[0]["test"] == reports[1]["test"] and reports[0]["history"] == reports[1]["history"]
+
+    entry = next(cache.glob("*/*.npy"))
+    entry.write_bytes(entry.read_bytes()[:-100])  # truncated: the header promises more than is there
+    with pytest.raises(UserError, match="damaged cache entry"):
+        fit(lite0_fit_config(None, tmp_path / "b4", cache))
+    assert not (tmp_path / "b4").exists()
+
+
+def cv2_capture(path):
+    import cv2
+
+    return cv2.VideoCapture(str(path))
+
+
+def test_ctrl_c_during_fit_leaves_cache_and_bundles_as_they_were(seeded_bundle, class_folders, tmp_path, cache_dir):
+    import hashlib
+    import signal
+    import subprocess
+
+    from conftest import wait_for
+
+    cache = private_cache(seeded_bundle, cache_dir, tmp_path)
+    out = tmp_path / "bundle"
+    shutil.copytree(seeded_bundle, out)  # a bundle that --force would replace, had the fit finished
+    first = subprocess.run(["train", "fit", "--data", str(class_folders), "--out", str(tmp_path / "first"), *LITE0,
+                            "--cache", str(cache), "--epochs", "1", "--quiet"], capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr  # the index is written
+
+    def contents(folder):
+        return {p.relative_to(folder): hashlib.sha1(p.read_bytes()).hexdigest() for p in folder.rglob("*") if p.is_file()}
+
+    before = contents(cache), contents(out)
+    log = tmp_path / "fit.log"
+    with open(log, "w") as output:
+        process = subprocess.Popen(["train", "fit", "--data", str(class_folders), "--out", str(out), *LITE0, "--cache",
+                                    str(cache), "--epochs", "500", "--force"], stdout=output, stderr=subprocess.STDOUT)
+        try:
+            assert wait_for(lambda: "Epoch 3/" in log.read_text() or process.poll() is not None, 120), log.read_text()
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=60)
+        finally:
+            process.kill()
+    assert process.returncode == 130, log.read_text()
+    assert "Traceback" not in log.read_text()
+    assert (contents(cache), contents(out)) == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging folder left
