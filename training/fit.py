@@ -241,7 +241,8 @@ def fit(config):
         f"an epoch from {len(fit_clips)} clips, validating on {len(val_clips)} clips")
     history = model.fit(
         train_batches, validation_data=val_batches, epochs=config.epochs, verbose=2 if config.progress else 0,
-        callbacks=[keras.callbacks.EarlyStopping(monitor="val_loss", patience=8, restore_best_weights=True)])
+        callbacks=[train_batches.epoch_callback(),
+                   keras.callbacks.EarlyStopping(monitor="val_loss", patience=8, restore_best_weights=True)])
     history = {k: [float(v) for v in values] for k, values in history.history.items()}
     best_epoch = int(np.argmin(history["val_loss"]))
 

@@ -56,7 +56,8 @@ class WindowBatches(keras.utils.PyDataset):
     validation windows drawn after them from the same rng, are the ones fit drew before it
     streamed. With `redraw` (training), every later epoch draws new windows from the clips
     (seeded by (seed, epoch)) and the order is shuffled; without it (validation), the windows
-    stay as drawn, in clip order, so validation scores the same windows every epoch.
+    stay as drawn, in clip order, so validation scores the same windows every epoch. Pass
+    epoch_callback() to model.fit.
 
     `per_window(frames, mask, rng) -> frames` changes each window as its batch is made
     (shuffled_frames, augmentation); its rng is seeded by (seed, epoch, batch), so a run is
@@ -102,12 +103,21 @@ class WindowBatches(keras.utils.PyDataset):
                 frames[row] = self.per_window(frames[row], mask[row], rng)
         return (frames, mask), self.labels[self.owners[chosen]]
 
-    def on_epoch_end(self):
-        if self.redraw:
-            self.epoch += 1
-            rng = np.random.default_rng([self.seed, self.epoch])
+    def draw_epoch(self, epoch):
+        """Draw epoch `epoch`'s windows (epoch 0's are the first draw), unless they are drawn."""
+        if self.redraw and epoch != self.epoch:
+            self.epoch = epoch
+            rng = np.random.default_rng([self.seed, epoch])
             self.owners, self.starts, self.lengths = draw_windows(self.frame_counts, self.seq_len, self.per_clip, rng)
             self.order = self._ordered(rng)
+
+    def epoch_callback(self):
+        """The callback to give model.fit so each epoch draws its own windows. Keras calls a
+        callback's on_epoch_begin with the epoch's number before it reads the epoch's first batch
+        (batches are made lazily, TensorFlow's prefetch included), whereas a PyDataset's own
+        on_epoch_end is also called before the first epoch, and, on JAX, after a batch that
+        builds the model: counting those calls would skip the first draw."""
+        return keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs=None: self.draw_epoch(epoch))
 
 
 def clip_window_starts(count, seq_len):
