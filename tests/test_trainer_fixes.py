@@ -132,8 +132,6 @@ def test_fit_uses_the_cache_index_and_trains_from_it_alone(seeded_bundle, class_
     import os
     import sys
 
-    import numpy as np
-
     from conftest import write_clip
     from live.errors import UserError
     from training.config import DatasetConfig, ExtractConfig, FeatureConfig

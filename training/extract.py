@@ -12,6 +12,9 @@ every clip cached. A clip is the unit of work.
   into the cache, which must then be on storage every machine sees at the same path (set
   LIVE_CACHE_DIR or --cache); entries are written atomically, so concurrent workers, a
   crashed worker or Ctrl-C leave only complete entries, and a rerun resumes.
+
+Either way the driver writes the cache's index (features.CacheIndex): each clip's identity,
+label, group, split and frame counts, from the workers' answers, so `fit` needs no clip again.
 """
 import os
 import socket

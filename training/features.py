@@ -246,13 +246,12 @@ class EntryRows:
         return self.shape[0]
 
     def __getitem__(self, rows):
-        if not isinstance(rows, slice):
-            rows = slice(rows, rows + 1) if rows != -1 else slice(-1, None)
-        start, stop, step = rows.indices(self.shape[0])
-        if step != 1:
-            raise IndexError("EntryRows reads runs of rows")
+        if not isinstance(rows, slice) or rows.step not in (None, 1):
+            raise TypeError("EntryRows reads runs of rows: entry[start:stop]")
+        start, stop, _ = rows.indices(self.shape[0])
         count = max(0, stop - start) * self.shape[1]
-        values = np.fromfile(self.file, self.dtype, count=count, offset=self.offset + start * self.shape[1] * self.dtype.itemsize)
+        offset = self.offset + start * self.shape[1] * self.dtype.itemsize
+        values = np.fromfile(self.file, self.dtype, count=count, offset=offset)
         if len(values) != count:  # the file shrank after it was checked
             raise UserError(f"the cache entry {self.file} changed while training; run again, and it is extracted again")
         return values.reshape(-1, self.shape[1])
