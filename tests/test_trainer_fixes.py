@@ -117,7 +117,7 @@ def private_cache(seeded_bundle, cache_dir, tmp_path):
     return cache
 
 
-def lite0_fit_config(data, out, cache, epochs=2):
+def lite0_fit_config(data, out, cache, epochs=1):
     from training.config import DatasetConfig, FeatureConfig, FitConfig
 
     return FitConfig(out=str(out), dataset=DatasetConfig(str(data) if data else None), epochs=epochs, progress=False,
@@ -126,8 +126,8 @@ def lite0_fit_config(data, out, cache, epochs=2):
 
 def test_fit_uses_the_cache_index_and_trains_from_it_alone(seeded_bundle, class_folders, tmp_path, cache_dir):
     """After `train extract`, fit opens no clip (each is replaced by garbage of the same size and
-    time, and Python's opens are counted: none); a clip whose file changed is extracted again,
-    alone; `train fit --cache` with the clips gone trains on the same split to the same metrics;
+    time, and Python's opens are counted: none); `train fit --cache` with the clips gone trains
+    on the same split to the same metrics; a clip whose file changed is extracted again, alone;
     a damaged entry is an error that says so."""
     import os
     import sys
@@ -135,9 +135,10 @@ def test_fit_uses_the_cache_index_and_trains_from_it_alone(seeded_bundle, class_
     from conftest import write_clip
     from live.errors import UserError
     from training.config import DatasetConfig, ExtractConfig, FeatureConfig
+    from training.datasets import load_dataset
     from training.extract import extract
     from training.features import CacheIndex, clip_key
-    from training.fit import fit
+    from training.fit import cached_features, fit
 
     data, cache = tmp_path / "data", private_cache(seeded_bundle, cache_dir, tmp_path)
     shutil.copytree(class_folders, data)
@@ -145,41 +146,50 @@ def test_fit_uses_the_cache_index_and_trains_from_it_alone(seeded_bundle, class_
                           progress=False))
     clips = sorted(data.glob("*/*.avi"))
     records = CacheIndex(cache).records
-    assert {clip_key(c) for c in clips} <= set(records)
     assert all(records[clip_key(c)]["frames"] and records[clip_key(c)]["label"] == c.parent.name for c in clips)
 
-    for clip in clips:  # the same size and modification time, content no decoder could read
-        stat = clip.stat()
-        clip.write_bytes(b"\0" * stat.st_size)
-        os.utime(clip, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    originals = {clip: (clip.read_bytes(), clip.stat()) for clip in clips}
+
+    def put_back(contents):  # with the recorded size and modification time
+        for clip, (content, stat) in originals.items():
+            clip.write_bytes(contents(content))
+            os.utime(clip, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+    put_back(lambda content: b"\0" * len(content))  # content no decoder could read
     opened = []
     sys.addaudithook(lambda event, args: event == "open" and str(args[0]).startswith(str(data))
                      and opened.append(args[0]))
     report = fit(lite0_fit_config(data, tmp_path / "b1", cache))
     assert opened == [] and report["skipped"] == [] and report["timings"]["frames_extracted"] == 0
 
+    data.rename(tmp_path / "moved")
+    process = run_command("train", "fit", "--cache", cache, "--out", tmp_path / "b2", *LITE0, "--epochs", 1, "--quiet")
+    assert process.returncode == 0, process.stderr
+    manifests = [json.loads((tmp_path / b / "manifest.json").read_text()) for b in ("b1", "b2")]
+    assert manifests[0]["split"] == manifests[1]["split"] and manifests[0]["frame_rate"] == manifests[1]["frame_rate"]
+    reports = [json.loads((tmp_path / b / "report.json").read_text()) for b in ("b1", "b2")]
+    for part in ("dataset", "test", "history"):
+        assert reports[0][part] == reports[1][part], part
+
+    (tmp_path / "moved").rename(data)
+    put_back(lambda content: content)
     changed = clips[0]
     capture = cv2_capture(CLIPS / "arm_wrestling.mp4")
     write_clip(changed, [capture.read()[1] for _ in range(30)], fps=28)
-    report = fit(lite0_fit_config(data, tmp_path / "b2", cache))
-    assert set(opened) == {str(changed)}  # its identity is read again; no other clip is opened
-    assert report["timings"]["frames_extracted"] == 30 and report["skipped"] == []
-    assert CacheIndex(cache).records[clip_key(changed)]["key"] != records[clip_key(changed)]["key"]
-
-    data.rename(tmp_path / "moved")
-    process = run_command("train", "fit", "--cache", cache, "--out", tmp_path / "b3", *LITE0, "--epochs", 2, "--quiet")
-    assert process.returncode == 0, process.stderr
-    manifests = [json.loads((tmp_path / b / "manifest.json").read_text()) for b in ("b2", "b3")]
-    assert manifests[0]["split"] == manifests[1]["split"] and manifests[0]["frame_rate"] == manifests[1]["frame_rate"]
-    reports = [json.loads((tmp_path / b / "report.json").read_text()) for b in ("b2", "b3")]
-    assert reports[0]["dataset"] == reports[1]["dataset"]
-    assert reports[0]["test"] == reports[1]["test"] and reports[0]["history"] == reports[1]["history"]
+    index, dataset = CacheIndex(cache), load_dataset(data)
+    features = FeatureConfig("efficientnet_lite0", frame_rate=manifests[0]["frame_rate"], cache_root=str(cache))
+    opened.clear()
+    entries, skipped, _, timing = cached_features(dataset.train + dataset.test, features, index, 5, False,
+                                                  from_index_only=False)
+    assert set(opened) == {str(changed)} and not skipped  # the others: unchanged size and time, not read
+    assert timing["frames"] == 30 and len(entries[str(changed)]) == 30
+    assert index.records[clip_key(changed)]["key"] != records[clip_key(changed)]["key"]
 
     entry = next(cache.glob("*/*.npy"))
     entry.write_bytes(entry.read_bytes()[:-100])  # truncated: the header promises more than is there
     with pytest.raises(UserError, match="damaged cache entry"):
-        fit(lite0_fit_config(None, tmp_path / "b4", cache))
-    assert not (tmp_path / "b4").exists()
+        fit(lite0_fit_config(None, tmp_path / "b3", cache))
+    assert not (tmp_path / "b3").exists()
 
 
 def cv2_capture(path):
@@ -194,16 +204,15 @@ def test_ctrl_c_during_fit_leaves_cache_and_bundles_as_they_were(seeded_bundle, 
     import subprocess
 
     from conftest import wait_for
+    from training.features import CacheIndex
 
     cache = private_cache(seeded_bundle, cache_dir, tmp_path)
     out = tmp_path / "bundle"
     shutil.copytree(seeded_bundle, out)  # a bundle that --force would replace, had the fit finished
-    first = subprocess.run(["train", "fit", "--data", str(class_folders), "--out", str(tmp_path / "first"), *LITE0,
-                            "--cache", str(cache), "--epochs", "1", "--quiet"], capture_output=True, text=True)
-    assert first.returncode == 0, first.stderr  # the index is written
 
     def contents(folder):
-        return {p.relative_to(folder): hashlib.sha1(p.read_bytes()).hexdigest() for p in folder.rglob("*") if p.is_file()}
+        return {p.relative_to(folder): hashlib.sha1(p.read_bytes()).hexdigest() for p in folder.rglob("*")
+                if p.is_file() and p.name != "index.jsonl"}
 
     before = contents(cache), contents(out)
     log = tmp_path / "fit.log"
@@ -219,4 +228,5 @@ def test_ctrl_c_during_fit_leaves_cache_and_bundles_as_they_were(seeded_bundle, 
     assert process.returncode == 130, log.read_text()
     assert "Traceback" not in log.read_text()
     assert (contents(cache), contents(out)) == before
+    assert len(CacheIndex(cache).records) == 18  # written before training began, whole
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging folder left
