@@ -8,7 +8,7 @@ written atomically, so a crash or Ctrl-C leaves only complete entries behind.
 The cache's index (CacheIndex, <root>/index.jsonl) records each clip's size, modification
 time and content key, so a clip whose size and time are unchanged is not read again to find its
 entry, and what training needs of it (label, group, split, frame rate, frame counts), so `fit`
-can train from the cache alone. Entries are read memory-mapped and checked against the index and
+can train from the cache alone. Entries are opened memory-mapped and checked against the index and
 the backbone's feature size before use (open_entry): a file is never trusted for its shape.
 """
 import hashlib

@@ -37,7 +37,7 @@ def prepare_features(clips, config, min_frames=1, progress=True):
 
 
 def cached_features(clips, config, cache_index, min_frames, progress, from_index_only):
-    """The clips' cache entries as a ClipFeatures (memory-mapped on demand: nothing is held in
+    """The clips' cache entries as a ClipFeatures (read a run of rows at a time: nothing is held in
     memory), with (skipped, frame path, timings). Clips not yet cached are extracted first;
     `from_index_only` (training from the cache alone) extracts nothing and opens no clip."""
     embedder, frame_path = load_embedder(config)  # its fingerprint names the entries

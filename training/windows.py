@@ -2,7 +2,7 @@
 first, zero padding and a false mask after them.
 
 Training draws its windows as specs (clip, start, length: a few bytes each) and fills them
-batch by batch from the clips' memory-mapped cache entries (WindowBatches), so memory holds one
+batch by batch from the clips' cache entries (WindowBatches), so memory holds one
 batch of windows, never every window of every clip."""
 import numpy as np
 
@@ -51,7 +51,7 @@ class WindowBatches(keras.utils.PyDataset):
     ((features (B, T, F) float32, mask (B, T)), labels (B,)).
 
     `features` maps each of `clips` (paths) to its (frames, F) array: a ClipFeatures of
-    memory-mapped cache entries, or arrays in memory. `labels` are the clips' class indices.
+    cache entries read a run of rows at a time, or arrays in memory. `labels` are the clips' class indices.
     The first draw takes `rng` (fit's, seeded), so the windows of the first epoch, and the
     validation windows drawn after them from the same rng, are the ones fit drew before it
     streamed. With `redraw` (training), every later epoch draws new windows from the clips
