@@ -98,7 +98,7 @@ def closing_commands(how, window):
 def test_closing_the_window_ends_the_run(how, request):
     env = x_env(request.getfixturevalue("window_manager" if how == "close button" else "display"))
     process = looping_run(env)
-    window = find_window(env)
+    window = find_window(env, process)
     if window:
         time.sleep(1)  # a few frames shown first
         for command in closing_commands(how, window):

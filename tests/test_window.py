@@ -18,9 +18,13 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(not all(shutil.which(t) for t
 @pytest.fixture
 def display():
     """A fresh Xvfb on a display number it picks itself (-displayfd), so tests on two xdist
-    workers, or a desktop already on :0, never collide."""
+    workers, or a desktop already on :0, never collide. -noreset: by default an X server resets
+    whenever its last client leaves (every `xdotool search` while no window is up), and a Qt
+    connecting during a reset aborts the process ("no Qt platform plugin could be initialized";
+    1 start in 8 with a client polling beside it, none with -noreset). A desktop always has
+    clients, so only the test's bare server has this race."""
     read_end, write_end = os.pipe()
-    server = subprocess.Popen(["Xvfb", "-displayfd", str(write_end), "-screen", "0", "1600x1200x24", "-nolisten", "tcp"],
+    server = subprocess.Popen(["Xvfb", "-displayfd", str(write_end), "-screen", "0", "1600x1200x24", "-nolisten", "tcp", "-noreset"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, pass_fds=(write_end,))
     os.close(write_end)
     with os.fdopen(read_end) as announced:
@@ -33,12 +37,16 @@ def display():
     server.wait()
 
 
-def find_window(env, timeout=90):
+def find_window(env, process, timeout=90):
+    """live's window, or None once `process` has ended or `timeout` has passed without one."""
     def search():
+        if process.poll() is not None:
+            return "ended"
         found = subprocess.run(["xdotool", "search", "--name", "^live$"], env=env, capture_output=True, text=True)
         return found.stdout.split()[0] if found.stdout.strip() else None
 
-    return wait_for(search, timeout, interval=0.3)
+    found = wait_for(search, timeout, interval=0.3)
+    return None if found == "ended" else found
 
 
 def press_q(window, env):
@@ -65,7 +73,7 @@ def test_window_shows_label_and_quits_on_q(display, lite_bundle, tmp_path):
     process = subprocess.Popen(["live", "--file", str(clip), "--weights", str(lite_bundle)],
                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        window = find_window(env)
+        window = find_window(env, process)
         assert window, process.stderr.read() if process.poll() is not None else "no window appeared"
         # Past the warm-up, the overlay shows a label with its score and the frame rate and
         # latency line. Read it until both are there: one screenshot's OCR can miss the small
@@ -97,7 +105,7 @@ def test_grid_window_shows_every_stream(display, tmp_path):
                                 "--loop", "--max-fps", "20"],
                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        window = find_window(env)
+        window = find_window(env, process)
         assert window, process.stderr.read() if process.poll() is not None else "no window appeared"
         def geometry():
             return subprocess.run(["xdotool", "getwindowgeometry", window], env=env, capture_output=True,
