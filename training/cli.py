@@ -7,12 +7,12 @@ import click
 
 from live import __version__
 from live.choices import FEATURE_RUNTIMES, RUNTIMES
-from live.cli import run_with_errors
+from live.cli import Group, run_with_errors
 from training.config import DEFAULT_ENGINE, ENGINES, ExtractConfig, FitConfig  # no Keras import
 from training.model import DEFAULT_MODEL_KIND, MODEL_KINDS  # names only: no Keras import
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="train")
 def main():
     """Train, evaluate and try the sequence models that `live` runs."""
