@@ -88,12 +88,13 @@ def check_folder(folder):
 
 class MeasuredRate:
     """Frames per second, from the median interval between the last timestamps seen: a
-    camera's real delivery rate, not the one its driver claims. Never above the rate the
-    source claims, when it claims one: a stream's first frames come in a burst (what the
-    decoder buffered while the stream opened), faster than the stream's rate."""
+    camera's real delivery rate, not the one its driver claims; a variable-rate file's own.
+    For a live source, never above the rate it claims, when it claims one: a stream's first
+    frames come in a burst (what the decoder buffered while it opened), faster than its rate."""
 
-    def __init__(self, claimed, keep=64):
+    def __init__(self, claimed, live, keep=64):
         self.claimed = claimed if plausible_fps(claimed) else None
+        self.ceiling = self.claimed if live else None
         self._times = deque(maxlen=keep + 1)
 
     def add(self, timestamp):
@@ -105,7 +106,7 @@ class MeasuredRate:
         measured = 1 / float(np.median(intervals)) if len(intervals) >= 4 else None  # fewer: too few to tell
         if not plausible_fps(measured):
             return self.claimed or DEFAULT_FPS
-        return round(min(measured, self.claimed or measured), 3)
+        return round(min(measured, self.ceiling or measured), 3)
 
 
 class ClipWriter:
@@ -150,10 +151,10 @@ class Recorder:
     until `clips` clips are written. Each frame returns the lines to show over it; what
     happens (a countdown, a clip started, a clip saved) is also said on stderr."""
 
-    def __init__(self, folder, label, session, clips, seconds, countdown, fallback_fps, say):
+    def __init__(self, folder, label, session, clips, seconds, countdown, rate, say):
         self.folder, self.label, self.session = folder, label, session
         self.clips, self.seconds, self.countdown = clips, seconds, countdown
-        self.rate = MeasuredRate(fallback_fps)
+        self.rate = rate
         self.say = say
         self.saved = []  # (path, frames, fps) of each finished clip
         self.writer = None
@@ -268,7 +269,8 @@ def record(data, label, clips=5, seconds=None, countdown=3.0, camera=None, file=
         except OSError as exc:
             raise UserError(f"cannot make {folder}: {exc.strerror}") from None
         window = _open_window(display)
-        recorder = Recorder(folder, label, session, clips, seconds, countdown, source.fps, say)
+        recorder = Recorder(folder, label, session, clips, seconds, countdown,
+                            MeasuredRate(source.fps, source.live), say)
         say(f"recording {clips} clip{'s' * (clips != 1)} of {seconds:g} s of {label} from {source.name} "
             f"into {folder}" + (" (q or Esc in the window stops)" if window else ""))
         if stop is not None:
