@@ -138,6 +138,24 @@ def unchanged_for(value, seconds):
     return condition
 
 
+@pytest.fixture
+def display():
+    """A fresh Xvfb, for the tests of real windows, on a display number it picks itself
+    (-displayfd), so tests on two xdist workers, or a desktop already on :0, never collide."""
+    read_end, write_end = os.pipe()
+    server = subprocess.Popen(["Xvfb", "-displayfd", str(write_end), "-screen", "0", "1600x1200x24", "-nolisten", "tcp"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, pass_fds=(write_end,))
+    os.close(write_end)
+    with os.fdopen(read_end) as announced:
+        number = announced.readline().strip()  # written once the server is ready
+    assert number.isdigit(), "Xvfb did not start"
+    assert wait_for(lambda: subprocess.run(["xdpyinfo", "-display", f":{number}"], capture_output=True).returncode == 0,
+                    30, interval=0.2), "Xvfb did not answer"
+    yield f":{number}"
+    server.terminate()
+    server.wait()
+
+
 def free_port():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
