@@ -1,6 +1,7 @@
 """`train record`: clips recorded from a file or a local stream (there is no camera here)
 land in the class-folders layout that `train fit` reads, one session one group, each clip the
 source's own frames at its own times, and only finished clips survive a stop."""
+import os
 import shutil
 import signal
 import subprocess
@@ -101,6 +102,33 @@ def test_variable_rate_source_is_written_at_its_measured_rate(tmp_path):
     assert_same_frames(clip, decoded(source)[1], 10)  # after 1 s of countdown: frame 10 on
 
 
+def test_jittery_camera_frames_give_full_length_clips_at_their_times(tmp_path):
+    """A camera's frames, made here, come about every 1/30 s but early and late, and one is
+    late enough to skip a clip's last slot: each clip still holds 1 s at 30 fps, every frame
+    at its slot, the last picture held where no frame came."""
+    from live.sources import Frame
+    from training.record import MeasuredRate, Recorder
+
+    rng = np.random.default_rng(0)
+    times = np.arange(200) / 30 + rng.uniform(-0.012, 0.012, 200)
+    times[59] = times[30] + 1.005  # frame 59 comes after clip 1 (frames 30 on) has ended: its last slot is empty
+    images = [np.full((48, 64, 3), 8 * (k % 30), np.uint8) for k in range(200)]  # each second's frames, their own grey
+    recorder = Recorder(tmp_path, "waving", "s", clips=2, seconds=1, countdown=1,
+                        rate=MeasuredRate(30, live=True), say=lambda message: None)
+    for k, (t, image) in enumerate(zip(times, images)):
+        recorder.take(Frame(k, float(t), image, 0.0, 0.0))
+        if recorder.done:
+            break
+    assert [path.name for path, _, _ in recorder.saved] == ["s__01.mp4", "s__02.mp4"]
+    for path, frames, fps in recorder.saved:
+        clip_times, _ = decoded(path)
+        assert frames == 30 and fps == pytest.approx(30, rel=0.01)  # as measured: about 30
+        assert np.allclose(clip_times, np.arange(30) / fps, atol=1e-3)
+    _, clip_images = decoded(tmp_path / "s__01.mp4")  # frames 30..58, then 58 held in slot 29
+    greys = [int(round(image.mean() / 8)) for image in clip_images]
+    assert greys == list(range(29)) + [28], greys
+
+
 def test_source_ending_mid_clip_keeps_finished_clips_only(tmp_path):
     """A 10 s file asked for three 4 s clips: two are kept, the third is deleted, and the run
     says so and fails (exit 1), so a script notices it got fewer clips than it asked for."""
@@ -152,3 +180,49 @@ def test_ctrl_c_on_a_stream_keeps_finished_clips_and_deletes_the_partial_one(tmp
     assert [path.name for path in folder.iterdir()] == ["s__01.mp4"]
     clip_times, frames = decoded(folder / "s__01.mp4")
     assert len(frames) == round(1.5 * 30) and frames[0].shape == (256, 340, 3)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not all(shutil.which(t) for t in ("Xvfb", "import", "tesseract", "xdotool")),
+                    reason="needs Xvfb, ImageMagick, tesseract-ocr and xdotool")
+def test_window_shows_the_recording_and_q_keeps_finished_clips(display, tmp_path):
+    """For real, on Xvfb: the window shows "recording 2/2 (pool)" over the picture while the
+    second clip records; q then stops with the first clip kept and the second deleted."""
+    from test_window import find_window, press_q
+
+    env = {**os.environ, "DISPLAY": display, "QT_QPA_PLATFORM": "xcb"}
+    # In a window a file plays at its own pace: 0.5 s countdown, clip 1 (4 s), countdown, clip 2.
+    process = subprocess.Popen(["train", "record", str(tmp_path), "--label", "pool", "--clips", "2", "--seconds", "4",
+                                "--countdown", "0.5", "--file", str(SOURCE), "--session", "s"],
+                               env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        window = find_window(env)
+        assert window, process.stderr.read() if process.poll() is not None else "no window appeared"
+        lines = []
+        for line in process.stderr:
+            lines.append(line)
+            if "clip 2/2 (pool): recording" in line:
+                break
+        text = wait_for(lambda: "recording 2/2 (pool)" in (seen := window_text(env, tmp_path)) and seen,
+                        3, interval=0.2)
+        assert text, window_text(env, tmp_path)
+        press_q(window, env)
+        rest = process.stderr.read()
+        assert process.wait(timeout=30) == 0, "".join(lines) + rest
+    finally:
+        process.kill()
+    assert "clip 2/2 was cut short and deleted" in rest
+    assert [path.name for path in (tmp_path / "pool").iterdir()] == ["s__01.mp4"]
+    assert len(decoded(tmp_path / "pool" / "s__01.mp4")[1]) == 4 * 30
+
+
+def window_text(env, folder):
+    """OCR of the screen, where the window is the only one: the overlay's text (bright, in any
+    colour) against the box darkened behind it, as black on white. The screen, not the window:
+    `import -window ID` read a Qt window black now and then."""
+    shot = folder / "screen.png"
+    subprocess.run(["import", "-window", "root", str(shot)], env=env, check=True)
+    image = cv2.imread(str(shot))
+    ink = np.where(image.max(axis=2) > 150, 0, 255).astype(np.uint8)
+    cv2.imwrite(str(shot), ink)
+    return subprocess.run(["tesseract", str(shot), "-", "--psm", "6"], capture_output=True, text=True).stdout

@@ -123,12 +123,19 @@ class ClipWriter:
         self.start = None
 
     def write(self, frame):
-        """Write a frame; False once it lies past the clip's end (it is not written)."""
+        """Write a frame; False once it lies past the clip's end (it is not written). Frames are
+        placed in the slots of the clip's rate by timestamp, as VideoOutput places them; when
+        the frame past the end skips the last slots (a jittery camera), the last picture holds
+        them, as it holds any gap, so the clip is always its full length."""
+        fps = self.output.fps
         if self.start is None:
             self.start = frame.timestamp
-        if round((frame.timestamp - self.start) * self.output.fps) >= self.frames:
+        if round(frame.timestamp * fps) - round(self.start * fps) >= self.frames:
+            if not self.full:
+                self.output.write(self._last, (round(self.start * fps) + self.frames - 1) / fps)
             return False
         self.output.write(frame.image, frame.timestamp)
+        self._last = frame.image
         return True
 
     @property
