@@ -135,7 +135,7 @@ def test_source_ending_mid_clip_keeps_finished_clips_only(tmp_path):
     says so and fails (exit 1), so a script notices it got fewer clips than it asked for."""
     process = run_command("train", "record", tmp_path, "--label", "pool", "--clips", 3, "--seconds", 4,
                           "--countdown", 0, "--file", SOURCE, "--session", "s", "--no-window", timeout=120)
-    assert_clean_error(process, "ended during clip 3 of 3; the 2 finished clips are kept")
+    assert_clean_error(process, "ended after 2 of the 3 clips")
     assert process.returncode == 1
     assert "clip 3/3 was cut short and deleted" in process.stderr
     assert sorted(path.name for path in (tmp_path / "pool").iterdir()) == ["s__01.mp4", "s__02.mp4"]

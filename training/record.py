@@ -295,8 +295,8 @@ def record(data, label, clips=5, seconds=None, countdown=3.0, camera=None, file=
     if stop and stop.signal == signal.SIGINT:
         return EXIT_INTERRUPTED
     if not recorder.done and not quit_key and not stop:
-        raise UserError(f"{source.name} ended during clip {len(recorder.saved) + 1} of {clips}; the "
-                        f"{len(recorder.saved)} finished clips are kept", exit_code=1)
+        raise UserError(f"{source.name} ended after {len(recorder.saved)} of the {clips} clips; give a longer "
+                        "source, or fewer or shorter clips (--clips, --seconds)", exit_code=1)
     return 0
 
 
