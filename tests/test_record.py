@@ -107,17 +107,22 @@ def test_jittery_camera_frames_give_full_length_clips_at_their_times(tmp_path):
     """A camera's frames, made here, come about every 1/30 s but early and late, and one is
     late enough to skip a clip's last slot: each clip still holds 1 s at 30 fps, every frame
     at its slot, the last picture held where no frame came."""
+    from live.render import OverlayRenderer
     from live.sources import Frame
     from training.record import MeasuredRate, Recorder
 
     rng = np.random.default_rng(0)
-    times = np.arange(200) / 30 + rng.uniform(-0.012, 0.012, 200)
-    times[59] = times[30] + 1.005  # frame 59 comes after clip 1 (frames 30 on) has ended: its last slot is empty
+    times = np.arange(200) / 30 + rng.uniform(-0.008, 0.008, 200)  # each frame still nearest its own slot
+    # Clip 1 is frames 30..59, clip 2 (after 1 s of countdown) 90..119; frames 59 and 119 come
+    # after their clip has ended, so its last slot is empty.
+    times[[89, 90, 91]] = times[30] + 2 + np.array([-1 / 30, 0.001, 1 / 30 + 0.001])
+    times[59], times[119] = times[30] + 1.005, times[90] + 1.005
     images = [np.full((48, 64, 3), 8 * (k % 30), np.uint8) for k in range(200)]  # each second's frames, their own grey
     recorder = Recorder(tmp_path, "waving", "s", clips=2, seconds=1, countdown=1,
                         rate=MeasuredRate(30, live=True), say=lambda message: None)
+    renderer = OverlayRenderer()
     for k, (t, image) in enumerate(zip(times, images)):
-        recorder.take(Frame(k, float(t), image, 0.0, 0.0))
+        renderer.draw_rows(image, recorder.take(Frame(k, float(t), image, 0.0, 0.0)))  # what the window shows
         if recorder.done:
             break
     assert [path.name for path, _, _ in recorder.saved] == ["s__01.mp4", "s__02.mp4"]
@@ -125,9 +130,9 @@ def test_jittery_camera_frames_give_full_length_clips_at_their_times(tmp_path):
         clip_times, _ = decoded(path)
         assert frames == 30 and fps == pytest.approx(30, rel=0.01)  # as measured: about 30
         assert np.allclose(clip_times, np.arange(30) / fps, atol=1e-3)
-    _, clip_images = decoded(tmp_path / "s__01.mp4")  # frames 30..58, then 58 held in slot 29
-    greys = [int(round(image.mean() / 8)) for image in clip_images]
-    assert greys == list(range(29)) + [28], greys
+    for clip in ("s__01.mp4", "s__02.mp4"):  # frames 30..58 and 90..118, then the last held in slot 29
+        greys = [int(round(image.mean() / 8)) for image in decoded(tmp_path / clip)[1]]
+        assert greys == list(range(29)) + [28], (clip, greys)
 
 
 def test_source_ending_mid_clip_keeps_finished_clips_only(tmp_path):

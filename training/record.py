@@ -31,7 +31,7 @@ import numpy as np
 from live.choices import plausible_fps
 from live.errors import UserError
 from live.files import written_atomically
-from live.render import AMBER, GREY, RED, WHITE, OverlayRenderer
+from live.render import AMBER, GREEN, GREY, RED, WHITE, OverlayRenderer
 from live.sources import DEFAULT_FPS, Feed, open_source
 from training.datasets import _videos
 
@@ -180,6 +180,8 @@ class Recorder:
 
     def take(self, frame):
         """Advance by one frame; returns the overlay's rows (see OverlayRenderer.rows)."""
+        if self.done:
+            return [(f"recorded {len(self.saved)} clips of {self.label}", GREEN, 1.0, None)]
         self.rate.add(frame.timestamp)
         if self.writer is None:
             if self._countdown_from is None:  # the first frame
@@ -191,7 +193,7 @@ class Recorder:
             self._start(frame)
         if not self.writer.write(frame):  # a frame late enough to end the clip without filling it
             self._finish()
-            return self.take(frame) if not self.done else []
+            return self.take(frame)
         elapsed = self.writer.output.written / self.writer.output.fps
         rows = [(f"recording {self.title()}", RED, 1.0, None),
                 (f"{max(self.seconds - elapsed, 0):.1f} s left", WHITE, 0.7, min(elapsed / self.seconds, 1.0)),
