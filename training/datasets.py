@@ -54,7 +54,10 @@ def _clip(path, label):
 
 
 def _videos(folder):
-    return sorted(p for p in Path(folder).iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+    """The folder's videos. Hidden files are not clips: a clip still being written (`train record`
+    writes to a dotfile, then renames it) or macOS's ._ metadata files beside copied videos."""
+    return sorted(p for p in Path(folder).iterdir()
+                  if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES and not p.name.startswith("."))
 
 
 def _class_folders(folder):
