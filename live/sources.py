@@ -465,10 +465,14 @@ class Feed:
 
     def plan(self, sampler, every_picture):
         """Let the source decide, with this stream's sampler, which frames are sampled, and
-        convert only those unless `every_picture` (see the module's docstring). A live source
-        spaced by --max-fps more widely than the sampler's period is left as it is (the sampler
-        picks among the frames taken): it would miss sample points by design."""
-        if hasattr(self.source, "plan") and not (self.source.live and self._period > (sampler.period or 0)):
+        convert only those unless `every_picture` (see the module's docstring). A live source is
+        planned only when its sampler thins frames by time, and --max-fps (if given) takes them
+        at least as often: a sampler that keeps every frame (or every n-th) would make its
+        held sample points a queue that lags, and a sparser --max-fps would miss them by design.
+        Unplanned, it keeps the newest frame, and the sampler picks among the frames taken."""
+        if not hasattr(self.source, "plan"):
+            return
+        if not self.source.live or (sampler.period is not None and self._period <= sampler.period):
             self.source.plan(sampler, every_picture)
 
     def poll(self, now):
