@@ -109,7 +109,9 @@ def step_medians(stderr):
 
 def measure(code, clip, count, seconds, settle, folder):
     """One `live` process on `count` fresh servers; the figures of the measured window."""
-    ports = [free_port() for _ in range(count)]
+    ports = set()
+    while len(ports) < count:  # free_port() may give a port twice
+        ports.add(free_port())
     servers = [serve(clip, port) for port in ports]
     urls = [f"http://127.0.0.1:{port}/stream.ts" for port in ports]
     jsonl = Path(folder) / f"{count}-{Path(code).name}.jsonl"
@@ -183,7 +185,11 @@ def main():
               f"{'read fps':>10}   median ms per step")
         for count in [int(n) for n in args.streams.split(",")]:
             for label, code in codes.items():
-                figures = measure(code, clip, count, args.seconds, args.settle, folder)
+                try:
+                    figures = measure(code, clip, count, args.seconds, args.settle, folder)
+                except RuntimeError as exc:  # a server that did not answer in time, on a loaded machine
+                    print(f"{label} {count}: {str(exc)[:200]}; once more", flush=True)
+                    figures = measure(code, clip, count, args.seconds, args.settle, folder)
                 results.setdefault(label, {})[str(count)] = {**figures, "code": str(code)}
                 print(row(label, figures), flush=True)
     out.parent.mkdir(parents=True, exist_ok=True)
