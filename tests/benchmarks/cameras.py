@@ -168,12 +168,15 @@ def main():
     parser.add_argument("--seconds", type=float, default=25.0, help="The measured window per run.")
     parser.add_argument("--settle", type=float, default=5.0, help="Seconds after every stream's first result.")
     parser.add_argument("--baseline", metavar="DIR", help="Another checkout, measured the same way after this one.")
+    parser.add_argument("--only", choices=("this", "baseline"), help="Measure one of the two codes only.")
     parser.add_argument("--out", default=str(ROOT / "bench-results" / "cameras.json"))
     args = parser.parse_args()
 
     out = Path(args.out)
     results = json.loads(out.read_text()) if out.exists() else {}
     codes = {"this": ROOT, **({"baseline": Path(args.baseline).resolve()} if args.baseline else {})}
+    codes = {label: code for label, code in codes.items() if args.only in (None, label)}
+    out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as folder:
         clip = camera_clip(ROOT / "bench-results")
         floor = bare_decode_ms(clip)
@@ -191,9 +194,8 @@ def main():
                     print(f"{label} {count}: {str(exc)[:200]}; once more", flush=True)
                     figures = measure(code, clip, count, args.seconds, args.settle, folder)
                 results.setdefault(label, {})[str(count)] = {**figures, "code": str(code)}
+                out.write_text(json.dumps(results, indent=2))  # after each: a run cut short keeps what it measured
                 print(row(label, figures), flush=True)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2))
     print(f"wrote {out}")
 
 
