@@ -203,7 +203,7 @@ def run(cameras, files, weights, runtime, backbone_weights, display, output, jso
     sources = []
     try:
         for given in [{"file": file} for file in files] + [{"camera": camera} for camera in cameras]:
-            sources.append(open_source(**given, loop=loop))
+            sources.append(open_source(**given, loop=loop, side_by_side=len(names)))
             stop.callbacks.append(sources[-1].interrupt)
         model = load(weights, runtime, backbone_weights)  # the Python API: one code path
         problem = screen_problem() if display is not False else None
@@ -224,7 +224,7 @@ def run(cameras, files, weights, runtime, backbone_weights, display, output, jso
             # --fast, as fast as it goes.
             results = model.stream(sources, max_frames=max_frames, smooth=smooth, max_fps=max_fps, names=names,
                                    on_failure=stream_failed, realtime=bool(window or serve) and not fast,
-                                   sinks=sinks)
+                                   sinks=sinks, every_picture=any(sink.needs_pictures for sink in sinks))
             for _ in results:  # the Python API's own loop; the sinks do the rest
                 if stop:
                     break

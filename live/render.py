@@ -33,6 +33,8 @@ class OverlayRenderer:
         rows.append((f"model {status['model_fps']:.1f}/s  {status['model_ms']:.0f} ms", GREY, 0.6, None))
         if status.get("dropped_fraction", 0) > 0.05:
             rows.append((f"falling behind: dropping {status['dropped_fraction']:.0%} of frames", AMBER, 0.6, None))
+        if status.get("missed", 0):
+            rows.append((f"{status['missed']} sample points missed", AMBER, 0.6, None))
         return rows
 
     def draw(self, image, result, status):
