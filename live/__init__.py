@@ -1,11 +1,16 @@
 """live: the runtime. Reads frames from a camera, file or stream, embeds each sampled frame
 with the bundle's backbone (MoViNet-A0-Stream for the default Kinetics-600 bundle, or an
 ImageNet CNN) and classifies the last few seconds with the bundle's small sequence model.
-Knows nothing of `training/`.
+Knows nothing of `training/`."""
+import os
 
-Importing it changes nothing in the host process: its environment, its Keras backend and its
-stderr stay as they are (only the `live` and `train` commands quieten native libraries, see
-live/quiet.py)."""
+# TensorFlow prints start-up chatter to stderr before Python can silence it; users see only ours.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+# OpenCV and FFmpeg warn on stderr about files they can't open; we report those ourselves.
+os.environ.setdefault("OPENCV_LOG_LEVEL", "SILENT")
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+
 __version__ = "0.1.0"
 
 
@@ -18,4 +23,3 @@ def load(weights=None, runtime=None, backbone_weights=None):
 
 
 from live.sinks import Sink  # noqa: E402  (light: the base class for outputs of your own)
-from live.quiet import quiet_native_libraries  # noqa: E402  (opt in: silence TensorFlow's chatter as the commands do)

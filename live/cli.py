@@ -11,7 +11,6 @@ import click
 from live import __version__
 from live.choices import RUNTIMES
 from live.errors import UserError, first_line
-from live.quiet import quiet_native_libraries
 
 EXIT_INTERRUPTED = 130
 
@@ -67,12 +66,11 @@ def run_with_errors(function, *args, **kwargs):
 
 
 class OneLineUsageErrors:
-    """The start of the `live` and `train` processes. A click command whose usage errors (an unknown option, a value not among the choices, a
+    """A click command whose usage errors (an unknown option, a value not among the choices, a
     missing argument) are one `error: …` line with exit code 2, as every other mistake is,
     instead of click's usage line, hint line and `Error:` line."""
 
     def main(self, args=None, prog_name=None, standalone_mode=True, **extra):
-        quiet_native_libraries()  # a command's process, not a host importing live: see live/quiet.py
         if not standalone_mode:  # click's test runner and embedding callers get click's own behaviour
             return super().main(args, prog_name, standalone_mode=False, **extra)
         try:

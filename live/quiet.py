@@ -1,9 +1,6 @@
 """Native libraries (TensorFlow, LiteRT) print start-up chatter straight to file descriptor 2,
-beneath Python's reach. In the `live` and `train` commands (`quiet_native_libraries`),
-`native_stderr_silenced` hides it where we know it comes from, so the user's terminal holds only
-our own lines. Python exceptions still surface normally. A program that imports live as a
-library keeps its file descriptor 2: silencing it is process-wide, and would swallow the host's
-own messages from its other threads while a model loads. Every
+beneath Python's reach. `native_stderr_silenced` hides it where we know it comes from, so the
+user's terminal holds only our own lines. Python exceptions still surface normally. Every
 import of Keras goes through here (`from live.quiet import keras`), so it is also where
 TensorFlow's thread pools are sized. Keras is imported on that first use, not with this module:
 TensorFlow's import is most of a run's start-up, and the checks before the model loads (a
@@ -14,24 +11,8 @@ import threading
 from contextlib import contextmanager
 
 _lock = threading.Lock()
-_silencing = False  # set by the commands only
 _depth = 0      # how many threads are inside; the first saves fd 2, the last puts it back
 _saved = None
-
-
-def quiet_native_libraries():
-    """For the `live` and `train` processes, before TensorFlow or OpenCV is imported: their
-    logging off (we report what matters ourselves, in one line), TensorFlow as the Keras
-    backend unless one is chosen, and native start-up chatter silenced. LIVE_DEBUG keeps it all."""
-    global _silencing
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    if os.environ.get("LIVE_DEBUG"):
-        return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    # OpenCV and FFmpeg warn on stderr about files they can't open; we report those ourselves.
-    os.environ.setdefault("OPENCV_LOG_LEVEL", "SILENT")
-    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
-    _silencing = True
 
 
 @contextmanager
@@ -39,7 +20,7 @@ def native_stderr_silenced():
     """Thread-safe: were two threads to save and restore fd 2 each on their own, one could save
     the other's /dev/null and put it back for good, and stderr would be lost."""
     global _depth, _saved
-    if not _silencing:
+    if os.environ.get("LIVE_DEBUG"):
         yield
         return
     with _lock:
