@@ -33,7 +33,7 @@ from live.errors import UserError
 from live.files import written_atomically
 from live.render import AMBER, GREEN, GREY, RED, WHITE, OverlayRenderer
 from live.sources import DEFAULT_FPS, Feed, open_source
-from training.datasets import _videos
+from training.datasets import videos_in
 
 EXIT_INTERRUPTED = 130  # as `live`: stopped with Ctrl-C
 MARGIN_S = 1.0  # beyond the window: room for the sampler's grid to fall anywhere, and for time shifts
@@ -235,7 +235,7 @@ class Recorder:
 
     def summary(self):
         seconds = sum(frames / fps for _, frames, fps in self.saved)
-        held = len(_videos(self.folder))
+        held = len(videos_in(self.folder))
         if not self.saved:
             return f"recorded no clips of {self.label}; {self.folder} holds {held}"
         return (f"recorded {len(self.saved)} clip{'s' * (len(self.saved) != 1)} of {self.label} "
