@@ -21,17 +21,17 @@ from live.errors import UserError
 from live.sources import ArraySource, Feed, open_source
 
 
-def open_any(source, fps=None):
+def open_any(source, fps=None, side_by_side=1):
     """(opened source, whether we opened it) for a path or URL, a camera index, any iterable of
     BGR numpy frames, or a source already opened with `live.sources.open_source`."""
     if hasattr(source, "frames") and hasattr(source, "close"):
         return source, False
-    return _open(source, fps), True
+    return _open(source, fps, side_by_side), True
 
 
-def _open(source, fps):
+def _open(source, fps, side_by_side):
     if isinstance(source, (str, os.PathLike)):
-        return open_source(file=os.fspath(source))
+        return open_source(file=os.fspath(source), side_by_side=side_by_side)
     if isinstance(source, (int, np.integer)) and not isinstance(source, bool):
         return open_source(camera=int(source))
     if isinstance(source, np.ndarray) and source.ndim < 4:
@@ -68,7 +68,7 @@ class Model:
         return self.classifier.bundle.manifest
 
     def stream(self, source, max_frames=None, smooth=1, fps=None, max_fps=None, names=None, on_failure=None,
-               realtime=False, sinks=()):
+               realtime=False, sinks=(), every_picture=True):
         """Yield one Result per frame of `source`, or of each of a list of sources read side by
         side (each result's `stream` says whose). `max_frames` and `max_fps` hold per stream;
         `fps` gives numpy frames their timestamps (25 if not given); `names` overrides the
@@ -81,7 +81,11 @@ class Model:
         `sinks` (live.Sink objects: a video, a web view, your own) are opened with the streams,
         receive every result before it is yielded, and are closed once, after the sources,
         however the loop ends (a generator closed early included); one whose `put` returns
-        False ends the loop."""
+        False ends the loop.
+
+        `every_picture=False` is for runs that look at no picture but the model's: the frames
+        the sampler skips are decoded but not converted, and come with `frame.image` None
+        (`live` does this headless, without --output or --serve; see live.sources)."""
         sources = list(source) if is_source_list(source) else [source]
         if not sources:
             raise ValueError("no source given")
@@ -95,7 +99,7 @@ class Model:
             closing.callback(close_sinks, sinks)  # runs last: after the sources, every sink, once
             try:
                 for item in sources:
-                    opened.append(open_any(item, fps))
+                    opened.append(open_any(item, fps, len(sources)))
                 names = list(names) if names else unique_names(stream_name(item) for item in sources)
                 feeds += [Feed(source, name, max_fps, max_frames, realtime) for (source, _), name in zip(opened, names)]
                 for source, _ in opened:
@@ -105,7 +109,8 @@ class Model:
                            for number, ((source, _), name) in enumerate(zip(opened, names), start=1)]
                 for sink in sinks:
                     sink.open(streams)
-                with contextlib.closing(classify_streams(self.classifier, feeds, smooth, arrived, on_failure)) as results:
+                with contextlib.closing(classify_streams(self.classifier, feeds, smooth, arrived, on_failure,
+                                                       every_picture)) as results:
                     for result in results:
                         wanted = deliver(result, sinks)
                         yield result

@@ -65,7 +65,40 @@ def run_with_errors(function, *args, **kwargs):
         return 3
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+class OneLineUsageErrors:
+    """A click command whose usage errors (an unknown option, a value not among the choices, a
+    missing argument) are one `error: …` line with exit code 2, as every other mistake is,
+    instead of click's usage line, hint line and `Error:` line."""
+
+    def main(self, args=None, prog_name=None, standalone_mode=True, **extra):
+        if not standalone_mode:  # click's test runner and embedding callers get click's own behaviour
+            return super().main(args, prog_name, standalone_mode=False, **extra)
+        try:
+            returned = super().main(args, prog_name, standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as exc:  # `train` alone: the help, not an error
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            context = getattr(exc, "ctx", None)
+            hint = f" (see '{context.command_path} --help')" if context else ""
+            click.echo(f"error: {exc.format_message()}{hint}", err=True)
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("stopped", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        # --help and --version end here with their exit code; a command body exits by itself.
+        sys.exit(returned if isinstance(returned, int) else 0)
+
+
+class Command(OneLineUsageErrors, click.Command):
+    pass
+
+
+class Group(OneLineUsageErrors, click.Group):
+    pass
+
+
+@click.command(cls=Command, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="live")
 @click.option("--camera", "cameras", type=int, multiple=True, metavar="INDEX",
               help="Read a webcam (0 is the first). Repeat for several.")
@@ -168,7 +201,7 @@ def run(cameras, files, weights, runtime, backbone_weights, display, output, jso
     sources = []
     try:
         for given in [{"file": file} for file in files] + [{"camera": camera} for camera in cameras]:
-            sources.append(open_source(**given, loop=loop))
+            sources.append(open_source(**given, loop=loop, side_by_side=len(names)))
             stop.callbacks.append(sources[-1].interrupt)
         model = load(weights, runtime, backbone_weights)  # the Python API: one code path
         problem = screen_problem() if display is not False else None
@@ -189,7 +222,7 @@ def run(cameras, files, weights, runtime, backbone_weights, display, output, jso
             # --fast, as fast as it goes.
             results = model.stream(sources, max_frames=max_frames, smooth=smooth, max_fps=max_fps, names=names,
                                    on_failure=stream_failed, realtime=bool(window or serve) and not fast,
-                                   sinks=sinks)
+                                   sinks=sinks, every_picture=any(sink.needs_pictures for sink in sinks))
             for _ in results:  # the Python API's own loop; the sinks do the rest
                 if stop:
                     break

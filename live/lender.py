@@ -17,6 +17,11 @@ class Lender:
         self._idle = {}  # key -> runners not lent out, in the order the keys came
         self._lock = threading.Lock()
 
+    def keep(self, runner, key=None):
+        """Take a runner made elsewhere (one made to check a file) as an idle one for `key`."""
+        with self._lock:
+            self._idle.setdefault(key, []).append(runner)
+
     @contextmanager
     def lend(self, key=None):
         with self._lock:

@@ -88,17 +88,17 @@ class MoViNetModel:
         if mismatched:
             raise UserError(f"{path}: state inputs without a matching output ({', '.join(mismatched)[:120]}); "
                             "it is not MoViNet-A0-Stream")
-        self._runners = Lender(lambda _: self._warmed_runner())
+        self._runners = Lender(lambda _: self._warmed(self._new_runner()))
+        self._runners.keep(self._warmed(runner))  # the one that checked the file serves the first stream
 
     def _new_runner(self):
         from ai_edge_litert.interpreter import Interpreter
 
         return Interpreter(model_content=self._content, num_threads=self._threads).get_signature_runner()
 
-    def _warmed_runner(self):
-        """A new interpreter, run once: the first run is where XNNPACK announces itself."""
+    def _warmed(self, runner):
+        """`runner`, run once: the first run is where XNNPACK announces itself."""
         with native_stderr_silenced():
-            runner = self._new_runner()
             runner(image=np.zeros((1, 1, IMAGE_SIZE, IMAGE_SIZE, 3), np.float32), **self.initial_state())
         return runner
 

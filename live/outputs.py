@@ -193,9 +193,11 @@ class RunSummary:
                 self.step_ms.setdefault(step, LatencyHistogram()).add(ms)
         self.top_labels.add(result.label)
 
-    def text(self, frames_read, elapsed_s):
+    def text(self, frames_read, elapsed_s, missed=None):
+        """`missed`: a live source's sample points dropped (None for a file, which drops nothing)."""
         fps = self.classified / elapsed_s if elapsed_s > 0 else 0.0
-        lines = [f"frames read {frames_read}, classified {self.classified}, {fps:.1f} fps"]
+        lines = [f"frames read {frames_read}, classified {self.classified}, {fps:.1f} fps"
+                 + (f", sample points missed {missed}" if missed is not None else "")]
         if self.classified:
             lines.append(f"all frames: latency {_median_p95(self.latency)}")
             if self.model_latency.count:
@@ -211,6 +213,10 @@ class RunSummary:
             ranked = sorted(self.top_labels.unique_elements(), key=self.top_labels.count, reverse=True)
             lines.append("top label: " + ", ".join(f"{label} {self.top_labels.count(label)}" for label in ranked))
         return "\n".join(lines)
+
+
+def missed_samples(source):
+    return source.missed if source.live else None
 
 
 def _median_p95(histogram):
@@ -231,11 +237,11 @@ def summary_text(summaries, sources, videos, elapsed_s):
     video it wrote) and a line for all of them together."""
     if len(summaries) == 1:
         (summary,), (source,) = summaries.values(), sources
-        return summary.text(source.frames_read, elapsed_s)
+        return summary.text(source.frames_read, elapsed_s, missed_samples(source))
     blocks = []
     for (name, summary), source in zip(summaries.items(), sources):
         written = f" -> {videos[name].path}" if name in videos else ""
-        lines = summary.text(source.frames_read, elapsed_s).splitlines()
+        lines = summary.text(source.frames_read, elapsed_s, missed_samples(source)).splitlines()
         blocks.append(f"stream {name}{written}:\n" + "\n".join("  " + line for line in lines))
     classified = sum(summary.classified for summary in summaries.values())
     fps = classified / elapsed_s if elapsed_s > 0 else 0.0

@@ -1,6 +1,7 @@
 """The classification pipeline: frame -> frame path -> embedder -> buffer -> sequence model
 -> smoothing. Each step has its own timer; results come out one per frame, as a generator,
 so memory stays flat however long the source runs."""
+import threading
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -17,6 +18,10 @@ from live.sources import Feed, FrameIterable
 from live.runtimes import int8_backbone, make_embedder, make_head
 
 STEPS = ("read", "preprocess", "embed", "gru")
+# With live sources only, turns come at most this often: each takes the frames several streams
+# delivered meanwhile, instead of a wake-up per frame of every stream, which left the embedding
+# threads waiting for the GIL (24 cameras: 22% of the sample points embedded, on 1.2 cores).
+LIVE_TURN_S = 0.01
 RECORD_TOP = 5  # labels in a JSONL record
 
 
@@ -118,11 +123,15 @@ class StreamClassifier:
         self.recent = deque(maxlen=max(1, smooth))
         self.probs = None
 
+    def samples(self, frame):
+        """Whether the frame enters the buffer: decided by a planned source as it read the
+        frame (see Feed.plan), or here, by the same sampler."""
+        return frame.sampled if frame.sampled is not None else self.sampler.keep(frame.timestamp)
+
     def prepare(self, frame):
-        """The frame as model input (S, S, 3), or None when the sampler skips it."""
-        if not self.sampler.keep(frame.timestamp):
-            return None
-        return to_model_input(frame.image, self.classifier.image_size)
+        """A sampled frame as model input (S, S, 3), and the milliseconds that took."""
+        started = time.perf_counter()
+        return to_model_input(frame.image, self.classifier.image_size), (time.perf_counter() - started) * 1000
 
     def update(self, frame, features, timings):
         """The Result for `frame`, given its features (None when it was not sampled), or None
@@ -145,19 +154,25 @@ def classify(classifier, frames, smooth=1, name="frames"):
     return classify_streams(classifier, [Feed(FrameIterable(frames, name), name)], smooth)
 
 
-def classify_streams(classifier, feeds, smooth=1, arrived=None, on_failure=None):
+def classify_streams(classifier, feeds, smooth=1, arrived=None, on_failure=None, every_picture=True):
     """Yield one Result per frame of each of `feeds` (live.sources.Feed), until all have ended.
 
     Each turn takes the frame each stream has ready: a file's next frame, a live source's
-    newest. The frames sampled in a turn go through the backbone together, as one batch for
-    an image backbone (see `embed_streams`). With no frame ready, it waits on `arrived` (the
-    Event live sources set on a new frame) or until a --max-fps turn is due. A stream that
-    fails ends alone; `on_failure(name, error)` hears of it at once."""
+    newest (or the sample points still waiting before it). A frame the sampler skips gets its
+    result at once. The frames sampled in a turn are cropped, embedded (as one batch for an
+    image backbone, see `embed_streams`) and classified on a worker thread while the loop goes
+    on with the other streams: on one thread, the backbone of one stream's frame would leave
+    the other cores idle. A stream waiting for its embedding is not polled meanwhile, so its
+    results stay in order and its source holds its next frames (a live one dropping those the
+    sampler skips first). With nothing to do, the loop waits on `arrived` (the Event live
+    sources set on a new frame), an embedding's end, or a --max-fps turn. A stream that fails
+    ends alone; `on_failure(name, error)` hears of it at once. Without `every_picture`, frames
+    the sampler skips are decoded but not converted: their results' frame.image is None."""
     streams = [StreamClassifier(classifier, feed.name, smooth) for feed in feeds]
-    # Several streams are read and cropped side by side: decoding and resizing let go of the
-    # GIL, and on one thread they would leave the other cores idle between backbone calls.
     workers = usable_cpus()
-    pool = ThreadPoolExecutor(workers, "reader") if len(feeds) > 1 and workers > 1 else None
+    # Several files are decoded side by side: decoding lets go of the GIL.
+    readers = ThreadPoolExecutor(workers, "reader") if len(feeds) > 1 and workers > 1 else None
+    embedders = ThreadPoolExecutor(workers, "embedder")
     try:
         # Plan now, not mid-stream, every batch shape N streams can make (the runtimes split a
         # batch into powers of two) and MoViNet's interpreters for N streams at once.
@@ -166,51 +181,64 @@ def classify_streams(classifier, feeds, smooth=1, arrived=None, on_failure=None)
         while count <= len(feeds):
             classifier.embedder.embed_streams([(classifier.embedder.stream(), blank) for _ in range(count)])
             count *= 2
-        yield from _turns(classifier, streams, feeds, arrived, pool, on_failure)
+        for stream, feed in zip(streams, feeds):  # after the set-up: sample points held now are taken at once
+            feed.plan(stream.sampler, every_picture)
+        yield from _turns(classifier, streams, feeds, arrived or threading.Event(), readers, embedders, on_failure)
     finally:
-        if pool:
-            pool.shutdown()
+        embedders.shutdown(cancel_futures=True)
+        if readers:
+            readers.shutdown()
 
 
-def _turns(classifier, streams, feeds, arrived, pool, on_failure):
-    def read_and_prepare(stream, feed, now):
-        frame = feed.poll(now)
-        if frame is None:
-            return None
-        started = time.perf_counter()
-        image = stream.prepare(frame)
-        return stream, frame, image, (time.perf_counter() - started) * 1000
+def _embed(classifier, sampled):
+    """On a worker thread: the Results of one turn's sampled frames, [(stream, frame)], each
+    stream's own state touched by this call alone."""
+    prepared = [stream.prepare(frame) for stream, frame in sampled]
+    started = time.perf_counter()
+    features = classifier.embedder.embed_streams([(stream.embed, image[None])
+                                                  for (stream, _), (image, _) in zip(sampled, prepared)])
+    share = (time.perf_counter() - started) * 1000 / len(sampled)  # each sampled frame's share
+    return [stream.update(frame, feature[0], {"read": frame.read_ms, "preprocess": preprocess_ms, "embed": share,
+                                              "gru": 0.0})
+            for (stream, frame), (_, preprocess_ms), feature in zip(sampled, prepared, features)]
 
-    while not all(feed.ended for feed in feeds):
-        if arrived is not None:
-            arrived.clear()  # before polling: a frame that comes after the poll sets it again
+
+def _turns(classifier, streams, feeds, woken, readers, embedders, on_failure):
+    busy = {}  # stream: the future of the Results of its turn's sampled frames (one for several streams)
+    # A file's poll decodes its next frame: files are polled side by side. A live source's
+    # poll only takes what its reader thread decoded: a pool's hand-over would cost more.
+    decoding = readers and any(not feed.source.live for feed in feeds)
+    paced, turned = all(feed.source.live for feed in feeds), 0.0
+    while busy or not all(feed.ended for feed in feeds):
+        if paced:
+            time.sleep(max(0.0, turned + LIVE_TURN_S - time.perf_counter()))
+            turned = time.perf_counter()
+        woken.clear()  # before looking: what happens after sets it again
+        done = {future: None for future in busy.values() if future.done()}  # each once, in order
+        busy = {stream: future for stream, future in busy.items() if future not in done}
+        for future in done:
+            yield from (result for result in future.result() if result is not None)
         now = time.perf_counter()
-        polled = pool.map(read_and_prepare, streams, feeds, [now] * len(feeds)) if pool else \
-            map(read_and_prepare, streams, feeds, [now] * len(feeds))
-        turn = [entry for entry in polled if entry is not None]
+        idle = [(stream, feed) for stream, feed in zip(streams, feeds) if stream not in busy]
+        polled = readers.map(lambda pair: pair[1].poll(now), idle) if decoding else \
+            (feed.poll(now) for _, feed in idle)
+        turn = [(stream, frame) for (stream, _), frame in zip(idle, polled) if frame is not None]
         for feed in feeds:
             if feed.failure and not feed.failure_reported:
                 feed.failure_reported = True
                 if on_failure:
                     on_failure(feed.name, feed.failure)
-        if not turn:
-            due = [feed.due - now for feed in feeds if not feed.ended and feed.due > now]
-            wait = min([0.05, *due])
-            if arrived is not None:
-                arrived.wait(wait)
-            elif due:
-                time.sleep(wait)
-            continue
-        jobs = [(stream.embed, image[None]) for stream, _, image, _ in turn if image is not None]
-        embedding = time.perf_counter()
-        embedded = iter(classifier.embedder.embed_streams(jobs) if jobs else [])
-        share = (time.perf_counter() - embedding) * 1000 / max(len(jobs), 1)  # each sampled frame's share
-        for stream, frame, image, preprocess_ms in turn:
-            timings = {"read": frame.read_ms, "preprocess": 0.0, "embed": 0.0, "gru": 0.0}
-            features = None
-            if image is not None:
-                features = next(embedded)[0]
-                timings.update(preprocess=preprocess_ms, embed=share)
-            result = stream.update(frame, features, timings)
-            if result is not None:
+        sampled = []
+        for stream, frame in turn:
+            if stream.samples(frame):
+                sampled.append((stream, frame))
+            elif (result := stream.update(frame, None, {"read": frame.read_ms, "preprocess": 0.0, "embed": 0.0,
+                                                        "gru": 0.0})) is not None:
                 yield result
+        if sampled:
+            future = embedders.submit(_embed, classifier, sampled)
+            future.add_done_callback(lambda _: woken.set())
+            busy.update((stream, future) for stream, _ in sampled)
+        if not turn and not woken.is_set():
+            due = [feed.due - now for feed in feeds if not feed.ended and feed.due > now]
+            woken.wait(min([0.05, *due]))

@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
-WHITE, GREY, GREEN, AMBER = (255, 255, 255), (225, 225, 225), (80, 220, 80), (0, 190, 255)
+WHITE, GREY, GREEN, AMBER, RED = (255, 255, 255), (225, 225, 225), (80, 220, 80), (0, 190, 255), (60, 60, 235)
 
 
 class OverlayRenderer:
@@ -33,11 +33,18 @@ class OverlayRenderer:
         rows.append((f"model {status['model_fps']:.1f}/s  {status['model_ms']:.0f} ms", GREY, 0.6, None))
         if status.get("dropped_fraction", 0) > 0.05:
             rows.append((f"falling behind: dropping {status['dropped_fraction']:.0%} of frames", AMBER, 0.6, None))
+        if status.get("missed", 0):
+            rows.append((f"{status['missed']} sample points missed", AMBER, 0.6, None))
         return rows
 
     def draw(self, image, result, status):
         """Return an annotated BGR copy of `image` for `result` (a Result) and `status` (a dict
         with source_fps, model_fps, model_ms and dropped_fraction: OverlayStatus.as_dict())."""
+        return self.draw_rows(image, self.rows(result, status))
+
+    def draw_rows(self, image, rows):
+        """Return a BGR copy of `image` with `rows` ((text, colour, size, bar) as rows() gives
+        them) in a darkened box at its top left: the overlay's look, whatever the lines say."""
         if image.ndim == 2:
             image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
         elif image.shape[2] == 4:
@@ -52,8 +59,6 @@ class OverlayRenderer:
         scale = max(0.4, min(width, height) / 480)
         line = int(32 * scale)
         x, y = int(10 * scale), int(10 * scale)
-
-        rows = self.rows(result, status)
         box_width = max(cv2.getTextSize(text, FONT, size * scale, 2)[0][0] for text, _, size, _ in rows) + 2 * x
         box_height = sum(int(line * max(size, 0.7)) for _, _, size, _ in rows) + y + int(line * 0.45)  # room for descenders
         overlay = image[:min(box_height, height), :min(box_width, width)]

@@ -118,7 +118,10 @@ class LiteRTModel(StatelessEmbedder):
         # in extraction): resizing one back and forth re-plans it every time. Batches run in
         # power-of-two parts, so a handful of shapes serve every size (rows do not depend on
         # the batch they run in: tested to 1e-4 against single runs).
-        self._interpreters = Lender(self._planned_interpreter)
+        self._interpreters = Lender(lambda shapes: self._planned(self._new_interpreter(), shapes))
+        # The interpreter that read the file serves the shapes it was converted for (a batch of one).
+        shapes = tuple(tuple(int(n) for n in detail["shape"]) for detail in self._inputs)
+        self._interpreters.keep(self._planned(interpreter, shapes), shapes)
 
     def _new_interpreter(self):
         from ai_edge_litert.interpreter import Interpreter
@@ -129,10 +132,9 @@ class LiteRTModel(StatelessEmbedder):
         except (ValueError, RuntimeError) as exc:  # converted by us, so a cache entry gone bad
             raise damaged_cache_entry(self._path, exc) from None
 
-    def _planned_interpreter(self, shapes):
-        """A new interpreter for inputs of `shapes`, run once: the first run is where XNNPACK
-        announces itself, and it is slow."""
-        interpreter = self._new_interpreter()
+    def _planned(self, interpreter, shapes):
+        """`interpreter` planned for inputs of `shapes` and run once: the first run is where
+        XNNPACK announces itself, and it is slow."""
         with native_stderr_silenced():
             for shape, detail in zip(shapes, self._inputs):
                 interpreter.resize_tensor_input(detail["index"], shape)

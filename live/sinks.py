@@ -30,6 +30,10 @@ class StreamInfo:
 
 
 class Sink:
+    # Whether put() looks at every frame's picture. A sink of your own may, so it is assumed;
+    # when no sink of a run does, the frames the model skips are never converted (live.sources).
+    needs_pictures = True
+
     def open(self, streams):
         """Called once before the first result, with a StreamInfo per stream."""
 
@@ -103,6 +107,8 @@ class DrawingSink(Sink):
 
 class StatusSink(Sink):
     """Keeps the overlay's figures current: first in the list, so every sink after it sees them."""
+
+    needs_pictures = False
 
     def __init__(self, overlay):
         self.overlay = overlay
@@ -192,6 +198,8 @@ class VideoSink(DrawingSink):
 class JsonlSink(Sink):
     """One record per frame (--jsonl); ends the run when stdout's reader has gone."""
 
+    needs_pictures = False
+
     def __init__(self, path, probs=False):
         self.path, self.probs = path, probs
         self.writer = None
@@ -212,6 +220,8 @@ class JsonlSink(Sink):
 
 class EventSink(Sink):
     """One record per label segment (--events); the open segments are closed at the end."""
+
+    needs_pictures = False
 
     def __init__(self, path, min_duration=1.0, min_score=0.5):
         self.path, self.min_duration, self.min_score = path, min_duration, min_score
@@ -235,6 +245,8 @@ class EventSink(Sink):
 class SummarySink(Sink):
     """The figures of the closing summary (RunSummary per stream); last in the list, so it
     counts the drawing time of the sinks before it."""
+
+    needs_pictures = False
 
     def __init__(self):
         self.summaries = {}

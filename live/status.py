@@ -13,6 +13,8 @@ class OverlayStatus:
 
     - `source_fps`: frames per second of the source (frame indexes over timestamps, so a
       camera's frames dropped for lack of time count: it is the camera's rate);
+    - `missed`: sample points a live source had to drop, so far (the model never saw them: see
+      live.sources);
     - `model_fps`: frames per second that went through the model (the bundle's sampling rate,
       or fewer when a live source outruns the machine), and `model_ms`, the latency of the
       last of them, from the frame read to its result.
@@ -63,4 +65,4 @@ class OverlayStatus:
 
     def as_dict(self):
         return {"source_fps": self.source_fps, "model_fps": self.model_fps, "model_ms": self.model_ms,
-                "dropped_fraction": self.dropped_fraction}
+                "dropped_fraction": self.dropped_fraction, "missed": getattr(self.source, "missed", 0)}

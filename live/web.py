@@ -71,6 +71,7 @@ class StreamView:
                 "label": result.label if result else None, "score": round(result.score, 4) if result else None,
                 "top": [[label, round(score, 4)] for label, score in result.top(top_k)] if result else [],
                 "frame": result.frame.index if result else None, "jpegs": self.encodes,
+                "dropped": getattr(self.info.source, "dropped", 0), "missed": getattr(self.info.source, "missed", 0),
                 "time": round(result.frame.timestamp, 3) if result else None}
 
 

@@ -138,6 +138,55 @@ def unchanged_for(value, seconds):
     return condition
 
 
+@pytest.fixture
+def display():
+    """A fresh Xvfb, for the tests of real windows, on a display number it picks itself
+    (-displayfd), so tests on two xdist workers, or a desktop already on :0, never collide.
+    -noreset: by default an X server resets whenever its last client leaves (every `xdotool
+    search` while no window is up), and a Qt connecting during a reset aborts the process ("no
+    Qt platform plugin could be initialized"; 1 start in 8 with a client polling beside it,
+    none with -noreset). A desktop always has clients, so only the test's bare server has this
+    race."""
+    read_end, write_end = os.pipe()
+    server = subprocess.Popen(["Xvfb", "-displayfd", str(write_end), "-screen", "0", "1600x1200x24", "-nolisten", "tcp", "-noreset"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, pass_fds=(write_end,))
+    os.close(write_end)
+    with os.fdopen(read_end) as announced:
+        number = announced.readline().strip()  # written once the server is ready
+    assert number.isdigit(), "Xvfb did not start"
+    assert wait_for(lambda: subprocess.run(["xdpyinfo", "-display", f":{number}"], capture_output=True).returncode == 0,
+                    30, interval=0.2), "Xvfb did not answer"
+    yield f":{number}"
+    server.terminate()
+    server.wait()
+
+
+def x_env(screen):
+    return {**os.environ, "DISPLAY": screen, "QT_QPA_PLATFORM": "xcb"}
+
+
+@pytest.fixture
+def window_manager(display):
+    """openbox on the test display, as on a desktop: it frames the window and sends the close
+    button's request. Tests that read the window's picture want one: on a bare Xvfb, Qt now and
+    then never paints a mapped window (4 runs in 40 of a bare imshow script; none of 24 with
+    openbox)."""
+    env = x_env(display)
+
+    def managing():
+        return subprocess.run(["wmctrl", "-m"], env=env, capture_output=True).returncode == 0
+
+    for _ in range(3):  # now and then openbox exits at once, with status 1 and not a word: start it again
+        manager = subprocess.Popen(["openbox", "--sm-disable"], env=env, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+        if wait_for(lambda: manager.poll() is not None or managing(), 30, interval=0.2) and manager.poll() is None:
+            break
+    assert managing(), "openbox did not start"
+    yield display
+    manager.terminate()
+    manager.wait()
+
+
 def free_port():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

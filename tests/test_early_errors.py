@@ -137,3 +137,18 @@ def test_quantize_refuses_a_streaming_backbone_bundle(tmp_path):
     expect_user_error(lambda: quantize(bundle, tmp_path / "data"), f"model bundle {bundle} runs on movinet_a0_stream",
                       "int8 copies of image backbones only")
     assert sorted(path.name for path in bundle.iterdir()) == before
+
+
+@pytest.mark.parametrize("command, expected, help_command", [
+    (["live", "--file", str(CLIP), "--runtime", "tflite"], "Invalid value for '--runtime': 'tflite' is not one of", "live"),
+    (["live", "--fiel", str(CLIP)], "No such option '--fiel'", "live"),
+    (["train", "fit", "--data", "d", "--out", "o", "--epochs", "ten"], "Invalid value for '--epochs'", "train fit"),
+    (["train", "fti"], "No such command 'fti'", "train"),
+])
+def test_command_line_mistakes_are_one_error_line(command, expected, help_command):
+    """click's own usage errors (a value not among the choices, a misspelt option or command)
+    read like every other mistake: one line naming the option and where help is, exit 2."""
+    process = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert process.returncode == 2, process.stderr
+    line = assert_clean_error(process, expected, f"see '{help_command} --help'")
+    assert process.stderr.strip() == line  # no usage block, no second line

@@ -2,7 +2,6 @@
 classified with --fast), and every way a user ends a player ends the run with exit 0: the
 title bar's close button under a real window manager (openbox), Esc, and the window destroyed
 by another program with no manager in between. Real `live` processes on Xvfb."""
-import os
 import shutil
 import subprocess
 import time
@@ -11,8 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import CLIPS, wait_for, write_clip
-from test_window import display, find_window  # noqa: F401 (display is a fixture)
+from conftest import CLIPS, write_clip, x_env
+from test_window import find_window
 
 needs_x = pytest.mark.skipif(not all(shutil.which(t) for t in ("Xvfb", "xdotool", "xdpyinfo", "openbox", "wmctrl")),
                              reason="needs Xvfb, xdotool, x11-utils, openbox and wmctrl")
@@ -42,29 +41,6 @@ def test_api_replays_a_file_at_its_own_pace_only_when_asked(cache_dir, tmp_path)
             assert np.median(latencies) < 100, latencies  # held up to 200 ms before it was due
         else:
             assert wall < 0.5 * media, (wall, media)
-
-
-def x_env(screen):
-    return {**os.environ, "DISPLAY": screen, "QT_QPA_PLATFORM": "xcb"}
-
-
-@pytest.fixture
-def window_manager(display):  # noqa: F811
-    """openbox on the test display: it frames the window and sends the close button's request."""
-    env = x_env(display)
-
-    def managing():
-        return subprocess.run(["wmctrl", "-m"], env=env, capture_output=True).returncode == 0
-
-    for _ in range(3):  # now and then openbox exits at once, with status 1 and not a word: start it again
-        manager = subprocess.Popen(["openbox", "--sm-disable"], env=env, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL)
-        if wait_for(lambda: manager.poll() is not None or managing(), 30, interval=0.2) and manager.poll() is None:
-            break
-    assert managing(), "openbox did not start"
-    yield display
-    manager.terminate()
-    manager.wait()
 
 
 def looping_run(env):
@@ -98,7 +74,7 @@ def closing_commands(how, window):
 def test_closing_the_window_ends_the_run(how, request):
     env = x_env(request.getfixturevalue("window_manager" if how == "close button" else "display"))
     process = looping_run(env)
-    window = find_window(env)
+    window = find_window(env, process)
     if window:
         time.sleep(1)  # a few frames shown first
         for command in closing_commands(how, window):

@@ -177,6 +177,7 @@ def test_the_snapshot_health_and_status(served):
     assert served.get("/healthz")[:1] == (200,)
     (stream,) = json.loads(served.get("/api/streams")[2])
     assert stream["stream"] == 1 and stream["name"] == str(SAMPLE) and stream["fps"] == pytest.approx(28, abs=1)
+    assert stream["dropped"] == stream["missed"] == 0  # a file drops nothing
     assert stream["label"] == "arm wrestling" and stream["top"][0][0] == "arm wrestling"
     page = served.get("/")[2].decode()
     assert "/streams/" in page and "EventSource" in page and "<script src" not in page  # nothing from outside

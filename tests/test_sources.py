@@ -3,6 +3,7 @@ run cleanly), a file's frames carry its container's presentation times (variable
 video keeps its real timing, in live and in training alike), and `read` is the cost of reading
 a live source's frame, not the wait for it."""
 import json
+import shutil
 import signal
 import subprocess
 import time
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from conftest import CLIPS, ROOT, read_jsonl
+from conftest import CLIPS, ROOT, free_port, read_jsonl, serve_stream
 
 KINETICS = ROOT / "weights" / "kinetics600"  # frame_rate 5: it samples by time
 
@@ -283,3 +284,105 @@ def test_training_rate_is_measured_from_presentation_times(rate_clips):
     vfr, _ = rate_clips
     assert cv2.VideoCapture(str(vfr)).get(cv2.CAP_PROP_FPS) == pytest.approx(20.5, abs=0.1)
     assert measured_frame_rate(vfr) == pytest.approx(30.0, abs=1e-3)
+
+
+# Decode only what is used: a planned source converts only the frames its sampler takes.
+
+def read_all(source, sampler=None, every_picture=False, limit=None):
+    """(index, time, sampled, picture) of each frame of a FileSource: planned with `sampler`, or
+    as today (every frame converted, sampled by the caller, as the pipeline did) without."""
+    from live.frames import TimeSampler
+
+    if sampler:
+        source.plan(sampler, every_picture)
+    today = TimeSampler(1, 5.0)
+    try:
+        return [(frame.index, frame.timestamp, frame.sampled if sampler else today.keep(frame.timestamp),
+                 None if frame.image is None else frame.image.copy())
+                for frame, _ in zip(source.frames(), range(limit or 10 ** 9))]
+    finally:
+        source.close()
+
+
+@pytest.mark.parametrize("clip, loop", [("vfr", False), ("vfr", True), ("flipping_pancake.mkv", False),
+                                        ("eye_makeup_320x240.avi", False)])
+def test_skipped_frames_left_unconverted_give_the_same_sampled_frames(rate_clips, clip, loop):
+    """Decoded but not converted, the frames the sampler skips change nothing: the same frames
+    are sampled at the same times with the same pixels as when every frame is converted (the
+    path training's extraction takes), across a --loop restart too; the skipped ones carry no
+    picture. With every picture asked for (a window, a video), every frame has its own."""
+    from live.frames import TimeSampler
+    from live.sources import FileSource
+
+    path = rate_clips[0] if clip == "vfr" else CLIPS / clip
+    limit = 200 if loop else None  # the 160-frame clip, and 40 frames of its second pass
+    today = read_all(FileSource(path, loop=loop), limit=limit)
+    unconverted = read_all(FileSource(path, loop=loop), TimeSampler(1, 5.0), limit=limit)
+    every = read_all(FileSource(path, loop=loop), TimeSampler(1, 5.0), every_picture=True, limit=limit)
+    assert [row[:3] for row in unconverted] == [row[:3] for row in today] == [row[:3] for row in every]
+    assert sum(row[2] for row in today) >= len(today) // 6  # a frame in five or six is sampled
+    for (*_, sampled, picture), (*_, converted), (*_, drawn) in zip(unconverted, today, every):
+        assert (picture is not None) == sampled
+        if sampled:
+            assert np.array_equal(picture, converted)
+        assert np.array_equal(drawn, converted)
+
+
+class CountingSampler:
+    """A real TimeSampler that counts the sample points it decided on."""
+
+    def __init__(self):
+        from live.frames import TimeSampler
+
+        self.sampler, self.kept = TimeSampler(1, 5.0), 0
+
+    def keep(self, timestamp):
+        kept = self.sampler.keep(timestamp)
+        self.kept += kept
+        return kept
+
+
+@pytest.mark.skipif(not shutil.which("ffmpeg"), reason="needs ffmpeg")
+def test_a_stream_read_too_slowly_keeps_its_sample_points_and_counts_those_it_misses():
+    """A real 28 fps stream, planned with a 5 fps sampler. Taken 10 times a second, it drops most
+    frames but hands out every sample point, converted, and the skipped frames unconverted.
+    Taken once a second, it holds the last few sample points and counts the rest as missed,
+    in the summary and the overlay's figures. Every frame read is handed out or dropped, and
+    every sample point decided is handed out or missed."""
+    from live.outputs import RunSummary, summary_text
+    from live.sources import ENDED, StreamSource
+    from live.status import OverlayStatus
+
+    port = free_port()
+    server = serve_stream(CLIPS / "arm_wrestling.mp4", port)
+    sampler = CountingSampler()
+    try:
+        source = StreamSource(f"http://127.0.0.1:{port}/stream.ts")
+        try:
+            source.plan(sampler, every_picture=False)
+            handed = []
+            for pause, seconds in ((0.1, 3.0), (1.0, 3.0)):
+                started = time.perf_counter()
+                while time.perf_counter() - started < seconds:
+                    frame = source.take(timeout=1.0)
+                    handed += [frame] if frame not in (None, ENDED) else []
+                    time.sleep(pause)
+                if pause == 0.1:
+                    assert source.missed == 0 and source.dropped > len(handed)  # kept up with the samples only
+                    quick = len(handed)
+        finally:
+            source.close()
+        while (frame := source.take()) is not ENDED:  # what was still held when it closed
+            handed.append(frame)
+    finally:
+        server.kill()
+    assert all((frame.image is not None) == frame.sampled for frame in handed)
+    samples = [frame.timestamp for frame in handed[:quick] if frame.sampled]
+    assert len(samples) >= 12 and np.median(np.diff(samples)) == pytest.approx(0.2, abs=0.02)
+    assert source.missed >= 5, source.missed  # 3 s at 5 a second, 3 taken and 3 held
+    assert source.frames_read == len(handed) + source.dropped
+    assert sampler.kept == sum(frame.sampled for frame in handed) + source.missed
+    assert OverlayStatus(source).as_dict()["missed"] == source.missed
+    summary = summary_text({source.name: RunSummary()}, [source], {}, 1.0)
+    assert summary.startswith(f"frames read {source.frames_read}, classified 0, 0.0 fps, "
+                              f"sample points missed {source.missed}")

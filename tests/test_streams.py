@@ -93,6 +93,11 @@ def test_dropping_stream_beside_a_file_lets_the_file_finish(tmp_path):
     streams = by_stream(read_jsonl(jsonl))
     assert [r["frame"] for r in streams[str(CLIPS / "pool_cleaning.mp4")]] == list(range(300))  # all of it
     assert f"stream {url}:" in stderr and f"stream {CLIPS / 'pool_cleaning.mp4'}:" in stderr  # a summary each
+    # The stream's reader decided its sample points, 0.2 s apart: each one was classified or
+    # counted as missed in its summary.
+    missed = int(stderr.split(f"stream {url}:")[1].split("sample points missed ")[1].split()[0])
+    samples = [r["time"] for r in streams[url] if r["sampled"]]
+    assert len(samples) >= 2 and len(samples) + missed >= (samples[-1] - samples[0]) / 0.2 - 1, (samples, missed)
     assert file_records_at_drop < 300  # the file was still running when the stream dropped, and went on
 
 

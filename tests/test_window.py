@@ -1,6 +1,5 @@
 """The on-screen window, for real: live draws into an X window on Xvfb; a screenshot is read
 back with OCR to find the label and the frame rate drawn on it."""
-import os
 import re
 import shutil
 import subprocess
@@ -9,36 +8,22 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import CLIPS, wait_for
+from conftest import CLIPS, wait_for, x_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not all(shutil.which(t) for t in ("Xvfb", "import", "tesseract", "xdotool", "ffmpeg")),
                                 reason="needs Xvfb, ImageMagick, tesseract-ocr, xdotool and ffmpeg")]
 
 
-@pytest.fixture
-def display():
-    """A fresh Xvfb on a display number it picks itself (-displayfd), so tests on two xdist
-    workers, or a desktop already on :0, never collide."""
-    read_end, write_end = os.pipe()
-    server = subprocess.Popen(["Xvfb", "-displayfd", str(write_end), "-screen", "0", "1600x1200x24", "-nolisten", "tcp"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, pass_fds=(write_end,))
-    os.close(write_end)
-    with os.fdopen(read_end) as announced:
-        number = announced.readline().strip()  # written once the server is ready
-    assert number.isdigit(), "Xvfb did not start"
-    assert wait_for(lambda: subprocess.run(["xdpyinfo", "-display", f":{number}"], capture_output=True).returncode == 0,
-                    30, interval=0.2), "Xvfb did not answer"
-    yield f":{number}"
-    server.terminate()
-    server.wait()
-
-
-def find_window(env, timeout=90):
+def find_window(env, process, timeout=90):
+    """live's window, or None once `process` has ended or `timeout` has passed without one."""
     def search():
+        if process.poll() is not None:
+            return "ended"
         found = subprocess.run(["xdotool", "search", "--name", "^live$"], env=env, capture_output=True, text=True)
         return found.stdout.split()[0] if found.stdout.strip() else None
 
-    return wait_for(search, timeout, interval=0.3)
+    found = wait_for(search, timeout, interval=0.3)
+    return None if found == "ended" else found
 
 
 def press_q(window, env):
@@ -57,15 +42,15 @@ def overlay_text(window, env, folder):
     return subprocess.run(["tesseract", str(shot), "-", "--psm", "6"], capture_output=True, text=True).stdout
 
 
-def test_window_shows_label_and_quits_on_q(display, lite_bundle, tmp_path):
-    env = {**os.environ, "DISPLAY": display, "QT_QPA_PLATFORM": "xcb"}
+def test_window_shows_label_and_quits_on_q(window_manager, lite_bundle, tmp_path):
+    env = x_env(window_manager)
     clip = tmp_path / "long.mp4"  # 1,200 frames: long enough that only `q` can end the run early
     subprocess.run(["ffmpeg", "-loglevel", "error", "-stream_loop", "3", "-i", str(CLIPS / "pool_cleaning.mp4"),
                     "-c", "copy", str(clip)], check=True)
     process = subprocess.Popen(["live", "--file", str(clip), "--weights", str(lite_bundle)],
                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        window = find_window(env)
+        window = find_window(env, process)
         assert window, process.stderr.read() if process.poll() is not None else "no window appeared"
         # Past the warm-up, the overlay shows a label with its score and the frame rate and
         # latency line. Read it until both are there: one screenshot's OCR can miss the small
@@ -90,14 +75,14 @@ def test_window_shows_label_and_quits_on_q(display, lite_bundle, tmp_path):
     assert read < 1200  # it quit on q, before the clip ended
 
 
-def test_grid_window_shows_every_stream(display, tmp_path):
-    env = {**os.environ, "DISPLAY": display, "QT_QPA_PLATFORM": "xcb"}
+def test_grid_window_shows_every_stream(window_manager, tmp_path):
+    env = x_env(window_manager)
     process = subprocess.Popen(["live", "--file", str(CLIPS / "arm_wrestling.mp4"), "--file",
                                 str(CLIPS / "pool_cleaning.mp4"), "--file", str(CLIPS / "basketball.mp4"),
                                 "--loop", "--max-fps", "20"],
                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        window = find_window(env)
+        window = find_window(env, process)
         assert window, process.stderr.read() if process.poll() is not None else "no window appeared"
         def geometry():
             return subprocess.run(["xdotool", "getwindowgeometry", window], env=env, capture_output=True,

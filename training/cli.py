@@ -7,12 +7,12 @@ import click
 
 from live import __version__
 from live.choices import FEATURE_RUNTIMES, RUNTIMES
-from live.cli import run_with_errors
-from training.config import DEFAULT_ENGINE, ENGINES, ExtractConfig, FitConfig  # no Keras import
+from live.cli import Group, run_with_errors
+from training.config import DEFAULT_ENGINE, ENGINES, ExtractConfig, FeatureConfig, FitConfig  # no Keras import
 from training.model import DEFAULT_MODEL_KIND, MODEL_KINDS  # names only: no Keras import
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="train")
 def main():
     """Train, evaluate and try the sequence models that `live` runs."""
@@ -280,6 +280,43 @@ def pretrained(**options):
     from training.pretrained import make_pretrained_bundle
 
     _run(_ignoring_result(make_pretrained_bundle), **options)
+
+
+@main.command()
+@click.argument("data", required=False)
+@click.option("--label", metavar="NAME", help="The action the clips show: its class folder, DATA/NAME.")
+@click.option("--clips", type=click.IntRange(1), default=5, show_default=True, help="Clips to record.")
+@click.option("--seconds", type=click.FloatRange(min=0, min_open=True),
+              help="Length of each clip [default: what one window of --backbone needs (--seq-len frames at "
+                   "its frame rate, or at the source's), plus 1 s].")
+@click.option("--countdown", type=click.FloatRange(0), default=3.0, show_default=True,
+              help="Seconds to get ready before each clip.")
+@click.option("--camera", type=int, metavar="INDEX", help="Record a webcam (0 is the first) [default: camera 0].")
+@click.option("--file", metavar="PATH|URL", help="Record from a video file, or an http/rtsp stream, instead.")
+@click.option("--session", metavar="NAME",
+              help="Name the clips' group: a grouped split keeps one session's clips on one side "
+                   "[default: the start time, YYYYMMDD-HHMMSS]. Give the same name to add to a session.")
+@click.option("--backbone", type=BackboneChoice(), default=FeatureConfig.backbone, show_default=True,
+              help="The backbone the clips will be fitted with: it sets the default --seconds.")
+@click.option("--seq-len", type=click.IntRange(2), default=FitConfig.seq_len, show_default=True,
+              help="Frames in the window `train fit --seq-len` will use: it sets the default --seconds.")
+@click.option("--display/--no-display", "--window/--no-window", "display", default=None,
+              help="Show the picture, the countdown and the progress in a window [default: when a screen "
+                   "exists]; progress lines go to stderr either way.")
+def record(**options):
+    """Record labelled clips from a camera, file or stream into DATA/LABEL/, for `train fit --data DATA`.
+
+    Each clip is preceded by a countdown, and is named SESSION__N.mp4: the session is the
+    clips' group, so a split never tests on a session it trained on. Record each action in a few
+    sessions (other people, rooms, lighting) for a model that carries over to new ones.
+    q or Esc in the window stops early, keeping every finished clip; so does Ctrl-C (exit code
+    130). A clip is written under a temporary name and renamed once complete, so an unfinished
+    clip never stays, and a clip already there is never replaced.
+    """
+    from live.cli import StopRequest
+    from training.record import record as record_clips
+
+    _run(lambda **given: record_clips(**given, stop=StopRequest()), **options)
 
 
 @main.command("demo-data")

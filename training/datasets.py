@@ -53,12 +53,15 @@ def _clip(path, label):
     return Clip(Path(path), label, clip_group(path, label))
 
 
-def _videos(folder):
-    return sorted(p for p in Path(folder).iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+def videos_in(folder):
+    """The folder's videos. Hidden files are not clips: a clip still being written (`train record`
+    writes to a dotfile, then renames it) or macOS's ._ metadata files beside copied videos."""
+    return sorted(p for p in Path(folder).iterdir()
+                  if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES and not p.name.startswith("."))
 
 
 def _class_folders(folder):
-    return sorted(p for p in Path(folder).iterdir() if p.is_dir() and not p.name.startswith(".") and _videos(p))
+    return sorted(p for p in Path(folder).iterdir() if p.is_dir() and not p.name.startswith(".") and videos_in(p))
 
 
 def _read_reference_csv(root, split):
@@ -100,11 +103,11 @@ def load_dataset(data_dir, split=1, classes=None, test_fraction=0.25, seed=0):
         layout, (train, test) = "ucf101", _read_ucf101(root, split, classes)
     elif (root / "train").is_dir() and (root / "test").is_dir() and _class_folders(root / "train"):
         layout = "split folders"
-        train = [_clip(v, c.name) for c in _class_folders(root / "train") for v in _videos(c)]
-        test = [_clip(v, c.name) for c in _class_folders(root / "test") for v in _videos(c)]
+        train = [_clip(v, c.name) for c in _class_folders(root / "train") for v in videos_in(c)]
+        test = [_clip(v, c.name) for c in _class_folders(root / "test") for v in videos_in(c)]
     elif _class_folders(root):
         layout = "class folders"
-        clips = [_clip(v, c.name) for c in _class_folders(root) for v in _videos(c)]
+        clips = [_clip(v, c.name) for c in _class_folders(root) for v in videos_in(c)]
         train, test = grouped_split(clips, test_fraction, seed)
     else:
         raise UserError(
