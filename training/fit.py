@@ -25,14 +25,6 @@ from training.model import build_sequence_model
 from training.report import classification_metrics, confusion_png, curves_png, metrics_text
 from training.windows import WindowBatches, predict_clip, shuffled_frames
 
-# Below this size, the windows of a fit (training and validation, float32) are drawn once and
-# held as arrays, as before fit streamed: Keras then feeds them to the model from its own graph,
-# where batches made in Python (WindowBatches) cost 1.4-1.7x the time an epoch on 2 cores
-# (a 200-clip GRU fit, 4 epochs: 15.6-19.2 s against 22.2-28.3 s, same run). Above it, memory
-# would grow with the clips, and each epoch draws its windows anew from the cache entries.
-IN_MEMORY_WINDOWS_BYTES = 512 * 2**20
-
-
 def prepare_features(clips, config, min_frames=1, progress=True):
     """Load the backbone `config` (a FeatureConfig, its frame rate resolved) names and return
     (features by path, skipped, frame path, timings) for `clips`."""
@@ -243,20 +235,13 @@ def fit(config):
     train_batches = batches(fit_clips, config.windows_per_clip, redraw=True)
     val_batches = batches(val_clips, max(4, config.windows_per_clip // 2), redraw=False)
     feature_size = get_backbone(backbone).feature_size
-    in_memory = (train_batches.windows + val_batches.windows) * seq_len * feature_size * 4 <= IN_MEMORY_WINDOWS_BYTES
-    if in_memory:  # the first draw, held as arrays for every epoch (see IN_MEMORY_WINDOWS_BYTES)
-        (train_x, train_y), (val_x, val_y) = train_batches.arrays(), val_batches.arrays()
-        fit_data = {"x": list(train_x), "y": train_y, "validation_data": (list(val_x), val_y), "batch_size": config.batch_size,
-                "shuffle": True}
-    else:  # streamed: each epoch draws its windows anew, from entries read as batches are made
-        fit_data = {"x": train_batches, "validation_data": val_batches}
     model = build_sequence_model(model_kind, seq_len, feature_size, len(labels), mean, variance)
     log(f"training {model_kind} model ({model.count_params():,} parameters) on {train_batches.windows} windows "
         f"an epoch from {len(fit_clips)} clips, validating on {len(val_clips)} clips")
     history = model.fit(
-        **fit_data, epochs=config.epochs, verbose=2 if config.progress else 0,
-        callbacks=([] if in_memory else [train_batches.epoch_callback()])
-        + [keras.callbacks.EarlyStopping(monitor="val_loss", patience=8, restore_best_weights=True)])
+        train_batches, validation_data=val_batches, epochs=config.epochs, verbose=2 if config.progress else 0,
+        callbacks=[train_batches.epoch_callback(),
+                   keras.callbacks.EarlyStopping(monitor="val_loss", patience=8, restore_best_weights=True)])
     history = {k: [float(v) for v in values] for k, values in history.history.items()}
     best_epoch = int(np.argmin(history["val_loss"]))
 

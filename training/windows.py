@@ -103,13 +103,6 @@ class WindowBatches(keras.utils.PyDataset):
                 frames[row] = self.per_window(frames[row], mask[row], rng)
         return (frames, mask), self.labels[self.owners[chosen]]
 
-    def arrays(self):
-        """Every window of the current draw at once: ((features, mask), labels), as model.fit
-        takes arrays."""
-        batches = [self[batch] for batch in range(len(self))]
-        return ((np.concatenate([b[0][0] for b in batches]), np.concatenate([b[0][1] for b in batches])),
-                np.concatenate([b[1] for b in batches]))
-
     def draw_epoch(self, epoch):
         """Draw epoch `epoch`'s windows (epoch 0's are the first draw), unless they are drawn."""
         if self.redraw and epoch != self.epoch:
