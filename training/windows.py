@@ -2,6 +2,8 @@
 first, zero padding and a false mask after them."""
 import numpy as np
 
+from training.augment import random_speed
+
 
 def window(features, start, length, seq_len):
     """Frames start..start+length of a clip as (seq_len, F) features and a (seq_len,) mask."""
@@ -13,14 +15,16 @@ def window(features, start, length, seq_len):
     return out, mask
 
 
-def training_windows(clips, seq_len, per_clip, rng, partial_share=0.3, shuffle_frames=False):
+def training_windows(clips, seq_len, per_clip, rng, partial_share=0.3, shuffle_frames=False, speed_range=None):
     """Random windows across each clip: full ones anywhere in the clip, and partial ones (the
-    first 1..seq_len-1 frames after a random start, as live sees when it starts). Returns
-    features (N, T, F), mask (N, T) and the index of each window's clip."""
+    first 1..seq_len-1 frames after a random start, as live sees when it starts). With
+    `speed_range`, each window is cut from its clip replayed at a random speed in that range
+    (training.augment). Returns features (N, T, F), mask (N, T) and the index of each window's clip."""
     windows, masks, owners = [], [], []
-    for owner, features in enumerate(clips):
-        count = len(features)
+    for owner, clip in enumerate(clips):
         for _ in range(per_clip):
+            features = random_speed(clip, rng, speed_range)
+            count = len(features)
             if rng.random() < partial_share or count < seq_len:
                 length = int(rng.integers(1, min(seq_len, count) + 1))
             else:
