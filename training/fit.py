@@ -20,7 +20,8 @@ from live.runtimes import compiled_call
 from training import log
 from training.datasets import grouped_split, single_source_classes, split_record
 from training.features import FeatureCache, extract_features, load_embedder
-from training.model import build_sequence_model
+from training.augment import SPEED_RANGE
+from training.model import AUTO, CANDIDATES, build_sequence_model
 from training.report import classification_metrics, confusion_png, curves_png, metrics_text
 from training.windows import predict_clip, training_windows
 
@@ -101,6 +102,20 @@ def evaluate_clips(head, clips, features, labels, seq_len):
             "all_windows": classification_metrics(truth, mean, labels)}
 
 
+def choose_head(histories):
+    """The head to keep of those trained, by their training histories ({kind: Keras history}):
+    the best validation accuracy, at each one's best epoch (lowest validation loss, whose weights
+    early stopping restored); a tie goes to the lower validation loss, then to the first kind.
+    Returns (kind, {kind: {"validation_accuracy", "validation_loss"}})."""
+    scores = {}
+    for kind, history in histories.items():
+        best = int(np.argmin(history["val_loss"]))
+        scores[kind] = {"validation_accuracy": history["val_accuracy"][best],
+                        "validation_loss": history["val_loss"][best]}
+    chosen = max(scores, key=lambda kind: (scores[kind]["validation_accuracy"], -scores[kind]["validation_loss"]))
+    return chosen, scores
+
+
 def fit(config):
     """Train the sequence model `config` (a FitConfig) describes and write its bundle; returns
     the report written into it."""
@@ -137,26 +152,37 @@ def fit(config):
     all_frames = np.concatenate([features[str(c.path)] for c in fit_clips])
     mean, variance = all_frames.mean(axis=0), all_frames.var(axis=0) + 1e-6
 
-    def windows_for(clips, per_clip, shuffle):
+    def windows_for(clips, per_clip, shuffle, speed_range=None):
         x, mask, owner = training_windows([features[str(c.path)] for c in clips], seq_len, per_clip, rng,
-                                          shuffle_frames=shuffle)
+                                          shuffle_frames=shuffle, speed_range=speed_range)
         return (x, mask), np.asarray([index[clips[o].label] for o in owner])
 
-    train_x, train_y = windows_for(fit_clips, config.windows_per_clip, config.shuffle_frames)
+    train_x, train_y = windows_for(fit_clips, config.windows_per_clip, config.shuffle_frames,
+                                   SPEED_RANGE if config.augment else None)
     val_x, val_y = windows_for(val_clips, max(4, config.windows_per_clip // 2), config.shuffle_frames)
-    model = build_sequence_model(model_kind, seq_len, get_backbone(backbone).feature_size, len(labels),
-                                 mean, variance)
-    log(f"training {model_kind} model ({model.count_params():,} parameters) on {len(train_y)} windows "
-        f"from {len(fit_clips)} clips, validating on {len(val_clips)} clips")
-    history = model.fit(
-        list(train_x), train_y, validation_data=(list(val_x), val_y), epochs=config.epochs,
-        batch_size=config.batch_size, shuffle=True, verbose=2 if config.progress else 0,
-        callbacks=[keras.callbacks.EarlyStopping(monitor="val_loss", patience=8, restore_best_weights=True)])
-    history = {k: [float(v) for v in values] for k, values in history.history.items()}
+    kinds = CANDIDATES if model_kind == AUTO else (model_kind,)
+    trained = {}
+    for kind in kinds:
+        model = build_sequence_model(kind, seq_len, get_backbone(backbone).feature_size, len(labels), mean, variance)
+        log(f"training {kind} model ({model.count_params():,} parameters) on {len(train_y)} windows "
+            f"from {len(fit_clips)} clips, validating on {len(val_clips)} clips")
+        history = model.fit(
+            list(train_x), train_y, validation_data=(list(val_x), val_y), epochs=config.epochs,
+            batch_size=config.batch_size, shuffle=True, verbose=2 if config.progress else 0,
+            callbacks=[keras.callbacks.EarlyStopping(monitor="val_loss", patience=8, restore_best_weights=True)])
+        trained[kind] = model, {k: [float(v) for v in values] for k, values in history.history.items()}
+    chosen, candidates = choose_head({kind: history for kind, (_, history) in trained.items()})
+    if len(kinds) > 1:
+        log("validation accuracy: " + ", ".join(f"{kind} {score['validation_accuracy']:.1%}"
+                                                for kind, score in candidates.items()) + f"; keeping {chosen}")
+    model, history = trained[chosen]
     best_epoch = int(np.argmin(history["val_loss"]))
 
-    head = compiled_call(model)
-    test = evaluate_clips(head, test_clips, features, labels, seq_len) if test_clips else None
+    tests = {kind: evaluate_clips(compiled_call(candidate), test_clips, features, labels, seq_len)
+             for kind, (candidate, _) in trained.items()} if test_clips else {}
+    for kind, score in candidates.items():
+        score["test_accuracy_all_windows"] = tests[kind]["all_windows"]["accuracy"] if tests else None
+    test = tests.get(chosen)
     if test:
         log(metrics_text(test["all_windows"], "test, mean over all windows"))
         log(f"test, first window only: accuracy {test['first_window']['accuracy']:.1%}")
@@ -167,6 +193,8 @@ def fit(config):
                     "train_clips": len(fit_clips), "validation_clips": len(val_clips),
                     "test_clips": len(test_clips), "train_windows": int(len(train_y))},
         "test": test,
+        "model": chosen,
+        "candidates": candidates,
         "best_epoch": best_epoch + 1,
         "history": history,
         "skipped": [{"video": video, "reason": reason} for video, reason in sorted(skipped.items())],
@@ -179,7 +207,10 @@ def fit(config):
     manifest = {
         "backbone": backbone, "image_size": frame_path.image_size,
         "feature_size": get_backbone(backbone).feature_size, "backbone_fingerprint": frame_path.fingerprint,
-        "seq_len": seq_len, "frame_step": frame_step, "frame_rate": frame_rate, "model": model_kind,
+        "seq_len": seq_len, "frame_step": frame_step, "frame_rate": frame_rate, "model": chosen,
+        "model_selection": {"requested": model_kind, "by": "validation accuracy",
+                            "candidates": {kind: {name: score[name] for name in ("validation_accuracy", "validation_loss")}
+                                           for kind, score in candidates.items()}},
         "split": split_record(dataset, data, config.dataset.split, config.dataset.classes,
                               config.dataset.test_fraction, seed),
         "trained_on": {"data": str(data), "layout": dataset.layout, "clips": len(train_clips),
