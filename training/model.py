@@ -23,8 +23,10 @@
   and on the same split a linear classifier of the shape alone gets 92%. Reading it, with the
   scene branches dropped out, took that split's zoom pair from 31% to 69% and its mean from
   80% to 89% (the 3x task, seed 0; per fold and seed: README, "train").
-- "mean": a linear classifier of the window's mean feature (standardised), with Gaussian noise
-  on the features, dropout and weight decay while it trains. On real actions the scene is most
+- "mean": a linear classifier of the window's mean feature (standardised), with dropout and
+  weight decay, trained at 10x the others' rate: in a tuning run on MoViNet features (5 clips
+  a class, 3 seeds) it scored 0.94 so, as the linear baseline did, against 0.89 at 1e-3 with
+  noise on the features. On real actions the scene is most
   of the signal: on UCF11 with EfficientNet-Lite0 features, a linear classifier of the mean
   beat every sequence head (0.81 against 0.75-0.76 for "gru" and "motion"). It cannot tell an
   action from its time reversal, which the order task needs.
@@ -43,8 +45,8 @@ MODEL_KINDS = ("gru", "mean", "motion", "reference")
 AUTO = "auto"
 CANDIDATES = ("gru", "mean")
 DEFAULT_MODEL_KIND = AUTO
-MEAN_NOISE = 0.5  # stddev of the noise on the standardised features while training "mean"
 MEAN_DROPOUT = 0.5
+LEARNING_RATES = {"mean": 1e-2}  # Adam's; 1e-3 for the others
 APPEARANCE_UNITS = 8
 GRU_UNITS = 16
 PATH_UNITS = 8
@@ -82,7 +84,6 @@ def build_sequence_model(kind, seq_len, feature_size, num_classes, feature_mean=
         x = keras.layers.Dropout(0.3)(keras.layers.Concatenate()(branches))
     elif kind == "mean":
         appearance, _ = TemporalStats(name="temporal_stats")([normalised, mask])
-        appearance = keras.layers.GaussianNoise(MEAN_NOISE)(appearance)
         x = keras.layers.Dropout(MEAN_DROPOUT)(appearance)
     elif kind == "reference":
         # unroll: a fixed-length loop of builtin ops that LiteRT runs, not a while loop of
@@ -97,8 +98,8 @@ def build_sequence_model(kind, seq_len, feature_size, num_classes, feature_mean=
     probabilities = keras.layers.Dense(num_classes, activation="softmax", name="probabilities",
                                        kernel_regularizer=decay)(x)
     model = keras.Model([features, mask], probabilities, name=f"{kind}_sequence_model")
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
+    model.compile(optimizer=keras.optimizers.Adam(LEARNING_RATES.get(kind, 1e-3)),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     return model
 
 
