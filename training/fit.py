@@ -209,7 +209,8 @@ def fit(config):
         "feature_size": get_backbone(backbone).feature_size, "backbone_fingerprint": frame_path.fingerprint,
         "seq_len": seq_len, "frame_step": frame_step, "frame_rate": frame_rate, "model": chosen,
         "model_selection": {"requested": model_kind, "by": "validation accuracy",
-                            "candidates": {kind: {name: score[name] for name in ("validation_accuracy", "validation_loss")}
+                            "candidates": {kind: {name: score[name]
+                                                  for name in ("validation_accuracy", "validation_loss")}
                                            for kind, score in candidates.items()}},
         "split": split_record(dataset, data, config.dataset.split, config.dataset.classes,
                               config.dataset.test_fraction, seed),

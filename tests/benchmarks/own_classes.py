@@ -152,7 +152,8 @@ def main():
                                                           frame_rate=FRAME_RATES.get(backbone)).features, clips)
         features, skipped, _, timing = prepare_features(clips, config, progress=False)
         if timing["clips"]:
-            print(f"warning: {timing['clips']} clips were not in the cache and were extracted ({timing['seconds']:.0f} s)")
+            print(f"warning: {timing['clips']} clips were not in the cache and were extracted "
+                  f"({timing['seconds']:.0f} s)")
         for per_class in args.clips_per_class.split(","):
             for seed in map(int, args.seeds.split(",")):
                 result = run_one(clips, backbone, per_class, seed, features)
