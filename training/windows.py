@@ -11,10 +11,11 @@ from live.quiet import keras
 PARTIAL_SHARE = 0.3  # of training windows: partial ones, as live sees while its buffer fills
 
 
-def window(features, start, length, seq_len):
-    """Frames start..start+length of a clip as (seq_len, F) features and a (seq_len,) mask."""
+def window(features, start, length, seq_len, out=None):
+    """Frames start..start+length of a clip as (seq_len, F) features and a (seq_len,) mask: live's
+    buffer layout. `out`, if given, is a zeroed (seq_len, F) float32 array to fill."""
     length = min(length, seq_len, len(features) - start)
-    out = np.zeros((seq_len, features.shape[1]), np.float32)
+    out = np.zeros((seq_len, features.shape[1]), np.float32) if out is None else out
     mask = np.zeros(seq_len, bool)
     out[:length] = features[start:start + length]
     mask[:length] = True
@@ -77,6 +78,7 @@ class WindowBatches(keras.utils.PyDataset):
         self.frame_counts = [len(features[clip]) for clip in self.clips]
         self.feature_size = features[self.clips[0]].shape[1]
         self.epoch = 0
+        self.failure = None  # the exception a batch raised, if one did
         self.owners, self.starts, self.lengths = draw_windows(self.frame_counts, seq_len, per_clip, rng)
         self.order = self._ordered(np.random.default_rng([seed, 0]))
 
@@ -91,14 +93,21 @@ class WindowBatches(keras.utils.PyDataset):
         return len(self.owners)
 
     def __getitem__(self, batch):
+        try:
+            return self._batch(batch)
+        except Exception as exc:  # kept: the backend's data pipeline re-raises it as its own error
+            self.failure = exc
+            raise
+
+    def _batch(self, batch):
         chosen = self.order[batch * self.batch_size:(batch + 1) * self.batch_size]
         frames = np.zeros((len(chosen), self.seq_len, self.feature_size), np.float32)
         mask = np.zeros((len(chosen), self.seq_len), bool)
         rng = np.random.default_rng([self.seed, self.epoch, batch]) if self.per_window else None
         for row, number in enumerate(chosen):
-            start, length = self.starts[number], self.lengths[number]
-            frames[row, :length] = self.features[self.clips[self.owners[number]]][start:start + length]
-            mask[row, :length] = True
+            start = self.starts[number]
+            frames[row], mask[row] = window(self.features[self.clips[self.owners[number]]], start,
+                                            self.lengths[number], self.seq_len, out=frames[row])
             if self.per_window:
                 frames[row] = self.per_window(frames[row], mask[row], rng)
         return (frames, mask), self.labels[self.owners[chosen]]
