@@ -88,7 +88,9 @@ bundle_runtime_option = click.option(
 
 
 @main.command()
-@click.option("--data", required=True, metavar="DIR", help="Dataset folder (layout detected).")
+@click.option("--data", metavar="DIR",
+              help="Dataset folder (layout detected) [default: the clips the feature cache's index records, "
+                   "trained from the cache alone].")
 @click.option("--out", required=True, metavar="DIR", help="Bundle folder to write, e.g. weights/NAME.")
 @backbone_option
 @backbone_weights_option

@@ -44,7 +44,7 @@ MIN_FRAMES = 5
 
 @dataclass(frozen=True)
 class DatasetConfig:
-    data: str
+    data: str | None  # None: the clips the feature cache's index records (`fit` only)
     split: int = 1  # UCF101's split
     classes: str | None = None  # comma-separated subset
     test_fraction: float = 0.25  # held out when the dataset has no test split

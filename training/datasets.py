@@ -114,16 +114,48 @@ def load_dataset(data_dir, split=1, classes=None, test_fraction=0.25, seed=0):
             f"no dataset layout found in {data_dir}: expected train.csv + test.csv with train/ and test/, "
             "UCF-101/ with ucfTrainTestlist/, train/<class>/ and test/<class>/ folders, or <class>/ folders "
             "of videos")
+    return _checked(Dataset(layout, [], train, test), data_dir, classes)
+
+
+def dataset_from_index(records, classes=None, test_fraction=0.25, seed=0, ucf_split=1):
+    """The dataset the feature cache's index records (`train fit --cache DIR` without --data):
+    each clip's label and group as `extract` or `fit` found them, and its test split: the
+    recorded one, or for class folders the one load_dataset would hold out with this seed (the
+    same clips in the same order: sorted by path). Returns (dataset, its folder)."""
+    records = [r for r in records if r.get("label") and r.get("group") and r.get("dataset")]
+    if not records:
+        raise UserError("the feature cache's index records no labelled clips; fill it with "
+                        "`train extract --data DIR` (or a `train fit --data DIR`) first")
+    roots = sorted({r["dataset"] for r in records})
+    if len(roots) > 1:
+        raise UserError(f"the feature cache's index records clips of {len(roots)} datasets ({', '.join(roots[:3])}); "
+                        "train on one with --data DIR, or keep one dataset per cache folder")
+    records = sorted(records, key=lambda r: r["path"])
+    layout = records[0].get("layout") or "class folders"
+    recorded_splits = sorted({r.get("ucf_split") or 1 for r in records}) if layout == "ucf101" else [ucf_split]
+    if recorded_splits != [ucf_split]:  # the index holds the train/test membership of one split only
+        raise UserError(f"the feature cache's index records UCF101 split {recorded_splits[-1]}, not {ucf_split}; "
+                        f"pass --split {recorded_splits[-1]}, or --data DIR to train on split {ucf_split}")
+    clips = {split: [Clip(Path(r["path"]), r["label"], r["group"]) for r in records if r.get("split") == split]
+             for split in ("train", "test", None)}
+    train, test = grouped_split(clips[None], test_fraction, seed) if clips[None] else (clips["train"], clips["test"])
+    return _checked(Dataset(layout, [], train, test), roots[0], classes), roots[0]
+
+
+def _checked(dataset, data_dir, classes):
+    """`dataset` cut to `classes` (if given), with its class names, after the checks any dataset
+    must pass: two classes at least, and no test class without training clips."""
+    classes = [c.strip() for c in classes.split(",")] if isinstance(classes, str) else classes
     if classes:
-        train = [c for c in train if c.label in classes]
-        test = [c for c in test if c.label in classes]
-    names = sorted({c.label for c in train})
-    if len(names) < 2:
-        raise UserError(f"{data_dir}: training needs at least two classes, found {len(names)}")
-    missing = [c for c in test if c.label not in names]
+        dataset.train = [c for c in dataset.train if c.label in classes]
+        dataset.test = [c for c in dataset.test if c.label in classes]
+    dataset.classes = sorted({c.label for c in dataset.train})
+    if len(dataset.classes) < 2:
+        raise UserError(f"{data_dir}: training needs at least two classes, found {len(dataset.classes)}")
+    missing = [c for c in dataset.test if c.label not in dataset.classes]
     if missing:
         raise UserError(f"{data_dir}: test class {missing[0].label} has no training clips")
-    return Dataset(layout, names, train, test)
+    return dataset
 
 
 def grouped_split(clips, fraction, seed):

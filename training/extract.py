@@ -12,6 +12,9 @@ every clip cached. A clip is the unit of work.
   into the cache, which must then be on storage every machine sees at the same path (set
   LIVE_CACHE_DIR or --cache); entries are written atomically, so concurrent workers, a
   crashed worker or Ctrl-C leave only complete entries, and a rerun resumes.
+
+Either way the driver writes the cache's index (features.CacheIndex): each clip's identity,
+label, group, split and frame counts, from the workers' answers, so `fit` needs no clip again.
 """
 import os
 import socket
@@ -26,8 +29,8 @@ from live.backbones import get_backbone
 from live.errors import UserError, first_line
 from training import log
 from training.config import ENGINES, MIN_FRAMES, FeatureConfig
-from training.features import FeatureCache, FramePath, extract_features, load_embedder
-from training.fit import resolved_features
+from training.features import CacheIndex, FeatureCache, FramePath, clip_key, extract_features, load_embedder
+from training.fit import record_dataset, resolved_features
 
 
 @dataclass(frozen=True)
@@ -54,9 +57,11 @@ class ClipExtractor:
 
     def extract(self, video):
         """Extract one clip into the cache: {"video", "frames", "seconds", "skipped": reason or
-        None, "cached": whether it was there already}."""
-        if self.cache.has(video):  # a rerun resumes: the worker, not the driver, reads the video to know
-            return {"video": video, "frames": 0, "seconds": 0.0, "skipped": None, "cached": True}
+        None, "cached": whether it was there already, "record": the clip's index record}. The
+        driver writes the index: workers on other machines never write one file at once."""
+        if self.cache.get(video) is not None:  # a rerun resumes: the worker, not the driver, reads the video
+            return {"video": video, "frames": 0, "seconds": 0.0, "skipped": None, "cached": True,
+                    "record": self.cache.index.records.get(clip_key(video))}
         started = time.perf_counter()
         _, skipped, timing = extract_features([video], self.embedder, self.job.frame_path, self.cache,
                                               MIN_FRAMES, progress=False)
@@ -66,39 +71,40 @@ class ClipExtractor:
         self.done["seconds"] += seconds
         self.done["skipped"] += bool(skipped)
         return {"video": video, "frames": timing["frames"], "seconds": seconds, "skipped": skipped.get(video),
-                "cached": False}
+                "cached": False, "record": self.cache.index.records.get(clip_key(video))}
 
     def summary(self):
         return dict(self.done)
 
 
-def plan(dataset_config, feature_config):
-    """The dataset's clips, the job (the frame path `fit` would use with these options) and the
-    embedder that named it, which the local engine then runs."""
+def plan(dataset_config, feature_config, cache_index):
+    """The dataset, its clips, the job (the frame path `fit` would use with these options) and
+    the embedder that named it, which the local engine then runs."""
     get_backbone(feature_config.backbone)  # an unknown name is an error before the dataset is scanned
     dataset = dataset_config.load()
     # Absolute paths for the clips and the cache: a worker on another machine, or in another
-    # working directory, must read and write exactly where the driver means.
-    clips = sorted({str(clip.path.resolve()) for clip in dataset.train + dataset.test})
+    # working directory, must read and write exactly where the driver means. Not resolved:
+    # the index names clips as `fit` does (clip_key).
+    clips = sorted({clip_key(clip.path) for clip in dataset.train + dataset.test})
     log(f"dataset {dataset_config.data}: {dataset.layout} layout, {len(dataset.classes)} classes, {len(clips)} clips")
-    feature_config = resolved_features(feature_config, dataset.train)
+    feature_config = resolved_features(feature_config, dataset.train, cache_index)
     embedder, frame_path = load_embedder(feature_config)
-    cache_root = str(FeatureCache(frame_path, feature_config.cache_root).folder.parent.resolve())
-    return clips, ExtractionJob(replace(feature_config, cache_root=cache_root), frame_path), embedder
+    cache_root = str(FeatureCache(frame_path, feature_config.cache_root, cache_index).folder.parent.resolve())
+    return dataset, clips, ExtractionJob(replace(feature_config, cache_root=cache_root), frame_path), embedder
 
 
-def extract_locally(config, job, embedder, clips):
+def extract_locally(config, job, embedder, clips, cache_index):
     """In this process, with the driver's own embedder (`plan` built it), as `fit` does it."""
     _, skipped, timing = extract_features(clips, embedder, job.frame_path,
-                                          FeatureCache(job.frame_path, job.features.cache_root), MIN_FRAMES,
-                                          progress=config.progress)
+                                          FeatureCache(job.frame_path, job.features.cache_root, cache_index),
+                                          MIN_FRAMES, progress=config.progress, keep_features=False)
     log(f"{len(clips) - timing['clips']} of {len(clips)} clips were already in the cache")
     worker = {"host": socket.gethostname(), "pid": os.getpid(), "clips": timing["clips"], "frames": timing["frames"],
               "seconds": timing["seconds"], "skipped": len(skipped)}
     return skipped, [worker], timing["seconds"]
 
 
-def extract_on_ray(config, job, _embedder, clips):
+def extract_on_ray(config, job, _embedder, clips, cache_index):
     """On Ray actors, started here or on the cluster at `config.address`."""
     try:
         import ray
@@ -118,12 +124,12 @@ def extract_on_ray(config, job, _embedder, clips):
                         f"{first_line(exc)}") from None
     try:
         count = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
-        return _run_actors(ray, job, clips, count, config.progress)
+        return _run_actors(ray, job, clips, count, config.progress, cache_index)
     finally:
         ray.shutdown()
 
 
-def _run_actors(ray, job, clips, count, progress):
+def _run_actors(ray, job, clips, count, progress, cache_index):
     """Hand clips to `count` actors, two in flight each, until all are done. A worker that dies
     (a crash in native code, a lost machine) is replaced, and the clips it held go to the
     others. An actor runs its calls in order, so of the clips a dead worker held only the
@@ -181,6 +187,8 @@ def _run_actors(ray, job, clips, count, progress):
             raise UserError(_first_user_error(exc)) from None
         else:
             held[id(actor)].remove(clip)
+            if outcome["record"]:
+                cache_index.merge(outcome["record"])
             frames += outcome["frames"]
             cached += outcome["cached"]
             if outcome["skipped"]:
@@ -217,8 +225,12 @@ def extract(config):
     """Fill the feature cache for `config` (an ExtractConfig) with its engine; returns the frame
     path, the frames, seconds and skipped clips, and what each worker did."""
     started = time.perf_counter()
-    clips, job, embedder = plan(config.dataset, config.features)
-    skipped, workers_done, work_seconds = ENGINES[config.engine].load()(config, job, embedder, clips)
+    cache_index = CacheIndex(config.features.cache_root)
+    dataset, clips, job, embedder = plan(config.dataset, config.features, cache_index)
+    try:
+        skipped, workers_done, work_seconds = ENGINES[config.engine].load()(config, job, embedder, clips, cache_index)
+    finally:  # Ctrl-C too: what was extracted so far is found from the index next time
+        record_dataset(cache_index, dataset, config.dataset.data, config.dataset.split)
     seconds = time.perf_counter() - started
     frames = sum(worker["frames"] for worker in workers_done)
     rate = frames / work_seconds if work_seconds else 0.0

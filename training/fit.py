@@ -2,6 +2,7 @@
 an atomically written bundle with its report."""
 import itertools
 import json
+import os
 import platform
 import time
 from dataclasses import replace
@@ -13,17 +14,17 @@ import numpy as np
 from live.backbones import get_backbone, load_backbone_model
 from live.bundle import carried_backbone, write_bundle
 from live.choices import plausible_fps
-from live.errors import UserError
+from live.errors import UserError, first_line
 from live.quiet import keras
 from live.sources import FileSource
 from live.runtimes import compiled_call
 from training import log
-from training.datasets import grouped_split, single_source_classes, split_record
-from training.features import FeatureCache, extract_features, load_embedder
+from training.datasets import dataset_from_index, grouped_split, single_source_classes, split_record
+from training.features import (CacheIndex, ClipFeatures, DamagedEntry, FeatureCache, clip_key, extract_features,
+                               load_embedder, open_entry)
 from training.model import build_sequence_model
 from training.report import classification_metrics, confusion_png, curves_png, metrics_text
-from training.windows import predict_clip, training_windows
-
+from training.windows import WindowBatches, predict_clip, shuffled_frames
 
 def prepare_features(clips, config, min_frames=1, progress=True):
     """Load the backbone `config` (a FeatureConfig, its frame rate resolved) names and return
@@ -35,12 +36,79 @@ def prepare_features(clips, config, min_frames=1, progress=True):
     return features, skipped, frame_path, timing
 
 
-def resolved_features(config, train_clips):
+def cached_features(clips, config, cache_index, min_frames, progress, from_index_only):
+    """The clips' cache entries as a ClipFeatures (read a run of rows at a time: nothing is held in
+    memory), with (skipped, frame path, timings). Clips not yet cached are extracted first;
+    `from_index_only` (training from the cache alone) extracts nothing and opens no clip."""
+    embedder, frame_path = load_embedder(config)  # its fingerprint names the entries
+    cache = FeatureCache(frame_path, config.cache_root, cache_index)
+    if from_index_only:
+        counts, skipped = indexed_entries(clips, cache, min_frames)
+        timing = {"clips": 0, "frames": 0, "seconds": 0.0}
+    else:
+        counts, skipped, timing = extract_features(sorted({str(c.path) for c in clips}), embedder, frame_path, cache,
+                                                   min_frames=min_frames, progress=progress, keep_features=False)
+    files = {video: cache.entry_of(cache_index.records[clip_key(video)]) for video in counts}
+    return ClipFeatures(files, cache.feature_size, counts), skipped, frame_path, timing
+
+
+def indexed_entries(clips, cache, min_frames):
+    """({clip: frame count}, {clip: why skipped}) for clips known only from the index: each entry
+    is found by its recorded content key and checked (open_entry). A damaged entry, or an index
+    with no entry for these options, is an error."""
+    made = {key for clip in clips for key in cache.index.records[clip_key(clip.path)].get("frames", {})}
+    if cache.frame_path_key not in made:
+        raise UserError(f"the feature cache holds no features of these clips for these options "
+                        f"({cache.frame_path_key}); it has {', '.join(sorted(made)) or 'none'}. Give the --backbone "
+                        "and frame options they were extracted with, or extract them with `train extract --data "
+                        "DIR` and these options")
+    counts, skipped = {}, {}
+    for clip in clips:
+        video, record = str(clip.path), cache.index.records[clip_key(clip.path)]
+        try:
+            entry = open_entry(cache.entry_of(record), cache.feature_size,
+                               record.get("frames", {}).get(cache.frame_path_key))
+        except FileNotFoundError:
+            skipped[video] = f"not in the feature cache for these options ({cache.frame_path_key})"
+        except DamagedEntry as exc:
+            raise UserError(f"damaged cache entry for {video}: {exc}; extract it again with `train extract --data "
+                            "DIR` and this fit's options") from None
+        else:
+            if len(entry) < min_frames:
+                skipped[video] = f"too short: {len(entry)} sampled frames, need {min_frames}"
+            else:
+                counts[video] = len(entry)
+        if video in skipped:
+            log(f"warning: skipping {video}: {skipped[video]}")
+    return counts, skipped
+
+
+def record_dataset(cache_index, dataset, data, ucf_split=None):
+    """Record in the cache's index what training needs of each clip of `dataset` (its label,
+    group, split, dataset folder and, for UCF101, which of its splits), so a later `fit --cache`
+    can train without the clips; forget the dataset's clips whose files are gone (deleted,
+    renamed, moved to another class), so the index lists only what `--data` would find; then
+    save the index (with the content keys, frame counts and rates found on the way)."""
+    fixed_split = dataset.layout != "class folders"  # class folders: the seed holds out the test clips
+    for split, clips in (("train", dataset.train), ("test", dataset.test)):
+        for clip in clips:
+            if clip_key(clip.path) in cache_index.records:
+                cache_index.update(clip.path, label=clip.label, group=clip.group, split=split if fixed_split else None,
+                                   dataset=clip_key(data), layout=dataset.layout,
+                                   ucf_split=ucf_split if dataset.layout == "ucf101" else None)
+    for path in [path for path, record in cache_index.records.items() if record.get("dataset") == clip_key(data)]:
+        if not os.path.exists(path):
+            cache_index.forget(path)
+    cache_index.save()
+
+
+def resolved_features(config, train_clips, cache_index=None):
     """`config` (a FeatureConfig) with the frame rate clips are sampled at: the one given, else a
     streaming backbone's own rate, else the training clips' median rate. Live samples its
     sources by timestamp at the rate the bundle records, as the training clips were. `extract`
     uses it too, so its cache entries are the ones `fit` looks for."""
-    frame_rate = config.frame_rate or get_backbone(config.backbone).frame_rate or median_frame_rate(train_clips)
+    frame_rate = (config.frame_rate or get_backbone(config.backbone).frame_rate
+                  or median_frame_rate(train_clips, cache_index))
     return replace(config, frame_rate=frame_rate)
 
 
@@ -59,21 +127,49 @@ def measured_frame_rate(path, frames=64):
     return (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else None
 
 
-def median_frame_rate(clips, most=32):
+def median_frame_rate(clips, cache_index=None, most=32):
     """The median of the measured frame rates of `clips`, or of `most` of them spread evenly
     over the sorted list (None if none has one). Measuring decodes frames, and it runs before
     the feature cache is read: a rerun on thousands of cached clips must not decode them all
-    again for a median that a sample gives as well."""
+    again for a median that a sample gives as well; and a rate the cache's index records for an
+    unchanged clip (or, training from the cache alone, a clip that is gone) is not measured again."""
     clips = sorted(clips, key=lambda clip: str(clip.path))
     clips = clips[::-(-len(clips) // most)] if len(clips) > most else clips
-    rates = [rate for clip in clips if plausible_fps(rate := measured_frame_rate(clip.path))]
+    rates = [rate for clip in clips if plausible_fps(rate := clip_frame_rate(clip.path, cache_index))]
     return round(float(np.median(rates)), 3) if rates else None
 
 
-def warn_of_short_clips(clip_features, seq_len, frame_step, frame_rate):
+def clip_frame_rate(path, cache_index=None):
+    """A clip's measured frame rate, from the index when it records one for the clip as it is,
+    else measured (and recorded)."""
+    record = cache_index.current(path) if cache_index else None
+    if record and record.get("frame_rate"):
+        return record["frame_rate"]
+    rate = measured_frame_rate(path)
+    if cache_index and rate:
+        try:
+            cache_index.content_key(path)
+        except OSError:
+            return rate
+        cache_index.update(path, frame_rate=rate)
+    return rate
+
+
+def feature_statistics(features, clips):
+    """The mean and variance (plus 1e-6) of every frame of `clips`, summed clip by clip in
+    float64, so no copy of all the frames is made."""
+    total, squares, count = 0.0, 0.0, 0
+    for clip in clips:
+        frames = np.asarray(features[str(clip.path)], np.float64)
+        total, squares, count = total + frames.sum(axis=0), squares + (frames * frames).sum(axis=0), count + len(frames)
+    mean = total / count
+    return mean.astype(np.float32), (np.maximum(squares / count - mean * mean, 0) + 1e-6).astype(np.float32)
+
+
+def warn_of_short_clips(frame_counts, seq_len, frame_step, frame_rate):
     """Say when clips are shorter than the window: the model then never sees a full one of them,
     and live, which does, meets windows longer than any it trained on."""
-    short = [len(f) for f in clip_features if len(f) < seq_len]
+    short = [count for count in frame_counts if count < seq_len]
     if not short:
         return
     if frame_rate:
@@ -83,7 +179,7 @@ def warn_of_short_clips(clip_features, seq_len, frame_step, frame_rate):
     else:
         window = f"{seq_len} sampled frames"
         fix = "longer clips"
-    log(f"warning: {len(short)} of {len(clip_features)} clips are shorter than the model's window ({window}; "
+    log(f"warning: {len(short)} of {len(frame_counts)} clips are shorter than the model's window ({window}; "
         f"the shortest gives {min(short)}): it trains and tests on partial windows of them. Use {fix}, "
         f"or a shorter --seq-len")
 
@@ -101,6 +197,26 @@ def evaluate_clips(head, clips, features, labels, seq_len):
             "all_windows": classification_metrics(truth, mean, labels)}
 
 
+def train_model(model, train_batches, val_batches, epochs, progress):
+    """model.fit on the streamed windows, each epoch's drawn afresh, with early stopping; returns
+    Keras's History. An error in making a batch (an entry that changed or vanished while
+    training) reaches the user as itself, one line, not as the backend's wrapping of it
+    (tf.data's UnknownError and its traceback)."""
+    try:
+        return model.fit(
+            train_batches, validation_data=val_batches, epochs=epochs, verbose=2 if progress else 0,
+            callbacks=[train_batches.epoch_callback(),
+                       keras.callbacks.EarlyStopping(monitor="val_loss", patience=8, restore_best_weights=True)])
+    except Exception:
+        failure = train_batches.failure or val_batches.failure
+        if isinstance(failure, UserError):
+            raise failure from None
+        if isinstance(failure, OSError):
+            raise UserError(f"a feature cache entry could not be read while training ({first_line(failure)}); "
+                            "run again, and what is missing is extracted again") from None
+        raise
+
+
 def fit(config):
     """Train the sequence model `config` (a FitConfig) describes and write its bundle; returns
     the report written into it."""
@@ -110,7 +226,17 @@ def fit(config):
     if out.exists() and not config.force:
         raise UserError(f"{out} already exists; choose another --out or pass --force to replace it")
     get_backbone(backbone)  # an unknown name is an error before the dataset is scanned
-    dataset = config.dataset.load()
+    cache_index = CacheIndex(config.features.cache_root)
+    if data:
+        dataset = config.dataset.load()
+    else:  # from the cache alone: the clips the index records, none of them opened
+        dataset, data = dataset_from_index(cache_index.records.values(), config.dataset.classes,
+                                           config.dataset.test_fraction, seed, config.dataset.split)
+        changed = [clip.path for clip in dataset.train + dataset.test if cache_index.current(clip.path) is None]
+        if changed:  # still there, but not as extracted: its entry (and recorded frame rate) may be another clip's
+            others = f" and {len(changed) - 1} other clips" if len(changed) > 1 else ""
+            raise UserError(f"{changed[0]}{others} changed after their features were extracted; train with "
+                            "--data DIR to extract them again")
     log(f"dataset {data}: {dataset.layout} layout, {len(dataset.classes)} classes, "
         f"{len(dataset.train)} train and {len(dataset.test)} test clips")
     single_source = single_source_classes(dataset.train + dataset.test)
@@ -118,13 +244,19 @@ def fit(config):
         log(f"warning: every clip of {', '.join(single_source)} comes from one source video, so its segments "
             "are shared out between training, validation and test: the accuracy says little about new videos")
 
-    feature_config = resolved_features(config.features, dataset.train)
+    feature_config = resolved_features(config.features, dataset.train, cache_index)
     frame_step, frame_rate = feature_config.frame_step, feature_config.frame_rate
-    features, skipped, frame_path, extraction = prepare_features(
-        dataset.train + dataset.test, feature_config, config.min_frames, config.progress)
-    train_clips = [c for c in dataset.train if str(c.path) in features]
-    test_clips = [c for c in dataset.test if str(c.path) in features]
-    warn_of_short_clips([features[str(c.path)] for c in train_clips + test_clips], seq_len, frame_step, frame_rate)
+    features, skipped, frame_path, extraction = cached_features(
+        dataset.train + dataset.test, feature_config, cache_index, config.min_frames, config.progress,
+        from_index_only=not config.dataset.data)
+    if config.dataset.data:  # from the cache alone there is nothing new to record, and no clip to find
+        record_dataset(cache_index, dataset, data, config.dataset.split)
+    # In path order, whatever order the layout lists them in (a CSV's), as the index gives them:
+    # the same clips then draw the same windows, trained from the clips or from the cache alone.
+    train_clips = sorted((c for c in dataset.train if str(c.path) in features), key=lambda c: str(c.path))
+    test_clips = sorted((c for c in dataset.test if str(c.path) in features), key=lambda c: str(c.path))
+    warn_of_short_clips([features.frame_counts[str(c.path)] for c in train_clips + test_clips], seq_len,
+                        frame_step, frame_rate)
     fit_clips, val_clips = grouped_split(train_clips, config.val_fraction, seed)
     if not fit_clips or not val_clips:
         raise UserError(f"{data}: too few usable training clips to hold out a validation split "
@@ -134,24 +266,21 @@ def fit(config):
     index = {label: i for i, label in enumerate(labels)}
     keras.utils.set_random_seed(seed)
     rng = np.random.default_rng(seed)
-    all_frames = np.concatenate([features[str(c.path)] for c in fit_clips])
-    mean, variance = all_frames.mean(axis=0), all_frames.var(axis=0) + 1e-6
+    mean, variance = feature_statistics(features, fit_clips)
 
-    def windows_for(clips, per_clip, shuffle):
-        x, mask, owner = training_windows([features[str(c.path)] for c in clips], seq_len, per_clip, rng,
-                                          shuffle_frames=shuffle)
-        return (x, mask), np.asarray([index[clips[o].label] for o in owner])
+    def batches(clips, per_clip, redraw):
+        return WindowBatches(features, [str(c.path) for c in clips], [index[c.label] for c in clips], seq_len, per_clip,
+                             config.batch_size, rng, seed, redraw=redraw,
+                             per_window=shuffled_frames if config.shuffle_frames else None)
 
-    train_x, train_y = windows_for(fit_clips, config.windows_per_clip, config.shuffle_frames)
-    val_x, val_y = windows_for(val_clips, max(4, config.windows_per_clip // 2), config.shuffle_frames)
-    model = build_sequence_model(model_kind, seq_len, get_backbone(backbone).feature_size, len(labels),
-                                 mean, variance)
-    log(f"training {model_kind} model ({model.count_params():,} parameters) on {len(train_y)} windows "
-        f"from {len(fit_clips)} clips, validating on {len(val_clips)} clips")
-    history = model.fit(
-        list(train_x), train_y, validation_data=(list(val_x), val_y), epochs=config.epochs,
-        batch_size=config.batch_size, shuffle=True, verbose=2 if config.progress else 0,
-        callbacks=[keras.callbacks.EarlyStopping(monitor="val_loss", patience=8, restore_best_weights=True)])
+    # Drawn in this order from `rng`, as before streaming: the first epoch's windows, then validation's.
+    train_batches = batches(fit_clips, config.windows_per_clip, redraw=True)
+    val_batches = batches(val_clips, max(4, config.windows_per_clip // 2), redraw=False)
+    feature_size = get_backbone(backbone).feature_size
+    model = build_sequence_model(model_kind, seq_len, feature_size, len(labels), mean, variance)
+    log(f"training {model_kind} model ({model.count_params():,} parameters) on {train_batches.windows} windows "
+        f"an epoch from {len(fit_clips)} clips, validating on {len(val_clips)} clips")
+    history = train_model(model, train_batches, val_batches, config.epochs, config.progress)
     history = {k: [float(v) for v in values] for k, values in history.history.items()}
     best_epoch = int(np.argmin(history["val_loss"]))
 
@@ -165,7 +294,7 @@ def fit(config):
     report = {
         "dataset": {"path": str(data), "layout": dataset.layout, "classes": labels,
                     "train_clips": len(fit_clips), "validation_clips": len(val_clips),
-                    "test_clips": len(test_clips), "train_windows": int(len(train_y))},
+                    "test_clips": len(test_clips), "train_windows": train_batches.windows},
         "test": test,
         "best_epoch": best_epoch + 1,
         "history": history,

@@ -1,38 +1,132 @@
 """Windows of clip features in the exact layout of live's buffer: valid frames first, oldest
-first, zero padding and a false mask after them."""
+first, zero padding and a false mask after them.
+
+Training draws its windows as specs (clip, start, length: a few bytes each) and fills them
+batch by batch from the clips' cache entries (WindowBatches), so memory holds one
+batch of windows, never every window of every clip."""
 import numpy as np
 
+from live.quiet import keras
 
-def window(features, start, length, seq_len):
-    """Frames start..start+length of a clip as (seq_len, F) features and a (seq_len,) mask."""
+PARTIAL_SHARE = 0.3  # of training windows: partial ones, as live sees while its buffer fills
+
+
+def window(features, start, length, seq_len, out=None):
+    """Frames start..start+length of a clip as (seq_len, F) features and a (seq_len,) mask: live's
+    buffer layout. `out`, if given, is a zeroed (seq_len, F) float32 array to fill."""
     length = min(length, seq_len, len(features) - start)
-    out = np.zeros((seq_len, features.shape[1]), np.float32)
+    out = np.zeros((seq_len, features.shape[1]), np.float32) if out is None else out
     mask = np.zeros(seq_len, bool)
     out[:length] = features[start:start + length]
     mask[:length] = True
     return out, mask
 
 
-def training_windows(clips, seq_len, per_clip, rng, partial_share=0.3, shuffle_frames=False):
+def draw_windows(frame_counts, seq_len, per_clip, rng, partial_share=PARTIAL_SHARE):
     """Random windows across each clip: full ones anywhere in the clip, and partial ones (the
-    first 1..seq_len-1 frames after a random start, as live sees when it starts). Returns
-    features (N, T, F), mask (N, T) and the index of each window's clip."""
-    windows, masks, owners = [], [], []
-    for owner, features in enumerate(clips):
-        count = len(features)
+    first 1..seq_len-1 frames after a random start, as live sees when it starts). Returns their
+    specs: the index of each window's clip, its start and its length (int arrays)."""
+    owners, starts, lengths = [], [], []
+    for owner, count in enumerate(frame_counts):
         for _ in range(per_clip):
             if rng.random() < partial_share or count < seq_len:
                 length = int(rng.integers(1, min(seq_len, count) + 1))
             else:
                 length = seq_len
-            start = int(rng.integers(0, count - length + 1))
-            frames, mask = window(features, start, length, seq_len)
-            if shuffle_frames:
-                frames[:length] = frames[rng.permutation(length)]
-            windows.append(frames)
-            masks.append(mask)
             owners.append(owner)
-    return np.stack(windows), np.stack(masks), np.asarray(owners)
+            starts.append(int(rng.integers(0, count - length + 1)))
+            lengths.append(length)
+    return np.asarray(owners, np.int32), np.asarray(starts, np.int32), np.asarray(lengths, np.int16)
+
+
+def shuffled_frames(frames, mask, rng):
+    """A per-window hook (see WindowBatches): the window's valid frames in a random order (the
+    --shuffle-frames ablation: what is left to learn without the order)."""
+    length = int(mask.sum())
+    frames[:length] = frames[rng.permutation(length)]
+    return frames
+
+
+class WindowBatches(keras.utils.PyDataset):
+    """Batches of windows for model.fit, made from the clips' features as they are asked for:
+    ((features (B, T, F) float32, mask (B, T)), labels (B,)).
+
+    `features` maps each of `clips` (paths) to its (frames, F) array: a ClipFeatures of
+    cache entries read a run of rows at a time, or arrays in memory. `labels` are the clips' class indices.
+    The first draw takes `rng` (fit's, seeded), so the windows of the first epoch, and the
+    validation windows drawn after them from the same rng, are the ones fit drew before it
+    streamed. With `redraw` (training), every later epoch draws new windows from the clips
+    (seeded by (seed, epoch)) and the order is shuffled; without it (validation), the windows
+    stay as drawn, in clip order, so validation scores the same windows every epoch. Pass
+    epoch_callback() to model.fit.
+
+    `per_window(frames, mask, rng) -> frames` changes each window as its batch is made
+    (shuffled_frames, augmentation); its rng is seeded by (seed, epoch, batch), so a run is
+    repeatable whichever thread makes the batch. Batches are made ahead of training, while it
+    runs: with TensorFlow, Keras reads a PyDataset through tf.data, which prefetches in a thread
+    of its own; other backends (JAX) read it in the training loop, so two worker threads of
+    Keras's make the batches ahead there (with TensorFlow they would only add a thread pool
+    started and stopped every epoch: measured slower)."""
+
+    def __init__(self, features, clips, labels, seq_len, per_clip, batch_size, rng, seed, redraw=True,
+                 per_window=None):
+        workers = 0 if keras.backend.backend() == "tensorflow" else 2
+        super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=8)
+        self.features, self.clips, self.labels = features, list(clips), np.asarray(labels, np.int64)
+        self.seq_len, self.per_clip, self.batch_size = seq_len, per_clip, batch_size
+        self.seed, self.redraw, self.per_window = seed, redraw, per_window
+        self.frame_counts = [len(features[clip]) for clip in self.clips]
+        self.feature_size = features[self.clips[0]].shape[1]
+        self.epoch = 0
+        self.failure = None  # the exception a batch raised, if one did
+        self.owners, self.starts, self.lengths = draw_windows(self.frame_counts, seq_len, per_clip, rng)
+        self.order = self._ordered(np.random.default_rng([seed, 0]))
+
+    def _ordered(self, rng):
+        return rng.permutation(len(self.owners)) if self.redraw else np.arange(len(self.owners))
+
+    def __len__(self):
+        return -(-len(self.owners) // self.batch_size)
+
+    @property
+    def windows(self):
+        return len(self.owners)
+
+    def __getitem__(self, batch):
+        try:
+            return self._batch(batch)
+        except Exception as exc:  # kept: the backend's data pipeline re-raises it as its own error
+            self.failure = exc
+            raise
+
+    def _batch(self, batch):
+        chosen = self.order[batch * self.batch_size:(batch + 1) * self.batch_size]
+        frames = np.zeros((len(chosen), self.seq_len, self.feature_size), np.float32)
+        mask = np.zeros((len(chosen), self.seq_len), bool)
+        rng = np.random.default_rng([self.seed, self.epoch, batch]) if self.per_window else None
+        for row, number in enumerate(chosen):
+            start = self.starts[number]
+            frames[row], mask[row] = window(self.features[self.clips[self.owners[number]]], start,
+                                            self.lengths[number], self.seq_len, out=frames[row])
+            if self.per_window:
+                frames[row] = self.per_window(frames[row], mask[row], rng)
+        return (frames, mask), self.labels[self.owners[chosen]]
+
+    def draw_epoch(self, epoch):
+        """Draw epoch `epoch`'s windows (epoch 0's are the first draw), unless they are drawn."""
+        if self.redraw and epoch != self.epoch:
+            self.epoch = epoch
+            rng = np.random.default_rng([self.seed, epoch])
+            self.owners, self.starts, self.lengths = draw_windows(self.frame_counts, self.seq_len, self.per_clip, rng)
+            self.order = self._ordered(rng)
+
+    def epoch_callback(self):
+        """The callback to give model.fit so each epoch draws its own windows. Keras calls a
+        callback's on_epoch_begin with the epoch's number before it reads the epoch's first batch
+        (batches are made lazily, TensorFlow's prefetch included), whereas a PyDataset's own
+        on_epoch_end is also called before the first epoch, and, on JAX, after a batch that
+        builds the model: counting those calls would skip the first draw."""
+        return keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs=None: self.draw_epoch(epoch))
 
 
 def clip_window_starts(count, seq_len):
