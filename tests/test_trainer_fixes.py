@@ -132,6 +132,7 @@ def test_fit_uses_the_cache_index_and_trains_from_it_alone(seeded_bundle, class_
     a damaged entry is an error that says so."""
     import os
     import sys
+    from dataclasses import replace
 
     from conftest import write_clip
     from live.errors import UserError
@@ -139,7 +140,7 @@ def test_fit_uses_the_cache_index_and_trains_from_it_alone(seeded_bundle, class_
     from training.datasets import load_dataset
     from training.extract import extract
     from training.features import CacheIndex, clip_key
-    from training.fit import cached_features, fit
+    from training.fit import cached_features, fit, record_dataset
 
     data, cache = tmp_path / "data", private_cache(seeded_bundle, cache_dir, tmp_path)
     shutil.copytree(class_folders, data)
@@ -157,8 +158,8 @@ def test_fit_uses_the_cache_index_and_trains_from_it_alone(seeded_bundle, class_
             os.utime(clip, ns=(stat.st_atime_ns, stat.st_mtime_ns))
 
     put_back(lambda content: b"\0" * len(content))  # content no decoder could read
-    opened = []
-    sys.addaudithook(lambda event, args: event == "open" and str(args[0]).startswith(str(data))
+    opened, watching = [], [True]  # an audit hook stays for the worker's life: it only counts during this test
+    sys.addaudithook(lambda event, args: watching and event == "open" and str(args[0]).startswith(str(data))
                      and opened.append(args[0]))
     report = fit(lite0_fit_config(data, tmp_path / "b1", cache))
     assert opened == [] and report["skipped"] == [] and report["timings"]["frames_extracted"] == 0
@@ -186,12 +187,29 @@ def test_fit_uses_the_cache_index_and_trains_from_it_alone(seeded_bundle, class_
     assert set(opened) == {str(changed)} and not skipped  # the others: unchanged size and time, not read
     assert timing["frames"] == 30 and len(entries[str(changed)]) == 30
     assert index.records[clip_key(changed)]["key"] != records[clip_key(changed)]["key"]
+    watching.clear()
+    index.save()
 
-    entry = next(cache.glob("*/*.npy"))
+    other_rate = FeatureConfig("efficientnet_lite0", frame_rate=7.0, cache_root=str(cache))
+    with pytest.raises(UserError, match="holds no features of these clips for these options"):
+        fit(replace(lite0_fit_config(None, tmp_path / "b4", cache), features=other_rate))
+    touched = clips[2].stat()
+    os.utime(clips[2], ns=(touched.st_atime_ns, touched.st_mtime_ns + 10**9))
+    with pytest.raises(UserError, match="changed after their features were extracted; train with --data"):
+        fit(lite0_fit_config(None, tmp_path / "b5", cache))
+    os.utime(clips[2], ns=(touched.st_atime_ns, touched.st_mtime_ns))
+
+    kept = index.records[clip_key(clips[1])]  # an entry the index points to, not the changed clip's old one
+    entry = next(cache.glob(f"*/{kept['key']}.npy"))
     entry.write_bytes(entry.read_bytes()[:-100])  # truncated: the header promises more than is there
     with pytest.raises(UserError, match="damaged cache entry"):
         fit(lite0_fit_config(None, tmp_path / "b3", cache))
     assert not (tmp_path / "b3").exists()
+
+    clips[3].unlink()  # a clip deleted: the next look at the dataset forgets it, and only it
+    record_dataset(CacheIndex(cache), load_dataset(data), data)
+    assert set(CacheIndex(cache).records) == {clip_key(c) for c in clips if c != clips[3]}
+    assert not any((tmp_path / b).exists() for b in ("b4", "b5"))
 
 
 def cv2_capture(path):

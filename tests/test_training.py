@@ -21,11 +21,11 @@ LITE0 = ("--backbone", "efficientnet_lite0")
 # (seed 0) is that benchmark's run (3x, fold 1, gru, seed 0), one of the 12 the README reports.
 FOLD = 1
 # Lowest within-pair accuracy the run must reach: the worst of the README's 12 runs on these clips
-# (4 folds x 3 seeds), so every run it reports satisfies them: mean 0.812 (52/64 clips), focus
-# 0.94 (15/16), saturation 0.62 (10/16), zoom 0.56 (9/16); fade, perfect in every run, may lose
-# one clip of 16. A fit is not bit-exact across machines and thread counts.
-MIN_WITHIN_PAIR = {"mean": 0.81, "fade_in/fade_out": 0.93, "focus_in/focus_out": 0.93,
-                   "saturate/desaturate": 0.62, "zoom_in/zoom_out": 0.56}
+# (4 folds x 3 seeds, commit bc6ca2f), so every run it reports satisfies them: mean 0.854,
+# saturation 0.62 (10/16), zoom 0.67; fade and focus, perfect in every run, may lose one clip of
+# 16. A fit is not bit-exact across machines and thread counts.
+MIN_WITHIN_PAIR = {"mean": 0.85, "fade_in/fade_out": 0.93, "focus_in/focus_out": 0.93,
+                   "saturate/desaturate": 0.62, "zoom_in/zoom_out": 0.66}
 
 
 @pytest.fixture(scope="module")

@@ -5,13 +5,14 @@ import sys
 
 import live  # noqa: F401  (sets the backend and quiets TensorFlow before anything imports it)
 
-# Bytes glibc's malloc keeps at the top of a heap when memory is freed (M_TOP_PAD). A training
-# step makes and frees tensors of megabytes (a batch of windows, then TensorFlow's copies and
-# activations of it); with glibc's default pad the freed pages go back to the kernel and come
-# back zeroed, one page fault each. Measured on the suite's temporal fit (264 clips, 12 epochs,
-# 2 cores): 22 million page faults and 77 s, against a few hundred thousand and 43 s with this
-# pad. A thread's heap takes the pad when it is made, so it is set here, before Keras starts
-# TensorFlow's threads.
+# Bytes glibc's malloc keeps at the top of a heap when memory is freed (M_TOP_PAD; setting it
+# also fixes the mmap threshold where it starts, instead of letting glibc raise it: mallopt(3)).
+# A training step makes and frees tensors of megabytes (a batch of windows, then TensorFlow's
+# copies and activations of it); with glibc's defaults the freed pages went back to the kernel
+# and came back zeroed, one page fault each. Measured on the suite's temporal fit (264 clips,
+# 12 epochs, 2 cores): 22 million page faults and 77 s by default; about 43 s with this set
+# before TensorFlow starts (here, on the trainer's first import); still 77 s when it was set
+# only once fit began, so it is set here.
 ALLOCATOR_TOP_PAD = 256 * 2**20
 
 

@@ -117,7 +117,7 @@ def load_dataset(data_dir, split=1, classes=None, test_fraction=0.25, seed=0):
     return _checked(Dataset(layout, [], train, test), data_dir, classes)
 
 
-def dataset_from_index(records, classes=None, test_fraction=0.25, seed=0):
+def dataset_from_index(records, classes=None, test_fraction=0.25, seed=0, ucf_split=1):
     """The dataset the feature cache's index records (`train fit --cache DIR` without --data):
     each clip's label and group as `extract` or `fit` found them, and its test split: the
     recorded one, or for class folders the one load_dataset would hold out with this seed (the
@@ -132,6 +132,10 @@ def dataset_from_index(records, classes=None, test_fraction=0.25, seed=0):
                         "train on one with --data DIR, or keep one dataset per cache folder")
     records = sorted(records, key=lambda r: r["path"])
     layout = records[0].get("layout") or "class folders"
+    recorded_splits = sorted({r.get("ucf_split") or 1 for r in records}) if layout == "ucf101" else [ucf_split]
+    if recorded_splits != [ucf_split]:  # the index holds the train/test membership of one split only
+        raise UserError(f"the feature cache's index records UCF101 split {recorded_splits[-1]}, not {ucf_split}; "
+                        f"pass --split {recorded_splits[-1]}, or --data DIR to train on split {ucf_split}")
     clips = {split: [Clip(Path(r["path"]), r["label"], r["group"]) for r in records if r.get("split") == split]
              for split in ("train", "test", None)}
     train, test = grouped_split(clips[None], test_fraction, seed) if clips[None] else (clips["train"], clips["test"])

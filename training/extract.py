@@ -188,7 +188,7 @@ def _run_actors(ray, job, clips, count, progress, cache_index):
         else:
             held[id(actor)].remove(clip)
             if outcome["record"]:
-                cache_index.update(clip, **outcome["record"])
+                cache_index.merge(outcome["record"])
             frames += outcome["frames"]
             cached += outcome["cached"]
             if outcome["skipped"]:
@@ -230,7 +230,7 @@ def extract(config):
     try:
         skipped, workers_done, work_seconds = ENGINES[config.engine].load()(config, job, embedder, clips, cache_index)
     finally:  # Ctrl-C too: what was extracted so far is found from the index next time
-        record_dataset(cache_index, dataset, config.dataset.data)
+        record_dataset(cache_index, dataset, config.dataset.data, config.dataset.split)
     seconds = time.perf_counter() - started
     frames = sum(worker["frames"] for worker in workers_done)
     rate = frames / work_seconds if work_seconds else 0.0

@@ -35,6 +35,7 @@ from live.files import written_atomically
 from live.frames import TimeSampler, to_model_input
 from live.runtimes import make_embedder
 from live.sources import FileSource
+from training import log
 
 BATCH = 32
 
@@ -90,7 +91,8 @@ def video_identity(path):
 
 INDEX_FILE = "index.jsonl"
 CONTENT_KEY = re.compile(r"[0-9a-f]{40}")  # video_identity's sha1: it names entry files, so nothing else may
-FEATURE_DTYPES = (np.dtype("<f2"), np.dtype("<f4"))  # entries: float16 (enough for a head) or float32
+# Entries: float32 as extraction writes them, or float16 (features made elsewhere: half the disk and reads).
+FEATURE_DTYPES = (np.dtype("<f2"), np.dtype("<f4"))
 SPLITS = ("train", "test", None)  # None: the layout has no fixed test split (class folders)
 
 
@@ -117,9 +119,15 @@ def _valid_record(record):
             and all(isinstance(k, str) and isinstance(n, int) and n >= 0 for k, n in record.get("frames", {}).items())
             and all(optional(name, str) for name in ("label", "group", "dataset", "layout"))
             and record.get("split") in SPLITS
+            and (record.get("ucf_split") is None or record["ucf_split"] in (1, 2, 3))
             and (record.get("frame_rate") is None or (isinstance(record["frame_rate"], (int, float))
                                                       and math.isfinite(record["frame_rate"])
                                                       and record["frame_rate"] > 0)))
+
+
+def _describes(record, stat):
+    """Whether an index record was made of the file as `stat` finds it (same size and time)."""
+    return bool(record) and (record["size"], record["mtime_ns"]) == (stat.st_size, stat.st_mtime_ns)
 
 
 class CacheIndex:
@@ -161,14 +169,14 @@ class CacheIndex:
             return record
         except OSError:
             return None
-        return record if record and (record["size"], record["mtime_ns"]) == (stat.st_size, stat.st_mtime_ns) else None
+        return record if _describes(record, stat) else None
 
     def content_key(self, path):
         """The clip's content key (video_identity): the index's while the file is unchanged,
         else read from the file and recorded. Raises OSError for a file that can't be read."""
         stat = os.stat(path)
         record = self.records.get(clip_key(path))
-        if record and (record["size"], record["mtime_ns"]) == (stat.st_size, stat.st_mtime_ns):
+        if _describes(record, stat):
             return record["key"]
         key = video_identity(path)
         if record and record["key"] == key:
@@ -187,6 +195,22 @@ class CacheIndex:
             self.records[key] = record
             self.changed.add(key)
 
+    def forget(self, path):
+        """Drop a clip's record (its file is gone): `save` writes the index without it."""
+        if self.records.pop(clip_key(path), None) is not None:
+            self.changed.add(clip_key(path))
+
+    def merge(self, measured):
+        """Fold in what a worker process recorded of a clip (`measured`, its index record there):
+        the file's size, time, content key and frame counts. What this process knows of the
+        clip (label, group, frame rate) stays while the content is the one it knew."""
+        path, known = measured["path"], self.records.get(measured["path"])
+        file_fields = {name: measured[name] for name in ("size", "mtime_ns", "key")}
+        if known and known["key"] == measured["key"]:
+            self.update(path, **file_fields, frames={**known.get("frames", {}), **measured.get("frames", {})})
+        else:
+            self.update(path, replace=True, **file_fields, frames=dict(measured.get("frames", {})), frame_rate=None)
+
     def note_frames(self, path, frame_path_key, count):
         record = self.records.get(clip_key(path))
         if record is not None and record.get("frames", {}).get(frame_path_key) != count:
@@ -197,10 +221,19 @@ class CacheIndex:
         if not self.changed:
             return
         merged = self._read()
-        merged.update({key: self.records[key] for key in self.changed if _valid_record(self.records[key])})
-        self.file.parent.mkdir(parents=True, exist_ok=True)
-        with written_atomically(self.file) as temporary:
-            temporary.write_text("".join(json.dumps(merged[key], sort_keys=True) + "\n" for key in sorted(merged)))
+        for key in self.changed:
+            if key not in self.records:  # forgotten
+                merged.pop(key, None)
+            elif _valid_record(self.records[key]):
+                merged[key] = self.records[key]
+        try:
+            self.file.parent.mkdir(parents=True, exist_ok=True)
+            with written_atomically(self.file) as temporary:
+                temporary.write_text("".join(json.dumps(merged[key], sort_keys=True) + "\n" for key in sorted(merged)))
+        except OSError as exc:  # a read-only shared cache still serves its entries
+            log(f"warning: cannot update the feature cache's index {self.file} ({first_line(exc)}); its clips "
+                "are read again to identify them next time")
+            return
         self.records, self.changed = merged, set()
 
 
@@ -296,10 +329,14 @@ class FeatureCache:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.feature_size = get_backbone(frame_path.backbone).feature_size
 
+    def entry_of(self, record):
+        """The entry file an index record names (by its content key), in this frame path's folder."""
+        return self.folder / f"{record['key']}.npy"
+
     def entry_file(self, video):
         """The file of the video's entry, named by its content key (the index's, while the file is
         unchanged). Raises OSError for a video that can't be read."""
-        return self.folder / f"{self.index.content_key(video)}.npy"
+        return self.entry_of({"key": self.index.content_key(video)})
 
     def get(self, video):
         """The cached features, memory-mapped and checked, or None: not cached, a video that can't be
@@ -315,13 +352,6 @@ class FeatureCache:
             return None
         self.index.note_frames(video, self.frame_path_key, len(features))
         return features
-
-    def has(self, video):
-        """Whether the video's entry exists, without reading it."""
-        try:
-            return self.entry_file(video).exists()
-        except OSError:
-            return False
 
     def sweep_temporaries(self, older_than_s=3600):
         """Remove temporary files that killed writers left behind (a live writer's is younger

@@ -2,6 +2,7 @@
 an atomically written bundle with its report."""
 import itertools
 import json
+import os
 import platform
 import time
 from dataclasses import replace
@@ -13,7 +14,7 @@ import numpy as np
 from live.backbones import get_backbone, load_backbone_model
 from live.bundle import carried_backbone, write_bundle
 from live.choices import plausible_fps
-from live.errors import UserError
+from live.errors import UserError, first_line
 from live.quiet import keras
 from live.sources import FileSource
 from live.runtimes import compiled_call
@@ -48,21 +49,28 @@ def cached_features(clips, config, cache_index, min_frames, progress, from_index
     else:
         counts, skipped, timing = extract_features(sorted({str(c.path) for c in clips}), embedder, frame_path, cache,
                                                    min_frames=min_frames, progress=progress, keep_features=False)
-    files = {video: cache.folder / f"{cache_index.records[clip_key(video)]['key']}.npy" for video in counts}
+    files = {video: cache.entry_of(cache_index.records[clip_key(video)]) for video in counts}
     return ClipFeatures(files, cache.feature_size, counts), skipped, frame_path, timing
 
 
 def indexed_entries(clips, cache, min_frames):
     """({clip: frame count}, {clip: why skipped}) for clips known only from the index: each entry
-    is found by its recorded content key and checked (open_entry); a damaged one is an error."""
+    is found by its recorded content key and checked (open_entry). A damaged entry, or an index
+    with no entry for these options, is an error."""
+    made = {key for clip in clips for key in cache.index.records[clip_key(clip.path)].get("frames", {})}
+    if cache.frame_path_key not in made:
+        raise UserError(f"the feature cache holds no features of these clips for these options "
+                        f"({cache.frame_path_key}); it has {', '.join(sorted(made)) or 'none'}. Give the --backbone "
+                        "and frame options they were extracted with, or extract them with `train extract --data "
+                        "DIR` and these options")
     counts, skipped = {}, {}
     for clip in clips:
         video, record = str(clip.path), cache.index.records[clip_key(clip.path)]
         try:
-            entry = open_entry(cache.folder / f"{record['key']}.npy", cache.feature_size,
+            entry = open_entry(cache.entry_of(record), cache.feature_size,
                                record.get("frames", {}).get(cache.frame_path_key))
         except FileNotFoundError:
-            skipped[video] = f"not in the feature cache for these options ({cache.folder.name})"
+            skipped[video] = f"not in the feature cache for these options ({cache.frame_path_key})"
         except DamagedEntry as exc:
             raise UserError(f"damaged cache entry for {video}: {exc}; extract it again with `train extract --data "
                             "DIR` and this fit's options") from None
@@ -76,16 +84,22 @@ def indexed_entries(clips, cache, min_frames):
     return counts, skipped
 
 
-def record_dataset(cache_index, dataset, data):
+def record_dataset(cache_index, dataset, data, ucf_split=None):
     """Record in the cache's index what training needs of each clip of `dataset` (its label,
-    group, split and dataset folder), so a later `fit --cache` can train without the clips;
-    then save the index (with the content keys, frame counts and rates found on the way)."""
+    group, split, dataset folder and, for UCF101, which of its splits), so a later `fit --cache`
+    can train without the clips; forget the dataset's clips whose files are gone (deleted,
+    renamed, moved to another class), so the index lists only what `--data` would find; then
+    save the index (with the content keys, frame counts and rates found on the way)."""
     fixed_split = dataset.layout != "class folders"  # class folders: the seed holds out the test clips
     for split, clips in (("train", dataset.train), ("test", dataset.test)):
         for clip in clips:
             if clip_key(clip.path) in cache_index.records:
                 cache_index.update(clip.path, label=clip.label, group=clip.group, split=split if fixed_split else None,
-                                   dataset=clip_key(data), layout=dataset.layout)
+                                   dataset=clip_key(data), layout=dataset.layout,
+                                   ucf_split=ucf_split if dataset.layout == "ucf101" else None)
+    for path in [path for path, record in cache_index.records.items() if record.get("dataset") == clip_key(data)]:
+        if not os.path.exists(path):
+            cache_index.forget(path)
     cache_index.save()
 
 
@@ -198,6 +212,26 @@ def choose_head(histories):
     return chosen, scores
 
 
+def train_model(model, train_batches, val_batches, epochs, progress):
+    """model.fit on the streamed windows, each epoch's drawn afresh, with early stopping; returns
+    Keras's History. An error in making a batch (an entry that changed or vanished while
+    training) reaches the user as itself, one line, not as the backend's wrapping of it
+    (tf.data's UnknownError and its traceback)."""
+    try:
+        return model.fit(
+            train_batches, validation_data=val_batches, epochs=epochs, verbose=2 if progress else 0,
+            callbacks=[train_batches.epoch_callback(),
+                       keras.callbacks.EarlyStopping(monitor="val_loss", patience=8, restore_best_weights=True)])
+    except Exception:
+        failure = train_batches.failure or val_batches.failure
+        if isinstance(failure, UserError):
+            raise failure from None
+        if isinstance(failure, OSError):
+            raise UserError(f"a feature cache entry could not be read while training ({first_line(failure)}); "
+                            "run again, and what is missing is extracted again") from None
+        raise
+
+
 def fit(config):
     """Train the sequence model `config` (a FitConfig) describes and write its bundle; returns
     the report written into it."""
@@ -212,7 +246,12 @@ def fit(config):
         dataset = config.dataset.load()
     else:  # from the cache alone: the clips the index records, none of them opened
         dataset, data = dataset_from_index(cache_index.records.values(), config.dataset.classes,
-                                           config.dataset.test_fraction, seed)
+                                           config.dataset.test_fraction, seed, config.dataset.split)
+        changed = [clip.path for clip in dataset.train + dataset.test if cache_index.current(clip.path) is None]
+        if changed:  # still there, but not as extracted: its entry (and recorded frame rate) may be another clip's
+            others = f" and {len(changed) - 1} other clips" if len(changed) > 1 else ""
+            raise UserError(f"{changed[0]}{others} changed after their features were extracted; train with "
+                            "--data DIR to extract them again")
     log(f"dataset {data}: {dataset.layout} layout, {len(dataset.classes)} classes, "
         f"{len(dataset.train)} train and {len(dataset.test)} test clips")
     single_source = single_source_classes(dataset.train + dataset.test)
@@ -225,9 +264,12 @@ def fit(config):
     features, skipped, frame_path, extraction = cached_features(
         dataset.train + dataset.test, feature_config, cache_index, config.min_frames, config.progress,
         from_index_only=not config.dataset.data)
-    record_dataset(cache_index, dataset, data)
-    train_clips = [c for c in dataset.train if str(c.path) in features]
-    test_clips = [c for c in dataset.test if str(c.path) in features]
+    if config.dataset.data:  # from the cache alone there is nothing new to record, and no clip to find
+        record_dataset(cache_index, dataset, data, config.dataset.split)
+    # In path order, whatever order the layout lists them in (a CSV's), as the index gives them:
+    # the same clips then draw the same windows, trained from the clips or from the cache alone.
+    train_clips = sorted((c for c in dataset.train if str(c.path) in features), key=lambda c: str(c.path))
+    test_clips = sorted((c for c in dataset.test if str(c.path) in features), key=lambda c: str(c.path))
     warn_of_short_clips([features.frame_counts[str(c.path)] for c in train_clips + test_clips], seq_len,
                         frame_step, frame_rate)
     fit_clips, val_clips = grouped_split(train_clips, config.val_fraction, seed)
@@ -260,10 +302,7 @@ def fit(config):
         log(f"training {kind} model ({model.count_params():,} parameters) on {train_batches.windows} windows "
             f"an epoch from {len(fit_clips)} clips, validating on {len(val_clips)} clips")
         # Every candidate's epoch 0 gets the first draw again (epoch_callback), so all see the same windows.
-        history = model.fit(
-            train_batches, validation_data=val_batches, epochs=config.epochs, verbose=2 if config.progress else 0,
-            callbacks=[train_batches.epoch_callback(),
-                       keras.callbacks.EarlyStopping(monitor="val_loss", patience=8, restore_best_weights=True)])
+        history = train_model(model, train_batches, val_batches, config.epochs, config.progress)
         trained[kind] = model, {k: [float(v) for v in values] for k, values in history.history.items()}
     chosen, candidates = choose_head({kind: history for kind, (_, history) in trained.items()})
     if len(kinds) > 1:

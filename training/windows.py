@@ -13,7 +13,8 @@ PARTIAL_SHARE = 0.3  # of training windows: partial ones, as live sees while its
 
 
 def window(features, start, length, seq_len):
-    """Frames start..start+length of a clip as (seq_len, F) features and a (seq_len,) mask."""
+    """Frames start..start+length of a clip as (seq_len, F) features and a (seq_len,) mask: live's
+    buffer layout."""
     length = min(length, seq_len, len(features) - start)
     out = np.zeros((seq_len, features.shape[1]), np.float32)
     mask = np.zeros(seq_len, bool)
@@ -96,6 +97,7 @@ class WindowBatches(keras.utils.PyDataset):
         self.frame_counts = [len(features[clip]) for clip in self.clips]
         self.feature_size = features[self.clips[0]].shape[1]
         self.epoch = 0
+        self.failure = None  # the exception a batch raised, if one did
         self.specs = draw_windows(self.frame_counts, seq_len, per_clip, rng, speed_range=speed_range)
         self.order = self._ordered(np.random.default_rng([seed, 0]))
         self.first_draw = self.specs, self.order  # epoch 0's, again for each model fit on these batches
@@ -111,6 +113,13 @@ class WindowBatches(keras.utils.PyDataset):
         return len(self.specs[0])
 
     def __getitem__(self, batch):
+        try:
+            return self._batch(batch)
+        except Exception as exc:  # kept: the backend's data pipeline re-raises it as its own error
+            self.failure = exc
+            raise
+
+    def _batch(self, batch):
         chosen = self.order[batch * self.batch_size:(batch + 1) * self.batch_size]
         frames = np.zeros((len(chosen), self.seq_len, self.feature_size), np.float32)
         mask = np.zeros((len(chosen), self.seq_len), bool)
