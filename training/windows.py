@@ -106,8 +106,8 @@ class WindowBatches(keras.utils.PyDataset):
         rng = np.random.default_rng([self.seed, self.epoch, batch]) if self.per_window else None
         for row, number in enumerate(chosen):
             start = self.starts[number]
-            frames[row], mask[row] = window(self.features[self.clips[self.owners[number]]], start,
-                                            self.lengths[number], self.seq_len, out=frames[row])
+            _, mask[row] = window(self.features[self.clips[self.owners[number]]], start, self.lengths[number],
+                                  self.seq_len, out=frames[row])  # fills the batch's row in place
             if self.per_window:
                 frames[row] = self.per_window(frames[row], mask[row], rng)
         return (frames, mask), self.labels[self.owners[chosen]]
