@@ -295,7 +295,8 @@ class EntryRows:
 
 class ClipFeatures:
     """A mapping of clip paths to their cache entries (EntryRows), each checked once here
-    (open_entry): neither memory nor open files grow with the number of clips."""
+    (open_entry): no file stays open, and each clip costs memory only its EntryRows (a path, an
+    offset, a shape), never its features."""
 
     def __init__(self, files, feature_size, frame_counts=None):
         frame_counts = frame_counts or {}
@@ -345,7 +346,7 @@ class FeatureCache:
             file = self.entry_file(video)
             record = self.index.current(video) or {}
             features = open_entry(file, self.feature_size, record.get("frames", {}).get(self.frame_path_key))
-        except (OSError, FileNotFoundError):
+        except OSError:  # FileNotFoundError among them
             return None
         except DamagedEntry as exc:
             tqdm.write(f"warning: damaged cache entry for {video}: {exc}; extracting it again", file=sys.stderr)

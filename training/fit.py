@@ -27,6 +27,7 @@ from training.model import AUTO, CANDIDATES, build_sequence_model
 from training.report import classification_metrics, confusion_png, curves_png, metrics_text
 from training.windows import WindowBatches, predict_clip, shuffled_frames
 
+
 def prepare_features(clips, config, min_frames=1, progress=True):
     """Load the backbone `config` (a FeatureConfig, its frame rate resolved) names and return
     (features by path, skipped, frame path, timings) for `clips`."""
