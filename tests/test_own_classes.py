@@ -75,7 +75,7 @@ def test_every_candidate_trains_on_the_same_windows():
     runs = []
     for _ in range(2):
         seen = []
-        model = build_sequence_model("mean", SEQ_LEN, 4, 2)
+        model = build_sequence_model("linear", SEQ_LEN, 4, 2)
         record = keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs=None, seen=seen:
                                                 seen.append(epoch_windows(batches)))
         model.fit(batches, epochs=3, verbose=0, callbacks=[batches.epoch_callback(), record])
@@ -84,6 +84,19 @@ def test_every_candidate_trains_on_the_same_windows():
         for a, b in zip(first, second):
             np.testing.assert_array_equal(a, b)
     assert not np.array_equal(runs[0][0][0], runs[0][1][0])
+
+
+def test_the_linear_head_reads_the_newest_valid_frame():
+    """NewestFrame (beside the mean, the linear head's input) picks each window's last valid
+    frame: valid frames come first, padding after, and a window may be partial."""
+    from live.quiet import keras
+    from live.sequence_layers import NewestFrame
+
+    features = np.random.default_rng(0).normal(size=(3, SEQ_LEN, 4)).astype(np.float32)
+    lengths = np.array([1, 7, SEQ_LEN])
+    mask = np.arange(SEQ_LEN)[None, :] < lengths[:, None]
+    newest = keras.ops.convert_to_numpy(NewestFrame()([features, mask]))
+    np.testing.assert_array_equal(newest, features[np.arange(3), lengths - 1])
 
 
 def layer_classes(bundle):
@@ -95,9 +108,10 @@ def layer_classes(bundle):
 @pytest.mark.slow
 def test_fit_keeps_the_head_validation_prefers_and_records_it(tmp_path, cache_dir):
     """On a tiny real dataset (two clips cut into segments, MoViNet features), the default
-    --model auto trains gru and mean, keeps the one with the better validation accuracy (its
-    lower loss on a tie), writes that one, and records both candidates' scores in the manifest
-    and the report; live's LiteRT head of a mean model gives Keras' probabilities."""
+    --model auto trains gru and linear, keeps the one with the better validation accuracy (its
+    lower loss on a tie), trains it again on the training and validation clips, writes that one,
+    and records both candidates' scores and the refit in the manifest and the report; live's
+    LiteRT head of a linear model gives Keras' probabilities."""
     from live.bundle import load_bundle
     from live.runtimes import LiteRTModel, compiled_call, make_head
     from training.config import FitConfig
@@ -110,17 +124,21 @@ def test_fit_keeps_the_head_validation_prefers_and_records_it(tmp_path, cache_di
                                         epochs=3, progress=False))
     manifest = json.loads((tmp_path / "bundle" / "manifest.json").read_text())
     selection = manifest["model_selection"]
-    assert selection["requested"] == "auto" and set(selection["candidates"]) == {"gru", "mean"}
+    assert selection["requested"] == "auto" and set(selection["candidates"]) == {"gru", "linear"}
     scores = {kind: (s["validation_accuracy"], -s["validation_loss"]) for kind, s in selection["candidates"].items()}
     assert manifest["model"] == report["model"] == max(scores, key=scores.get)
     assert ("GRU" in layer_classes(tmp_path / "bundle")) == (manifest["model"] == "gru")
     assert all(0 <= c["test_accuracy_all_windows"] <= 1 for c in report["candidates"].values())
+    # The kept head was trained again on the validation clips too, for the epochs validation chose.
+    assert manifest["refit"] == report["refit"]
+    assert report["refit"]["clips"] == report["dataset"]["train_clips"] + report["dataset"]["validation_clips"]
+    assert report["refit"]["epochs"] == report["best_epoch"]
 
     assert load_bundle(tmp_path / "bundle").labels == ["arm_wrestling", "cleaning_pool"]
 
-    mean_model = build_sequence_model("mean", SEQ_LEN, 8, 3)
+    linear_model = build_sequence_model("linear", SEQ_LEN, 8, 3)
     features = np.random.default_rng(0).normal(size=(3, SEQ_LEN, 8)).astype(np.float32)
     mask = np.arange(SEQ_LEN)[None, :] < np.array([[1], [11], [SEQ_LEN]])  # partial and full windows
-    head = make_head(mean_model, "test-mean-head", "litert")
+    head = make_head(linear_model, "test-linear-head", "litert")
     assert isinstance(head, LiteRTModel)
-    np.testing.assert_allclose(head(features, mask), compiled_call(mean_model)(features, mask), atol=1e-4)
+    np.testing.assert_allclose(head(features, mask), compiled_call(linear_model)(features, mask), atol=1e-4)

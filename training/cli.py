@@ -102,12 +102,15 @@ bundle_runtime_option = click.option(
 @click.option("--model", "model_kind", type=click.Choice((AUTO, *MODEL_KINDS)), default=DEFAULT_MODEL_KIND,
               show_default=True,
               help=f"Sequence model: gru (a GRU over the frame-to-frame changes, beside the window's "
-                   f"appearance and motion summaries), mean (a linear classifier of the window's mean "
-                   f"feature), motion (the summaries alone), reference (the Keras example's GRU(16) -> "
+                   f"appearance and motion summaries), linear (a linear classifier of the window's mean "
+                   f"and newest features), motion (the summaries alone), reference (the Keras example's GRU(16) -> "
                    f"GRU(8)), or {AUTO}: train {' and '.join(CANDIDATES)} and keep the one with the better "
                    f"validation accuracy (the manifest records the choice).")
 @click.option("--augment/--no-augment", default=True, show_default=True,
               help="Replay training clips at random speeds (0.8x-1.25x).")
+@click.option("--refit/--no-refit", default=True, show_default=True,
+              help="Once validation has chosen the head and its epochs, train it again on the training "
+                   "and validation clips together, for that many epochs.")
 @dataset_options
 @click.option("--shuffle-frames", is_flag=True, help="Ablation: shuffle frames inside each training window.")
 @cache_option

@@ -98,6 +98,7 @@ class FitConfig(_CommandConfig):
     min_frames: int = MIN_FRAMES
     shuffle_frames: bool = False  # ablation: shuffle frames inside each training window
     augment: bool = True  # replay training clips at random speeds (training.augment)
+    refit: bool = True  # train the chosen head again on training and validation clips (training.fit)
     description: str | None = None
     force: bool = False  # replace an existing bundle
     progress: bool = True

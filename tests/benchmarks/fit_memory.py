@@ -104,7 +104,7 @@ def run_fit(variant, data, cache, epochs, out):
         from training.fit import fit
     # One head, no speed augmentation: the fit BEFORE made (gru, windows as they are).
     config = FitConfig(out=out, dataset=DatasetConfig(data), epochs=epochs, progress=False, force=True,
-                       model_kind="gru", augment=False,
+                       model_kind="gru", augment=False, refit=False,
                        features=FeatureConfig(BACKBONE, cache_root=cache))
     started = time.perf_counter()
     report = fit(config)

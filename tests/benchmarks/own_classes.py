@@ -9,9 +9,10 @@ development only, never copied into the project). For each seed, whole groups (s
 one person, one scene) are held out for testing, about 30% of each class; from the rest, N
 clips a class are drawn for training. `fit()` runs on that (split folders of symlinks, each
 named <group>__<file> so fit's validation split is grouped by source too), with the default
---model auto, which trains every candidate head and keeps the one with the better validation
-accuracy; the report gives each candidate's test accuracy (mean over all windows of a clip), the
-choice and the fit time. In the same run, the baseline: a logistic regression on the mean
+--model auto, which trains every candidate head, keeps the one with the better validation
+accuracy and trains it again on the training and validation clips; the report gives each
+candidate's test accuracy as validated (mean over all windows of a clip), the choice, the
+refit head's test accuracy (auto) and the fit time. In the same run, the baseline: a logistic regression on the mean
 feature of each window (the windows that cover the training clips, half a window apart),
 scored the same way. Features come from the feature cache (`train extract` fills it: see
 --help's epilog), so repeated fits are cheap; Lite0 is sampled at 25 fps, the clips' median
