@@ -115,8 +115,8 @@ class NewestFrame(keras.layers.Layer):
     Why a head reads it beside the window's mean: a streaming backbone's (MoViNet's) features
     for a frame already pool every frame since its state was reset, so the newest frame is the
     best-informed summary of the window, where the oldest frames of the window saw only a second
-    or so. On ucf11_dev (5 clips a class, 9 seeds, a logistic regression on MoViNet features),
-    the mean and the newest frame together scored 0.963 against 0.942 for the mean alone.
+    or so. On ucf11_dev (tests/benchmarks/own_classes.py, MoViNet, 5 clips a class, 3 seeds),
+    a linear head of the mean and the newest frame scored 0.951 against 0.924 for the mean alone.
     """
 
     def call(self, inputs):
