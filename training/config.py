@@ -97,6 +97,8 @@ class FitConfig(_CommandConfig):
     val_fraction: float = 0.2
     min_frames: int = MIN_FRAMES
     shuffle_frames: bool = False  # ablation: shuffle frames inside each training window
+    augment: bool = True  # replay training clips at random speeds (training.augment)
+    refit: bool = True  # train the chosen head again on training and validation clips (training.fit)
     description: str | None = None
     force: bool = False  # replace an existing bundle
     progress: bool = True

@@ -102,7 +102,9 @@ def run_fit(variant, data, cache, epochs, out):
         fit = old_fit_module().fit
     else:
         from training.fit import fit
+    # One head, no speed augmentation: the fit BEFORE made (gru, windows as they are).
     config = FitConfig(out=out, dataset=DatasetConfig(data), epochs=epochs, progress=False, force=True,
+                       model_kind="gru", augment=False, refit=False,
                        features=FeatureConfig(BACKBONE, cache_root=cache))
     started = time.perf_counter()
     report = fit(config)

@@ -214,6 +214,7 @@ def main():
                     with tempfile.TemporaryDirectory() as folder:
                         report = fit(FitConfig.from_options(data=split, out=Path(folder) / "bundle",
                                                             backbone=BACKBONE, seed=seed, model_kind=kind,
+                                                            augment=False, refit=False,  # as the README's runs
                                                             shuffle_frames=args.shuffle_frames, progress=False))
                         records = held_out_results(Path(folder) / "bundle", split, features)
                     keras.backend.clear_session()

@@ -1,0 +1,144 @@
+"""Few clips a class: speed augmentation keeps live's window layout, every candidate head trains
+on the same windows, and `fit` chooses its head by validation, writes the chosen one and
+records the choice."""
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import CLIPS
+
+SEQ_LEN = 20
+CLIP_FRAMES = {"long": 60, "short": 12}  # the short one is shorter than a window
+
+
+def numbered_clips():
+    """Clip features whose frame i holds i + 1 (0 is padding), so a window shows which frames it took."""
+    return {name: np.repeat(np.arange(1, count + 1, dtype=np.float32)[:, None], 4, axis=1)
+            for name, count in CLIP_FRAMES.items()}
+
+
+def window_batches(speed_range=None, per_clip=300):
+    from training.windows import WindowBatches
+
+    clips = numbered_clips()
+    return WindowBatches(clips, list(clips), [0, 1], SEQ_LEN, per_clip, 64, np.random.default_rng(0), 0,
+                         speed_range=speed_range)
+
+
+def epoch_windows(batches):
+    """(frames, mask, labels) of every window of the batches' current epoch, in batch order."""
+    parts = [batches[i] for i in range(len(batches))]
+    return (np.concatenate([p[0][0] for p in parts]), np.concatenate([p[0][1] for p in parts]),
+            np.concatenate([p[1] for p in parts]))
+
+
+def test_speed_augmentation_keeps_the_live_buffer_layout():
+    """Training windows cut from clips replayed at 0.8x-1.25x are still live's layout (valid
+    frames first, oldest first, zeros and a false mask after), at most seq_len frames, all of
+    them frames of their own clip, in time order, never reversed: a frame is at most repeated
+    once (0.8x) or one skipped (1.25x), and both happen, in every epoch's fresh draw. Without a
+    speed range every step is one frame."""
+    from training.augment import SPEED_RANGE
+
+    batches = window_batches(SPEED_RANGE)
+    steps = []
+    for epoch in range(3):
+        batches.draw_epoch(epoch)
+        frames, masks, labels = epoch_windows(batches)
+        assert frames.shape == (600, SEQ_LEN, 4) and sorted(np.bincount(labels)) == [300, 300]
+        filled = masks.sum(axis=1)
+        assert filled.min() >= 1 and (masks == (np.arange(SEQ_LEN) < filled[:, None])).all()
+        assert (frames[~masks] == 0).all()
+        taken = frames[..., 0]
+        assert (np.where(masks, taken, np.inf).min(axis=1) >= 1).all()
+        assert (taken.max(axis=1) <= np.array(list(CLIP_FRAMES.values()))[labels]).all()
+        steps.extend(np.diff(taken, axis=1)[masks[:, 1:]])
+        assert (filled[labels == 0] == SEQ_LEN).any()  # full windows of the long clip, too
+    assert set(steps) == {0, 1, 2}
+
+    frames, masks, _ = epoch_windows(window_batches(per_clip=50))
+    assert (np.diff(frames[..., 0], axis=1)[masks[:, 1:]] == 1).all()
+
+
+def test_every_candidate_trains_on_the_same_windows():
+    """fit trains its candidate heads one after another on the same WindowBatches: a second
+    model.fit starts again from the first draw, so epoch by epoch both see the same windows
+    (and later epochs still draw new ones)."""
+    from live.quiet import keras
+    from training.augment import SPEED_RANGE
+    from training.model import build_sequence_model
+
+    batches = window_batches(SPEED_RANGE, per_clip=40)
+    runs = []
+    for _ in range(2):
+        seen = []
+        model = build_sequence_model("linear", SEQ_LEN, 4, 2)
+        record = keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs=None, seen=seen:
+                                                seen.append(epoch_windows(batches)))
+        model.fit(batches, epochs=3, verbose=0, callbacks=[batches.epoch_callback(), record])
+        runs.append(seen)
+    for first, second in zip(*runs):
+        for a, b in zip(first, second):
+            np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(runs[0][0][0], runs[0][1][0])
+
+
+def test_the_linear_head_reads_the_newest_valid_frame():
+    """NewestFrame (beside the mean, the linear head's input) picks each window's last valid
+    frame: valid frames come first, padding after, and a window may be partial."""
+    from live.quiet import keras
+    from live.sequence_layers import NewestFrame
+
+    features = np.random.default_rng(0).normal(size=(3, SEQ_LEN, 4)).astype(np.float32)
+    lengths = np.array([1, 7, SEQ_LEN])
+    mask = np.arange(SEQ_LEN)[None, :] < lengths[:, None]
+    newest = keras.ops.convert_to_numpy(NewestFrame()([features, mask]))
+    np.testing.assert_array_equal(newest, features[np.arange(3), lengths - 1])
+
+
+def layer_classes(bundle):
+    with zipfile.ZipFile(Path(bundle) / "model.keras") as archive:
+        config = json.loads(archive.read("config.json"))
+    return {layer["class_name"] for layer in config["config"]["layers"]}
+
+
+@pytest.mark.slow
+def test_fit_keeps_the_head_validation_prefers_and_records_it(tmp_path, cache_dir):
+    """On a tiny real dataset (two clips cut into segments, MoViNet features), the default
+    --model auto trains gru and linear, keeps the one with the better validation accuracy (its
+    lower loss on a tie), trains it again on the training and validation clips, writes that one,
+    and records both candidates' scores and the refit in the manifest and the report; live's
+    LiteRT head of a linear model gives Keras' probabilities."""
+    from live.bundle import load_bundle
+    from live.runtimes import LiteRTModel, compiled_call, make_head
+    from training.config import FitConfig
+    from training.demo_data import make_demo_data
+    from training.fit import fit
+    from training.model import build_sequence_model
+
+    make_demo_data([str(CLIPS / "arm_wrestling.mp4"), str(CLIPS / "pool_cleaning.mp4")], tmp_path / "data", 6)
+    report = fit(FitConfig.from_options(data=tmp_path / "data", out=tmp_path / "bundle", backbone="movinet_a0_stream",
+                                        epochs=3, progress=False))
+    manifest = json.loads((tmp_path / "bundle" / "manifest.json").read_text())
+    selection = manifest["model_selection"]
+    assert selection["requested"] == "auto" and set(selection["candidates"]) == {"gru", "linear"}
+    scores = {kind: (s["validation_accuracy"], -s["validation_loss"]) for kind, s in selection["candidates"].items()}
+    assert manifest["model"] == report["model"] == max(scores, key=scores.get)
+    assert ("GRU" in layer_classes(tmp_path / "bundle")) == (manifest["model"] == "gru")
+    assert all(0 <= c["test_accuracy_all_windows"] <= 1 for c in report["candidates"].values())
+    # The kept head was trained again on the validation clips too, for the epochs validation chose.
+    assert manifest["refit"] == report["refit"]
+    assert report["refit"]["clips"] == report["dataset"]["train_clips"] + report["dataset"]["validation_clips"]
+    assert report["refit"]["epochs"] == report["best_epoch"]
+
+    assert load_bundle(tmp_path / "bundle").labels == ["arm_wrestling", "cleaning_pool"]
+
+    linear_model = build_sequence_model("linear", SEQ_LEN, 8, 3)
+    features = np.random.default_rng(0).normal(size=(3, SEQ_LEN, 8)).astype(np.float32)
+    mask = np.arange(SEQ_LEN)[None, :] < np.array([[1], [11], [SEQ_LEN]])  # partial and full windows
+    head = make_head(linear_model, "test-linear-head", "litert")
+    assert isinstance(head, LiteRTModel)
+    np.testing.assert_allclose(head(features, mask), compiled_call(linear_model)(features, mask), atol=1e-4)
