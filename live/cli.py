@@ -15,8 +15,13 @@ from live.errors import UserError, first_line
 EXIT_INTERRUPTED = 130
 
 
-class Terminated(Exception):
-    """SIGTERM before the frame loop started: stop now, with the exit code of a SIGTERM mid-run."""
+class Terminated(BaseException):
+    """SIGTERM before the frame loop started: stop now, with the exit code of a SIGTERM mid-run.
+
+    A BaseException, as KeyboardInterrupt is, so that code catching Exception lets it through:
+    TensorFlow's LiteRT converter caught it mid-conversion and raised an AttributeError of its
+    own in its place (one CI run: exit 3 and "unexpected AttributeError" instead of a stop), and
+    make_head's fallback for a model LiteRT can't convert would have carried on loading."""
 
 
 class StopRequest:
