@@ -18,10 +18,11 @@ EXIT_INTERRUPTED = 130
 class Terminated(BaseException):
     """SIGTERM before the frame loop started: stop now, with the exit code of a SIGTERM mid-run.
 
-    A BaseException, as KeyboardInterrupt is, so that code catching Exception lets it through:
-    TensorFlow's LiteRT converter caught it mid-conversion and raised an AttributeError of its
-    own in its place (one CI run: exit 3 and "unexpected AttributeError" instead of a stop), and
-    make_head's fallback for a model LiteRT can't convert would have carried on loading."""
+    A BaseException, as KeyboardInterrupt is, so that code catching Exception lets it through.
+    As an Exception it was, by all signs, caught inside TensorFlow's LiteRT conversion, which
+    then failed with an AttributeError of its own (one CI run: exit 3 and "unexpected
+    AttributeError" instead of a stop); make_head's fallback for a model LiteRT can't convert
+    would have caught it too, and carried on loading."""
 
 
 class StopRequest:
