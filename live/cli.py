@@ -15,8 +15,14 @@ from live.errors import UserError, first_line
 EXIT_INTERRUPTED = 130
 
 
-class Terminated(Exception):
-    """SIGTERM before the frame loop started: stop now, with the exit code of a SIGTERM mid-run."""
+class Terminated(BaseException):
+    """SIGTERM before the frame loop started: stop now, with the exit code of a SIGTERM mid-run.
+
+    A BaseException, as KeyboardInterrupt is, so that code catching Exception lets it through.
+    As an Exception it was, by all signs, caught inside TensorFlow's LiteRT conversion, which
+    then failed with an AttributeError of its own (one CI run: exit 3 and "unexpected
+    AttributeError" instead of a stop); make_head's fallback for a model LiteRT can't convert
+    would have caught it too, and carried on loading."""
 
 
 class StopRequest:

@@ -70,7 +70,7 @@ def test_ray_extraction_resumes_and_equals_local(small_data, tmp_path):
     # fit reads the cache extract filled: nothing is extracted again.
     out = tmp_path / "bundle"
     process = run_command("train", "fit", "--data", small_data, "--out", out, *LITE0, "--cache", ray_cache,
-                          "--epochs", 2, "--model", "gru", "--quiet")
+                          "--epochs", 2, "--model", "gru", "--no-refit", "--quiet")
     assert process.returncode == 0, process.stderr
     assert json.loads((out / "report.json").read_text())["timings"]["frames_extracted"] == 0
 

@@ -109,15 +109,12 @@ def layer_classes(bundle):
 def test_fit_keeps_the_head_validation_prefers_and_records_it(tmp_path, cache_dir):
     """On a tiny real dataset (two clips cut into segments, MoViNet features), the default
     --model auto trains gru and linear, keeps the one with the better validation accuracy (its
-    lower loss on a tie), trains it again on the training and validation clips, writes that one,
-    and records both candidates' scores and the refit in the manifest and the report; live's
-    LiteRT head of a linear model gives Keras' probabilities."""
+    lower cross-entropy on a tie), trains it again on the training and validation clips, writes that one,
+    and records both candidates' scores and the refit in the manifest and the report."""
     from live.bundle import load_bundle
-    from live.runtimes import LiteRTModel, compiled_call, make_head
     from training.config import FitConfig
     from training.demo_data import make_demo_data
     from training.fit import fit
-    from training.model import build_sequence_model
 
     make_demo_data([str(CLIPS / "arm_wrestling.mp4"), str(CLIPS / "pool_cleaning.mp4")], tmp_path / "data", 6)
     report = fit(FitConfig.from_options(data=tmp_path / "data", out=tmp_path / "bundle", backbone="movinet_a0_stream",
@@ -125,7 +122,8 @@ def test_fit_keeps_the_head_validation_prefers_and_records_it(tmp_path, cache_di
     manifest = json.loads((tmp_path / "bundle" / "manifest.json").read_text())
     selection = manifest["model_selection"]
     assert selection["requested"] == "auto" and set(selection["candidates"]) == {"gru", "linear"}
-    scores = {kind: (s["validation_accuracy"], -s["validation_loss"]) for kind, s in selection["candidates"].items()}
+    scores = {kind: (s["validation_accuracy"], -s["validation_cross_entropy"])
+              for kind, s in selection["candidates"].items()}
     assert manifest["model"] == report["model"] == max(scores, key=scores.get)
     assert ("GRU" in layer_classes(tmp_path / "bundle")) == (manifest["model"] == "gru")
     assert all(0 <= c["test_accuracy_all_windows"] <= 1 for c in report["candidates"].values())
@@ -136,9 +134,17 @@ def test_fit_keeps_the_head_validation_prefers_and_records_it(tmp_path, cache_di
 
     assert load_bundle(tmp_path / "bundle").labels == ["arm_wrestling", "cleaning_pool"]
 
+
+def test_the_linear_head_runs_in_litert_as_in_keras():
+    """live's LiteRT head of a linear model (its NewestFrame among builtin ops) gives Keras'
+    probabilities, on partial and full windows."""
+    from live.backbones import fingerprint
+    from live.runtimes import LiteRTModel, compiled_call, make_head
+    from training.model import build_sequence_model
+
     linear_model = build_sequence_model("linear", SEQ_LEN, 8, 3)
     features = np.random.default_rng(0).normal(size=(3, SEQ_LEN, 8)).astype(np.float32)
     mask = np.arange(SEQ_LEN)[None, :] < np.array([[1], [11], [SEQ_LEN]])  # partial and full windows
-    head = make_head(linear_model, "test-linear-head", "litert")
+    head = make_head(linear_model, fingerprint(linear_model), "litert")
     assert isinstance(head, LiteRTModel)
     np.testing.assert_allclose(head(features, mask), compiled_call(linear_model)(features, mask), atol=1e-4)

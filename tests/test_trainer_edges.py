@@ -175,7 +175,7 @@ def test_fit_warns_of_clips_shorter_than_the_window(tmp_path, cache_dir, capsys)
 
     make_demo_data([str(CLIPS / "arm_wrestling.mp4"), str(CLIPS / "pool_cleaning.mp4")], tmp_path / "data", 8)
     fit(FitConfig.from_options(data=tmp_path / "data", out=tmp_path / "bundle", backbone="movinet_a0_stream",
-                               epochs=1, test_fraction=0, model_kind="gru", progress=False))
+                               epochs=1, test_fraction=0, model_kind="gru", refit=False, progress=False))
     log = capsys.readouterr().err
     assert "warning: 16 of 16 clips are shorter than the model's window (20 sampled frames, 4.0 s at 5 per second;" \
         in log, log

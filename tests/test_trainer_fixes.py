@@ -28,7 +28,7 @@ def class_folders(tmp_path_factory):
 def seeded_bundle(class_folders, tmp_path_factory, cache_dir):
     out = tmp_path_factory.mktemp("seeded") / "bundle"
     process = run_command("train", "fit", "--data", class_folders, "--out", out, *LITE0, "--seed", 3,
-                          "--epochs", 3, "--model", "gru", "--quiet")
+                          "--epochs", 3, "--model", "gru", "--no-refit", "--quiet")
     assert process.returncode == 0, process.stderr
     return out
 
@@ -86,7 +86,7 @@ def test_cached_clips_obey_min_frames(class_folders, tmp_path, cache_dir):
     for attempt in range(2):
         out = tmp_path / f"out{attempt}"
         process = run_command("train", "fit", "--data", data, "--out", out, *LITE0, "--epochs", 2, "--model", "gru",
-                              "--quiet")
+                              "--no-refit", "--quiet")
         assert process.returncode == 0, process.stderr
         reports.append(json.loads((out / "report.json").read_text()))
     for report in reports:
@@ -122,7 +122,7 @@ def lite0_fit_config(data, out, cache, epochs=1):
     from training.config import DatasetConfig, FeatureConfig, FitConfig
 
     return FitConfig(out=str(out), dataset=DatasetConfig(str(data) if data else None), epochs=epochs, progress=False,
-                     model_kind="gru", features=FeatureConfig("efficientnet_lite0", cache_root=str(cache)))
+                     model_kind="gru", refit=False, features=FeatureConfig("efficientnet_lite0", cache_root=str(cache)))
 
 
 def test_fit_uses_the_cache_index_and_trains_from_it_alone(seeded_bundle, class_folders, tmp_path, cache_dir):
@@ -166,7 +166,7 @@ def test_fit_uses_the_cache_index_and_trains_from_it_alone(seeded_bundle, class_
 
     data.rename(tmp_path / "moved")
     process = run_command("train", "fit", "--cache", cache, "--out", tmp_path / "b2", *LITE0, "--epochs", 1,
-                          "--model", "gru", "--quiet")
+                          "--model", "gru", "--no-refit", "--quiet")
     assert process.returncode == 0, process.stderr
     manifests = [json.loads((tmp_path / b / "manifest.json").read_text()) for b in ("b1", "b2")]
     assert manifests[0]["split"] == manifests[1]["split"] and manifests[0]["frame_rate"] == manifests[1]["frame_rate"]

@@ -30,4 +30,3 @@ def speed_picks(length, speed):
     """The clip frames, counted from a window's start, that its `length` frames show replayed at
     `speed` times the pace (2: every other frame; 0.5: each frame twice): nearest in time, in order."""
     return np.round(np.arange(length) * speed).astype(np.int64)
-

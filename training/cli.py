@@ -8,6 +8,7 @@ import click
 from live import __version__
 from live.choices import FEATURE_RUNTIMES, RUNTIMES
 from live.cli import Group, run_with_errors
+from training.augment import SPEED_RANGE  # numpy only: no Keras import
 from training.config import DEFAULT_ENGINE, ENGINES, ExtractConfig, FeatureConfig, FitConfig  # no Keras import
 from training.model import AUTO, CANDIDATES, DEFAULT_MODEL_KIND, MODEL_KINDS  # names only: no Keras import
 
@@ -107,7 +108,7 @@ bundle_runtime_option = click.option(
                    f"GRU(8)), or {AUTO}: train {' and '.join(CANDIDATES)} and keep the one with the better "
                    f"validation accuracy (the manifest records the choice).")
 @click.option("--augment/--no-augment", default=True, show_default=True,
-              help="Replay training clips at random speeds (0.8x-1.25x).")
+              help=f"Replay training clips at random speeds ({SPEED_RANGE[0]}x-{SPEED_RANGE[1]}x).")
 @click.option("--refit/--no-refit", default=True, show_default=True,
               help="Once validation has chosen the head and its epochs, train it again on the training "
                    "and validation clips together, for that many epochs.")

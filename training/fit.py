@@ -202,14 +202,17 @@ def evaluate_clips(head, clips, features, labels, seq_len):
 def choose_head(histories):
     """The head to keep of those trained, by their training histories ({kind: Keras history}):
     the best validation accuracy, at each one's best epoch (lowest validation loss, whose weights
-    early stopping restored); a tie goes to the lower validation loss, then to the first kind.
-    Returns (kind, {kind: {"validation_accuracy", "validation_loss"}})."""
+    early stopping restored); a tie goes to the lower validation cross-entropy (the loss without
+    weight decay, which differs between heads), then to the first kind.
+    Returns (kind, {kind: {"validation_accuracy", "validation_loss", "validation_cross_entropy"}})."""
     scores = {}
     for kind, history in histories.items():
         best = int(np.argmin(history["val_loss"]))
         scores[kind] = {"validation_accuracy": history["val_accuracy"][best],
-                        "validation_loss": history["val_loss"][best]}
-    chosen = max(scores, key=lambda kind: (scores[kind]["validation_accuracy"], -scores[kind]["validation_loss"]))
+                        "validation_loss": history["val_loss"][best],
+                        "validation_cross_entropy": history["val_cross_entropy"][best]}
+    chosen = max(scores, key=lambda kind: (scores[kind]["validation_accuracy"],
+                                           -scores[kind]["validation_cross_entropy"]))
     return chosen, scores
 
 
@@ -291,7 +294,8 @@ def fit(config):
                              per_window=shuffled_frames if config.shuffle_frames else None)
 
     # Drawn in this order from `rng`, as before streaming: the first epoch's windows, then validation's
-    # (never sped up: validation scores clips as they are).
+    # (never sped up: validation scores clips as they are). With --augment the speeds are drawn from
+    # `rng` too, so the validation windows differ from a --no-augment run's on the same seed.
     train_batches = batches(fit_clips, config.windows_per_clip, redraw=True,
                             speed_range=SPEED_RANGE if config.augment else None)
     val_batches = batches(val_clips, max(4, config.windows_per_clip // 2), redraw=False)
@@ -361,9 +365,9 @@ def fit(config):
         "backbone": backbone, "image_size": frame_path.image_size,
         "feature_size": get_backbone(backbone).feature_size, "backbone_fingerprint": frame_path.fingerprint,
         "seq_len": seq_len, "frame_step": frame_step, "frame_rate": frame_rate, "model": chosen,
-        "model_selection": {"requested": model_kind, "by": "validation accuracy",
-                            "candidates": {kind: {name: score[name]
-                                                  for name in ("validation_accuracy", "validation_loss")}
+        "model_selection": {"requested": model_kind, "by": "validation accuracy" if len(kinds) > 1 else "requested",
+                            "candidates": {kind: {name: score[name] for name in
+                                                  ("validation_accuracy", "validation_loss", "validation_cross_entropy")}
                                            for kind, score in candidates.items()}},
         "refit": refit,
         "split": split_record(dataset, data, config.dataset.split, config.dataset.classes,
@@ -372,8 +376,10 @@ def fit(config):
                        "description": config.description},
         "metrics": {"test_accuracy_all_windows": test["all_windows"]["accuracy"] if test else None,
                     "test_accuracy_first_window": test["first_window"]["accuracy"] if test else None,
+                    # Of the head as validated: after a refit the bundle's head has trained on those clips.
                     "validation_loss": history["val_loss"][best_epoch],
-                    "validation_accuracy": history["val_accuracy"][best_epoch]},
+                    "validation_accuracy": history["val_accuracy"][best_epoch],
+                    "validation_of": "the head before its refit" if refit else "the bundle's head"},
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     extra = {"report.json": (json.dumps(report, indent=2) + "\n").encode(), "training_curves.png": curves_png(history)}

@@ -8,8 +8,9 @@ The cache is synthesised in the layout README's "The feature cache" documents, a
 made elsewhere would be brought in: class folders of placeholder clip files (a few bytes each:
 nothing is decoded), one float16 entry of MoViNet-A0-Stream's 600 features for each (2 s at
 5 fps: 10 frames, a class's mean plus noise) and the index. Each fit runs in a fresh process
-(peak RSS is a process's high-water mark) with the default model and options. Time per epoch
-is the mean of the epochs after the first (the first includes tracing). Also checks that the
+(peak RSS is a process's high-water mark) as the fit before streaming ran: gru, no speed
+augmentation, no refit. Time per epoch is the mean of the epochs after the first (the first
+includes tracing). Also checks that the
 held-out split and the validation windows are the old fit's. Writes bench-results/fit_memory.json.
 Not a test: it measures.
 """
