@@ -296,8 +296,8 @@ def fit(config):
     # Drawn in this order from `rng`, as before streaming: the first epoch's windows, then validation's
     # (never sped up: validation scores clips as they are). With --augment the speeds are drawn from
     # `rng` too, so the validation windows differ from a --no-augment run's on the same seed.
-    train_batches = batches(fit_clips, config.windows_per_clip, redraw=True,
-                            speed_range=SPEED_RANGE if config.augment else None)
+    train_speeds = SPEED_RANGE if config.augment else None
+    train_batches = batches(fit_clips, config.windows_per_clip, redraw=True, speed_range=train_speeds)
     val_batches = batches(val_clips, max(4, config.windows_per_clip // 2), redraw=False)
     feature_size = get_backbone(backbone).feature_size
     kinds = CANDIDATES if model_kind == AUTO else (model_kind,)
@@ -330,8 +330,7 @@ def fit(config):
         # and 0.951 trained again (README, "Teach it your own actions"). The windows are drawn
         # afresh from every training clip, as in the first fit.
         keras.utils.set_random_seed(seed)
-        all_batches = batches(train_clips, config.windows_per_clip, redraw=True,
-                              speed_range=SPEED_RANGE if config.augment else None)
+        all_batches = batches(train_clips, config.windows_per_clip, redraw=True, speed_range=train_speeds)
         model = build_sequence_model(chosen, seq_len, feature_size, len(labels),
                                      *feature_statistics(features, train_clips))
         log(f"training {chosen} again on {len(train_clips)} clips (training and validation), "
