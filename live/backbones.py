@@ -51,6 +51,9 @@ class Backbone:
     load: Callable  # (weights: str | None) -> keras.Model, or a MoViNetModel when streaming
     streaming: bool = False        # features depend on the frames before: one state per stream
     frame_rate: float | None = None  # the rate it must be sampled at (frames per second), if any
+    # Set when its features are its own classifier's logits (MoViNet's Kinetics-600): the file, in
+    # the shipped weights' folder, of that classifier's class names, one a line.
+    class_names: str | None = None
 
 
 def fingerprint(model):
@@ -261,7 +264,8 @@ BACKBONES = {
     "movinet_a0_stream": Backbone(
         name="movinet_a0_stream", image_size=movinet.IMAGE_SIZE, feature_size=movinet.CLASSES,
         weights_env="LIVE_MOVINET_A0_STREAM_WEIGHTS",
-        load=_load_movinet_a0_stream, streaming=True, frame_rate=movinet.FRAME_RATE),
+        load=_load_movinet_a0_stream, streaming=True, frame_rate=movinet.FRAME_RATE,
+        class_names="kinetics600/labels.txt"),
 }
 
 
@@ -269,6 +273,18 @@ def get_backbone(name):
     if name not in BACKBONES:
         raise UserError(f"unknown backbone '{name}'; choose one of: {', '.join(BACKBONES)}")
     return BACKBONES[name]
+
+
+def backbone_class_names(name):
+    """The class names of a backbone whose features are its classifier's logits, in feature
+    order, or None: for other backbones, or when the shipped file is not there (an install
+    without its package data), where callers name the classes by index instead."""
+    relative = get_backbone(name).class_names
+    path = SHIPPED_WEIGHTS / relative if relative else None
+    if path is None or not path.is_file():
+        return None
+    names = path.read_text(encoding="utf-8").splitlines()
+    return names if len(names) == get_backbone(name).feature_size else None
 
 
 def load_backbone_model(name, weights=None):

@@ -129,6 +129,28 @@ class NewestFrame(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="live")
+class FeatureSubset(keras.layers.Layer):
+    """Some of the features of every frame, by index: (..., F) -> (..., len(indices)).
+
+    A linear head on a backbone whose features are its own classifier's class scores (MoViNet's
+    Kinetics-600 logits) reads only the scores of the classes the user's training clips evoke
+    most (training.fit.evoked_classes says why)."""
+
+    def __init__(self, indices, **kwargs):
+        super().__init__(**kwargs)
+        self.indices = [int(i) for i in indices]
+
+    def call(self, features):
+        return ops.take(features, ops.convert_to_tensor(self.indices, dtype="int32"), axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], len(self.indices))
+
+    def get_config(self):
+        return {**super().get_config(), "indices": self.indices}
+
+
+@keras.saving.register_keras_serializable(package="live")
 class LastStepSoftmax(keras.layers.Layer):
     """The head of a bundle that runs its backbone's own classifier (MoViNet's Kinetics-600
     logits): the softmax of the features of the newest valid frame, nothing trained.

@@ -132,14 +132,15 @@ def test_a_source_that_drops_frames_does_not_stretch_the_window(seed):
 
 @pytest.fixture(scope="module")
 def movinet_bundle(tmp_path_factory, cache_dir):
-    """A sequence model trained on MoViNet features of segments of three shared clips."""
+    """A sequence model trained on MoViNet features of segments of three shared clips: the default
+    --model auto, which on MoViNet is the linear head on the Kinetics classes the clips evoke."""
     data = tmp_path_factory.mktemp("movinet-data")
     process = run_command("train", "demo-data", CLIPS / "arm_wrestling.mp4", CLIPS / "pool_cleaning.mp4",
                           CLIPS / "basketball.mp4", "--to", data, "--segments", 4)
     assert process.returncode == 0, process.stderr
     out = tmp_path_factory.mktemp("movinet-out") / "bundle"
     process = run_command("train", "fit", "--data", data, "--out", out, "--backbone", "movinet_a0_stream",
-                          "--epochs", 8, "--model", "gru", "--no-refit", "--quiet")
+                          "--epochs", 8, "--no-refit", "--quiet")
     assert process.returncode == 0, process.stderr
     return out
 
@@ -151,6 +152,11 @@ def test_trained_movinet_bundle_carries_its_backbone_and_rate(movinet_bundle):
     carried = movinet_bundle / manifest["backbone_file"]
     assert carried.read_bytes() == (KINETICS / manifest["backbone_file"]).read_bytes()
     assert manifest["stream_state"]["reset_every"] >= 2
+    # auto on MoViNet: the linear head alone, reading the Kinetics classes each action evokes most.
+    assert manifest["model"] == "linear" and list(manifest["model_selection"]["candidates"]) == ["linear"]
+    assert manifest["model_selection"]["by"] == "the backbone's class scores"
+    evoked = manifest["evoked_classes"]
+    assert [evoked[label][0] for label in ("arm_wrestling", "cleaning_pool")] == ["arm wrestling", "cleaning pool"]
 
 
 @pytest.mark.slow

@@ -107,8 +107,8 @@ def layer_classes(bundle):
 
 @pytest.mark.slow
 def test_fit_keeps_the_head_validation_prefers_and_records_it(tmp_path, cache_dir):
-    """On a tiny real dataset (two clips cut into segments, MoViNet features), the default
-    --model auto trains gru and linear, keeps the one with the better validation accuracy (its
+    """On a tiny real dataset (two clips cut into segments, EfficientNet-Lite0 features at 5 fps),
+    the default --model auto trains gru and linear, keeps the one with the better validation accuracy (its
     lower cross-entropy on a tie), trains it again on the training and validation clips, writes that one,
     and records both candidates' scores and the refit in the manifest and the report."""
     from live.bundle import load_bundle
@@ -117,11 +117,12 @@ def test_fit_keeps_the_head_validation_prefers_and_records_it(tmp_path, cache_di
     from training.fit import fit
 
     make_demo_data([str(CLIPS / "arm_wrestling.mp4"), str(CLIPS / "pool_cleaning.mp4")], tmp_path / "data", 6)
-    report = fit(FitConfig.from_options(data=tmp_path / "data", out=tmp_path / "bundle", backbone="movinet_a0_stream",
-                                        epochs=3, progress=False))
+    report = fit(FitConfig.from_options(data=tmp_path / "data", out=tmp_path / "bundle", backbone="efficientnet_lite0",
+                                        frame_rate=5.0, epochs=3, progress=False))
     manifest = json.loads((tmp_path / "bundle" / "manifest.json").read_text())
     selection = manifest["model_selection"]
     assert selection["requested"] == "auto" and set(selection["candidates"]) == {"gru", "linear"}
+    assert selection["by"] == "validation accuracy" and manifest["evoked_classes"] is None  # not class scores
     scores = {kind: (s["validation_accuracy"], -s["validation_cross_entropy"])
               for kind, s in selection["candidates"].items()}
     assert manifest["model"] == report["model"] == max(scores, key=scores.get)
@@ -135,16 +136,50 @@ def test_fit_keeps_the_head_validation_prefers_and_records_it(tmp_path, cache_di
     assert load_bundle(tmp_path / "bundle").labels == ["arm_wrestling", "cleaning_pool"]
 
 
-def test_the_linear_head_runs_in_litert_as_in_keras():
-    """live's LiteRT head of a linear model (its NewestFrame among builtin ops) gives Keras'
-    probabilities, on partial and full windows."""
+@pytest.mark.parametrize("subset", [None, [1, 4, 6]], ids=["every feature", "evoked classes"])
+def test_the_linear_head_runs_in_litert_as_in_keras(subset):
+    """live's LiteRT head of a linear model (its NewestFrame, and its FeatureSubset where it reads
+    some of the features, among builtin ops) gives Keras' probabilities, on partial and full windows."""
     from live.backbones import fingerprint
     from live.runtimes import LiteRTModel, compiled_call, make_head
     from training.model import build_sequence_model
 
-    linear_model = build_sequence_model("linear", SEQ_LEN, 8, 3)
+    linear_model = build_sequence_model("linear", SEQ_LEN, 8, 3, np.zeros(8), np.ones(8), subset)
     features = np.random.default_rng(0).normal(size=(3, SEQ_LEN, 8)).astype(np.float32)
     mask = np.arange(SEQ_LEN)[None, :] < np.array([[1], [11], [SEQ_LEN]])  # partial and full windows
     head = make_head(linear_model, fingerprint(linear_model), "litert")
     assert isinstance(head, LiteRTModel)
     np.testing.assert_allclose(head(features, mask), compiled_call(linear_model)(features, mask), atol=1e-4)
+
+
+def test_on_movinet_the_linear_head_reads_the_kinetics_classes_each_action_evokes(cache_dir):
+    """On real clips, MoViNet's features (its Kinetics-600 scores) evoke the action's own Kinetics
+    class most, and a linear head built on the classes evoked reads those scores and no others:
+    replacing every other score with noise leaves its probabilities as they were."""
+    from live.backbones import backbone_class_names
+    from live.runtimes import compiled_call
+    from training.config import FitConfig
+    from training.datasets import Clip
+    from training.fit import evoked_classes, evoked_subset, feature_statistics, prepare_features, resolved_features
+    from training.model import EVOKED_PER_CLASS, build_sequence_model
+    from training.windows import window
+
+    labels = ["arm_wrestling", "cleaning_pool"]
+    clips = [Clip(CLIPS / "arm_wrestling.mp4", labels[0], "a"), Clip(CLIPS / "pool_cleaning.mp4", labels[1], "b")]
+    config = resolved_features(FitConfig.from_options(data=CLIPS, out="-", backbone="movinet_a0_stream").features, clips)
+    features = prepare_features(clips, config, progress=False)[0]
+    evoked = evoked_classes(features, clips, labels)
+    names = backbone_class_names("movinet_a0_stream")
+    assert [names[evoked[label][0]] for label in labels] == ["arm wrestling", "cleaning pool"]
+    assert all(len(indices) == EVOKED_PER_CLASS for indices in evoked.values())
+    subset = evoked_subset(evoked)
+    assert subset == sorted(set(evoked[labels[0]] + evoked[labels[1]]))
+
+    model = build_sequence_model("linear", SEQ_LEN, 600, 2, *feature_statistics(features, clips), subset)
+    windows, masks = zip(*(window(features[str(clip.path)], 0, SEQ_LEN, SEQ_LEN) for clip in clips))
+    windows, masks = np.stack(windows), np.stack(masks)
+    noisy = np.random.default_rng(0).normal(0, 10, size=windows.shape).astype(np.float32)
+    noisy[..., subset] = windows[..., subset]
+    run = compiled_call(model)
+    np.testing.assert_allclose(run(noisy, masks), run(windows, masks), atol=1e-6)
+    assert not np.allclose(run(windows[::-1], masks[::-1]), run(windows, masks))  # it does read them

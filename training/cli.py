@@ -10,7 +10,7 @@ from live.choices import FEATURE_RUNTIMES, RUNTIMES
 from live.cli import Group, run_with_errors
 from training.augment import SPEED_RANGE  # numpy only: no Keras import
 from training.config import DEFAULT_ENGINE, ENGINES, ExtractConfig, FeatureConfig, FitConfig  # no Keras import
-from training.model import AUTO, CANDIDATES, DEFAULT_MODEL_KIND, MODEL_KINDS  # names only: no Keras import
+from training.model import AUTO, CANDIDATES, CLASS_SCORE_CANDIDATES, DEFAULT_MODEL_KIND, MODEL_KINDS  # names only: no Keras import
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -104,9 +104,11 @@ bundle_runtime_option = click.option(
               show_default=True,
               help=f"Sequence model: gru (a GRU over the frame-to-frame changes, beside the window's "
                    f"appearance and motion summaries), linear (a linear classifier of the window's mean "
-                   f"and newest features), motion (the summaries alone), reference (the Keras example's GRU(16) -> "
-                   f"GRU(8)), or {AUTO}: train {' and '.join(CANDIDATES)} and keep the one with the better "
-                   f"validation accuracy (the manifest records the choice).")
+                   f"and newest features; on movinet_a0_stream, of the Kinetics scores of the classes the "
+                   f"actions evoke most), motion (the summaries alone), reference (the Keras example's "
+                   f"GRU(16) -> GRU(8)), or {AUTO}: train {' and '.join(CANDIDATES)} and keep the one with "
+                   f"the better validation accuracy (the manifest records the choice); on movinet_a0_stream, "
+                   f"{' and '.join(CLASS_SCORE_CANDIDATES)} alone.")
 @click.option("--augment/--no-augment", default=True, show_default=True,
               help=f"Replay training clips at random speeds ({SPEED_RANGE[0]}x-{SPEED_RANGE[1]}x).")
 @click.option("--refit/--no-refit", default=True, show_default=True,
