@@ -154,26 +154,26 @@ def test_the_linear_head_runs_in_litert_as_in_keras(subset):
 
 def test_on_movinet_the_linear_head_reads_the_kinetics_classes_each_action_evokes(cache_dir):
     """On real clips, MoViNet's features (its Kinetics-600 scores) evoke the action's own Kinetics
-    class most, and a linear head built on the classes evoked reads those scores and no others:
+    class most (a class with no clips, none), and a linear head built on the classes evoked reads those scores and no others:
     replacing every other score with noise leaves its probabilities as they were."""
     from live.backbones import backbone_class_names
     from live.runtimes import compiled_call
     from training.config import FitConfig
     from training.datasets import Clip
     from training.fit import evoked_classes, evoked_subset, feature_statistics, prepare_features, resolved_features
-    from training.model import EVOKED_PER_CLASS, build_sequence_model
+    from training.model import build_sequence_model
     from training.windows import window
 
     labels = ["arm_wrestling", "cleaning_pool"]
     clips = [Clip(CLIPS / "arm_wrestling.mp4", labels[0], "a"), Clip(CLIPS / "pool_cleaning.mp4", labels[1], "b")]
     config = resolved_features(FitConfig.from_options(data=CLIPS, out="-", backbone="movinet_a0_stream").features, clips)
     features = prepare_features(clips, config, progress=False)[0]
-    evoked = evoked_classes(features, clips, labels)
+    # A class whose every clip was skipped (too short, unreadable) is in the labels but evokes nothing.
+    evoked = evoked_classes(features, clips, labels + ["all_its_clips_skipped"])
+    assert list(evoked) == labels
     names = backbone_class_names("movinet_a0_stream")
     assert [names[evoked[label][0]] for label in labels] == ["arm wrestling", "cleaning pool"]
-    assert all(len(indices) == EVOKED_PER_CLASS for indices in evoked.values())
     subset = evoked_subset(evoked)
-    assert subset == sorted(set(evoked[labels[0]] + evoked[labels[1]]))
 
     model = build_sequence_model("linear", SEQ_LEN, 600, 2, *feature_statistics(features, clips), subset)
     windows, masks = zip(*(window(features[str(clip.path)], 0, SEQ_LEN, SEQ_LEN) for clip in clips))

@@ -104,10 +104,11 @@ bundle_runtime_option = click.option(
               show_default=True,
               help=f"Sequence model: gru (a GRU over the frame-to-frame changes, beside the window's "
                    f"appearance and motion summaries), linear (a linear classifier of the window's mean "
-                   f"and newest features; on movinet_a0_stream, of the Kinetics scores of the classes the "
-                   f"actions evoke most), motion (the summaries alone), reference (the Keras example's "
-                   f"GRU(16) -> GRU(8)), or {AUTO}: train {' and '.join(CANDIDATES)} and keep the one with "
-                   f"the better validation accuracy (the manifest records the choice); on movinet_a0_stream, "
+                   f"and newest features; on a backbone whose features are its own class scores, such as "
+                   f"movinet_a0_stream's Kinetics-600, of the scores of the classes the actions evoke most), "
+                   f"motion (the summaries alone), reference (the Keras example's GRU(16) -> GRU(8)), or "
+                   f"{AUTO}: train {' and '.join(CANDIDATES)} and keep the one with the better validation "
+                   f"accuracy (the manifest records the choice); on a backbone of class scores, "
                    f"{' and '.join(CLASS_SCORE_CANDIDATES)} alone.")
 @click.option("--augment/--no-augment", default=True, show_default=True,
               help=f"Replay training clips at random speeds ({SPEED_RANGE[0]}x-{SPEED_RANGE[1]}x).")

@@ -179,13 +179,21 @@ def evoked_classes(features, clips, labels, per_class=EVOKED_PER_CLASS):
     5 clips a class, 12 seeds) the scores of the 5 classes each action evokes most scored 0.974,
     all 600 scores 0.950 (0.963 unstandardised); with 10 clips (9 seeds) 0.979 against 0.975, with
     all of them (6 seeds) 0.990 against 0.976."""
-    evoked = {}
-    for label in labels:
-        logits = np.concatenate([np.asarray(features[str(c.path)], np.float64) for c in clips if c.label == label])
-        logits -= logits.max(axis=1, keepdims=True)
-        probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
-        evoked[label] = [int(i) for i in np.argsort(-probabilities.mean(axis=0), kind="stable")[:per_class]]
-    return evoked
+    sums = {}  # label -> (the softmax summed over its frames, their count), clip by clip: no copy of them all
+    for clip in clips:
+        logits = np.asarray(features[str(clip.path)], np.float64)
+        exps = np.exp(logits - logits.max(axis=1, keepdims=True))
+        total, count = sums.get(clip.label, (0.0, 0))
+        sums[clip.label] = total + (exps / exps.sum(axis=1, keepdims=True)).sum(axis=0), count + len(logits)
+    # A class none of `clips` shows (all its clips skipped) evokes nothing.
+    return {label: [int(i) for i in np.argsort(-sums[label][0] / sums[label][1], kind="stable")[:per_class]]
+            for label in labels if label in sums and sums[label][1]}
+
+
+def evoked_names(backbone, evoked):
+    """{label: the names of its evoked classes} (their indices where the names are not shipped)."""
+    names = backbone_class_names(backbone)
+    return {label: [names[i] if names else i for i in indices] for label, indices in evoked.items()}
 
 
 def evoked_subset(evoked):
@@ -327,12 +335,8 @@ def fit(config):
     feature_size = get_backbone(backbone).feature_size
     reads_class_scores = get_backbone(backbone).class_names is not None
     kinds = (model_kind,) if model_kind != AUTO else CLASS_SCORE_CANDIDATES if reads_class_scores else CANDIDATES
-    evoked = evoked_classes(features, fit_clips, labels) if reads_class_scores else None
-    if evoked and "linear" in kinds:
-        names = backbone_class_names(backbone)
-        log("the linear head reads the scores of the backbone's classes each action evokes most: " + "; ".join(
-            f"{label}: {', '.join(names[i] if names else str(i) for i in indices[:3])}"
-            for label, indices in evoked.items()))
+    # The backbone classes linear reads (None: all the features), chosen from the clips it trains on.
+    evoked = evoked_classes(features, fit_clips, labels) if reads_class_scores and "linear" in kinds else None
     trained = {}
     for kind in kinds:
         keras.utils.set_random_seed(seed)  # each candidate starts as it would trained alone
@@ -365,7 +369,7 @@ def fit(config):
         keras.utils.set_random_seed(seed)
         all_batches = batches(train_clips, config.windows_per_clip, redraw=True, speed_range=train_speeds)
         if evoked:  # chosen again from every training clip, as the statistics are
-            evoked = evoked_classes(features, train_clips, labels)
+            evoked = evoked_classes(features, train_clips, labels) if chosen == "linear" else None
         model = build_sequence_model(chosen, seq_len, feature_size, len(labels),
                                      *feature_statistics(features, train_clips),
                                      evoked_subset(evoked) if evoked and chosen == "linear" else None)
@@ -378,11 +382,12 @@ def fit(config):
         log(metrics_text(test["all_windows"], "test, mean over all windows"))
         log(f"test, first window only: accuracy {test['first_window']['accuracy']:.1%}")
 
-    seconds = time.perf_counter() - started
     # The backbone classes the bundle's head reads, by name, each action's strongest first.
-    names = backbone_class_names(backbone) if evoked else None
-    read_classes = {label: [names[i] if names else i for i in indices] for label, indices in evoked.items()} \
-        if evoked and chosen == "linear" else None
+    read_classes = evoked_names(backbone, evoked) if evoked and chosen == "linear" else None
+    if read_classes:
+        log("the linear head reads the scores of the backbone's classes each action evokes most: " + "; ".join(
+            f"{label}: {', '.join(map(str, names[:3]))}…" for label, names in read_classes.items()))
+    seconds = time.perf_counter() - started
     report = {
         "dataset": {"path": str(data), "layout": dataset.layout, "classes": labels,
                     "train_clips": len(fit_clips), "validation_clips": len(val_clips),

@@ -41,7 +41,8 @@
 import numpy as np
 
 # The one registry of model kinds. `train fit --model` offers these and AUTO, its default: train
-# each of CANDIDATES and keep the one with the best validation accuracy (training.fit.choose_head).
+# each of CANDIDATES and keep the one with the best validation accuracy (training.fit.choose_head);
+# on a backbone of class scores, CLASS_SCORE_CANDIDATES (below says why).
 # No one head wins on both kinds of data: "gru" reads time order (the photo-derived order task,
 # where "linear" is at chance within each pair), "linear" reads the scene, which on real actions
 # with few clips is most of the signal. This module imports Keras only inside

@@ -59,10 +59,12 @@ def held_out_accuracy(model, features, clips):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--epochs", type=int, default=20, help="At least 2: the first compiles, and is not timed.")
     parser.add_argument("--clips-per-class", type=int, default=12)
     parser.add_argument("--out", help="Also write the results here (JSON).")
     args = parser.parse_args()
+    if args.epochs < 2:
+        parser.error("--epochs must be at least 2: the first compiles, and is not timed")
 
     rng = np.random.default_rng(0)
     train_features, train_clips = make_clips(args.clips_per_class, rng)
