@@ -33,7 +33,7 @@
   them, 0.826 / 0.951 on Lite0 and 0.944 / 0.993 on MoViNet (commit 29f1416), against 0.792 /
   0.944 and 0.958 / 0.979 at 1e-2 (586bdeb). On a backbone whose features are its own class
   scores (MoViNet), it reads only those of the classes the actions evoke (feature_subset,
-  training.fit.evoked_classes): 0.986 / 0.986 on MoViNet at bdf60eb. It cannot tell an action
+  training.fit.evoked_classes): 0.993 / 0.986 on MoViNet at cd029b6. It cannot tell an action
   from its time reversal, which the order task needs.
 - "motion": the appearance and motion branches alone, no GRU.
 - "reference": the Keras example's GRU(16) -> GRU(8) -> Dropout(0.4) -> Dense(8) head.
