@@ -335,13 +335,15 @@ def fit(config):
     feature_size = get_backbone(backbone).feature_size
     reads_class_scores = get_backbone(backbone).class_names is not None
     kinds = (model_kind,) if model_kind != AUTO else CLASS_SCORE_CANDIDATES if reads_class_scores else CANDIDATES
-    # The backbone classes linear reads (None: all the features), chosen from the clips it trains on.
+    # The backbone classes linear reads (None: all the features), chosen from the clips it trains on;
+    # the refit keeps them (below says why).
     evoked = evoked_classes(features, fit_clips, labels) if reads_class_scores and "linear" in kinds else None
+    linear_subset = evoked_subset(evoked) if evoked else None
     trained = {}
     for kind in kinds:
         keras.utils.set_random_seed(seed)  # each candidate starts as it would trained alone
         model = build_sequence_model(kind, seq_len, feature_size, len(labels), mean, variance,
-                                     evoked_subset(evoked) if evoked and kind == "linear" else None)
+                                     linear_subset if kind == "linear" else None)
         log(f"training {kind} model ({model.count_params():,} parameters) on {train_batches.windows} windows "
             f"an epoch from {len(fit_clips)} clips, validating on {len(val_clips)} clips")
         # Every candidate's epoch 0 gets the first draw again (epoch_callback), so all see the same windows.
@@ -373,7 +375,7 @@ def fit(config):
         all_batches = batches(train_clips, config.windows_per_clip, redraw=True, speed_range=train_speeds)
         model = build_sequence_model(chosen, seq_len, feature_size, len(labels),
                                      *feature_statistics(features, train_clips),
-                                     evoked_subset(evoked) if evoked and chosen == "linear" else None)
+                                     linear_subset if chosen == "linear" else None)
         log(f"training {chosen} again on {len(train_clips)} clips (training and validation), "
             f"{best_epoch + 1} epochs")
         train_model(model, all_batches, None, best_epoch + 1, config.progress)
