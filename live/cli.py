@@ -31,12 +31,15 @@ class StopRequest:
     to close, so the signal stops the set-up at once instead of after it. A second Ctrl-C
     falls back to the default behaviour, for a hard stop."""
 
-    def __init__(self):
+    def __init__(self, signals=(signal.SIGTERM, signal.SIGINT)):
         self.signal = None
         self.in_loop = False
         self.callbacks = []  # called on the signal: a live source waiting for frames must wake up
-        signal.signal(signal.SIGTERM, self._handle)
-        signal.signal(signal.SIGINT, self._handle)
+        # Installed whatever the process inherited: started as a background job of a script (a CI
+        # runner's), SIGINT comes ignored, and Python then installs no handler of its own, so
+        # Ctrl-C or `kill -INT` did nothing at all (one CI run: `train fit` trained on past it).
+        for signum in signals:
+            signal.signal(signum, self._handle)
 
     def _handle(self, signum, _frame):
         self.signal = signum
@@ -48,6 +51,20 @@ class StopRequest:
 
     def __bool__(self):
         return self.signal is not None
+
+    @contextlib.contextmanager
+    def guard(self):
+        """Around work a signal stops at once (set-up; a whole `train` command). The signal's
+        exception is raised wherever Python happens to be, and inside C code that calls back into
+        Python it can come out as another error of that code's: one CI run stopped during the LiteRT
+        conversion got "SystemError: bad argument to internal function" and exit 3 instead of 130.
+        Once a signal has come, any error is the stop it asked for."""
+        try:
+            yield
+        except Exception as exc:
+            if self.signal is None:
+                raise
+            raise (KeyboardInterrupt() if self.signal == signal.SIGINT else Terminated()) from exc
 
 
 def run_with_errors(function, *args, **kwargs):
@@ -206,16 +223,17 @@ def run(cameras, files, weights, runtime, backbone_weights, display, output, jso
     names = unique_names([*files, *(str(camera) for camera in cameras)])
     sources = []
     try:
-        for given in [{"file": file} for file in files] + [{"camera": camera} for camera in cameras]:
-            sources.append(open_source(**given, loop=loop, side_by_side=len(names)))
-            stop.callbacks.append(sources[-1].interrupt)
-        model = load(weights, runtime, backbone_weights)  # the Python API: one code path
-        problem = screen_problem() if display is not False else None
-        if problem:
-            click.echo(f"note: {problem}; running headless", err=True)
-        window = display is not False and not problem
-        sinks = build_sinks(window, output, jsonl, jsonl_probs, events, event_min_duration, event_min_score,
-                            top_k, threshold, max_fps, serve=address, serve_token=serve_token)
+        with stop.guard():
+            for given in [{"file": file} for file in files] + [{"camera": camera} for camera in cameras]:
+                sources.append(open_source(**given, loop=loop, side_by_side=len(names)))
+                stop.callbacks.append(sources[-1].interrupt)
+            model = load(weights, runtime, backbone_weights)  # the Python API: one code path
+            problem = screen_problem() if display is not False else None
+            if problem:
+                click.echo(f"note: {problem}; running headless", err=True)
+            window = display is not False and not problem
+            sinks = build_sinks(window, output, jsonl, jsonl_probs, events, event_min_duration, event_min_score,
+                                top_k, threshold, max_fps, serve=address, serve_token=serve_token)
         failure, failures = None, []
         stop.in_loop = True  # from here a signal is a flag: the loop ends and the sinks close
         try:

@@ -516,6 +516,44 @@ def test_damaged_files_sample_of_the_fuzz_run(lite_bundle, tmp_path):
     assert sum(counts.values()) == 4
 
 
+@pytest.mark.parametrize("after_the_signal", [None, "SystemError"])
+def test_an_error_raised_by_the_signal_in_set_up_is_the_stop(after_the_signal):
+    """A signal's KeyboardInterrupt is raised wherever Python is, and inside C code that calls back
+    into Python it can come out as an error of that code's (a CI run: "SystemError: bad argument
+    to internal function" from the LiteRT converter, and exit 3 instead of 130). Here code that
+    turns it into such an error stands in for that C code, with a real SIGINT to the process.
+    The same error without a signal stays an error (exit 3)."""
+    script = f"""
+import os, signal
+from live.cli import StopRequest, run_with_errors
+
+def set_up():
+    with stop.guard():
+        if {after_the_signal is not None}:
+            try:
+                os.kill(os.getpid(), signal.SIGINT)
+            except KeyboardInterrupt:
+                raise SystemError("bad argument to internal function")
+        raise SystemError("a fault of its own")
+
+stop = StopRequest()
+raise SystemExit(run_with_errors(set_up))
+"""
+    process = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                             preexec_fn=as_a_background_job)
+    if after_the_signal:
+        assert (process.returncode, process.stderr) == (130, "stopped\n")
+    else:
+        assert process.returncode == 3
+        assert process.stderr.startswith("error: unexpected SystemError: a fault of its own"), process.stderr
+
+
+def as_a_background_job():
+    """What a script's `command &` (a CI runner's) gives the process: SIGINT ignored, so that
+    Python installs no handler of its own. Ctrl-C and `kill -INT` must still stop it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 @pytest.mark.parametrize("sig, code", [("SIGINT", 130), ("SIGTERM", 0)])
 @pytest.mark.slow
 def test_signal_while_the_model_loads_stops_at_once(sig, code, lite_bundle, tmp_path):
@@ -526,7 +564,7 @@ def test_signal_while_the_model_loads_stops_at_once(sig, code, lite_bundle, tmp_
     cache = tmp_path / "cache"
     process = subprocess.Popen(["live", "--file", str(CLIPS / "arm_wrestling.mp4"), "--weights", str(lite_bundle),
                                 "--no-display"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, "LIVE_CACHE_DIR": str(cache)})
+                               env={**os.environ, "LIVE_CACHE_DIR": str(cache)}, preexec_fn=as_a_background_job)
     def converted():  # the weights file in place (not its hidden temporary): the LiteRT export is next
         return [p for p in cache.glob("*.weights.h5") if not p.name.startswith(".")]
 

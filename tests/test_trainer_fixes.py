@@ -224,6 +224,7 @@ def test_ctrl_c_during_fit_leaves_cache_and_bundles_as_they_were(seeded_bundle, 
     import subprocess
 
     from conftest import wait_for
+    from test_hardening import as_a_background_job  # SIGINT ignored, as a CI runner's jobs have it
     from training.features import CacheIndex
 
     cache = private_cache(seeded_bundle, cache_dir, tmp_path)
@@ -238,7 +239,8 @@ def test_ctrl_c_during_fit_leaves_cache_and_bundles_as_they_were(seeded_bundle, 
     log = tmp_path / "fit.log"
     with open(log, "w") as output:
         process = subprocess.Popen(["train", "fit", "--data", str(class_folders), "--out", str(out), *LITE0, "--cache",
-                                    str(cache), "--epochs", "500", "--force"], stdout=output, stderr=subprocess.STDOUT)
+                                    str(cache), "--epochs", "500", "--force"], stdout=output, stderr=subprocess.STDOUT,
+                                   preexec_fn=as_a_background_job)
         try:
             assert wait_for(lambda: "Epoch 3/" in log.read_text() or process.poll() is not None, 120), log.read_text()
             process.send_signal(signal.SIGINT)

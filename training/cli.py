@@ -1,5 +1,6 @@
 """`train`: the offline trainer's commands. Wiring only; the work is in the modules."""
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -7,7 +8,7 @@ import click
 
 from live import __version__
 from live.choices import FEATURE_RUNTIMES, RUNTIMES
-from live.cli import Group, run_with_errors
+from live.cli import Group, StopRequest, run_with_errors
 from training.augment import SPEED_RANGE  # numpy only: no Keras import
 from training.config import DEFAULT_ENGINE, ENGINES, ExtractConfig, FeatureConfig, FitConfig  # no Keras import
 from training.model import AUTO, CANDIDATES, CLASS_SCORE_CANDIDATES, DEFAULT_MODEL_KIND, MODEL_KINDS  # names only: no Keras import
@@ -20,7 +21,14 @@ def main():
 
 
 def _run(function, **options):
-    sys.exit(run_with_errors(function, **options))
+    """Run a command body as `live` runs its own: errors as one line, Ctrl-C as exit 130 (SIGTERM
+    keeps its default: the process ends at once, and what it writes is written atomically)."""
+    stop = StopRequest(signals=(signal.SIGINT,))
+
+    def guarded(**given):
+        with stop.guard():
+            return function(**given)
+    sys.exit(run_with_errors(guarded, **options))
 
 
 def _ignoring_result(function):
@@ -329,7 +337,6 @@ def record(**options):
     130). A clip is written under a temporary name and renamed once complete, so an unfinished
     clip never stays, and a clip already there is never replaced.
     """
-    from live.cli import StopRequest
     from training.record import record as record_clips
 
     _run(lambda **given: record_clips(**given, stop=StopRequest()), **options)
