@@ -159,6 +159,23 @@ def test_jax_backend_gives_the_same_probabilities(lite_bundle, tmp_path):
     np.testing.assert_allclose(on_jax, on_tensorflow, atol=1e-4)
 
 
+@pytest.mark.parametrize("command", ["live", "train"])
+def test_the_commands_leave_out_what_tensorflow_would_import_unused(command, lite_bundle, tmp_path):
+    """TensorFlow's import brings in JAX and scikit-learn wherever they are installed (a second
+    and a half of every start here); the commands leave them out, and still run. Python reports
+    each import (PYTHONPROFILEIMPORTTIME), on the stderr live otherwise silences (LIVE_DEBUG)."""
+    pytest.importorskip("jax")
+    args = (["--file", CLIPS / "arm_wrestling.mp4", "--weights", lite_bundle, "--max-frames", 3, "--no-display"]
+            if command == "live" else ["predict", "--weights", lite_bundle, CLIPS / "arm_wrestling.mp4"])
+    process = run_command(command, *args, env={"PYTHONPROFILEIMPORTTIME": "1", "LIVE_DEBUG": "1"})
+    assert process.returncode == 0, process.stderr[-3000:]
+    imported = {line.rsplit("|", 1)[1].strip() for line in process.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert "tensorflow" in imported and "keras" in imported  # it did import them, and reported it
+    # A module left out still gets a line, for the attempt; only one really imported has submodules.
+    assert not {name for name in imported if name.startswith(("jax.", "sklearn."))}
+
+
 def test_python_api_equals_the_command(lite_bundle, tmp_path):
     """The README's API example runs as written, and the API's records equal `live --jsonl`'s
     on the same clip, from a path and from numpy frames alike."""
