@@ -3,6 +3,7 @@ clone tests with nothing beside it), bundles built with real architectures, and 
 helper that runs `live` and `train` as real subprocesses."""
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -114,6 +115,12 @@ def frame_count(path):
         count += 1
     capture.release()
     return count
+
+
+def as_a_background_job():
+    """What a script's `command &` (a CI runner's) gives the process: SIGINT ignored, so that
+    Python installs no handler of its own. Ctrl-C and `kill -INT` must still stop it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def wait_for(condition, timeout, interval=0.1):

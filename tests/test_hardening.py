@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import (CLIPS, assert_clean_error, free_port, read_jsonl, run_command, serve_stream,
+from conftest import (CLIPS, as_a_background_job, assert_clean_error, free_port, read_jsonl, run_command, serve_stream,
                       unchanged_for, wait_for)
 
 
@@ -546,12 +546,6 @@ raise SystemExit(run_with_errors(set_up))
     else:
         assert process.returncode == 3
         assert process.stderr.startswith("error: unexpected SystemError: a fault of its own"), process.stderr
-
-
-def as_a_background_job():
-    """What a script's `command &` (a CI runner's) gives the process: SIGINT ignored, so that
-    Python installs no handler of its own. Ctrl-C and `kill -INT` must still stop it."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 @pytest.mark.parametrize("sig, code", [("SIGINT", 130), ("SIGTERM", 0)])

@@ -161,7 +161,7 @@ def test_on_movinet_the_linear_head_reads_the_kinetics_classes_each_action_evoke
     from training.config import FitConfig
     from training.datasets import Clip
     from training.fit import evoked_classes, evoked_subset, feature_statistics, prepare_features, resolved_features
-    from training.model import build_sequence_model
+    from training.model import EVOKED_PER_CLASS, build_sequence_model
     from training.windows import window
 
     labels = ["arm_wrestling", "cleaning_pool"]
@@ -173,6 +173,7 @@ def test_on_movinet_the_linear_head_reads_the_kinetics_classes_each_action_evoke
     assert list(evoked) == labels
     names = backbone_class_names("movinet_a0_stream")
     assert [names[evoked[label][0]] for label in labels] == ["arm wrestling", "cleaning pool"]
+    assert all(len(indices) == EVOKED_PER_CLASS for indices in evoked.values())
     subset = evoked_subset(evoked)
 
     model = build_sequence_model("linear", SEQ_LEN, 600, 2, *feature_statistics(features, clips), subset)

@@ -223,8 +223,7 @@ def test_ctrl_c_during_fit_leaves_cache_and_bundles_as_they_were(seeded_bundle, 
     import signal
     import subprocess
 
-    from conftest import wait_for
-    from test_hardening import as_a_background_job  # SIGINT ignored, as a CI runner's jobs have it
+    from conftest import as_a_background_job, wait_for  # SIGINT ignored, as a CI runner's jobs have it
     from training.features import CacheIndex
 
     cache = private_cache(seeded_bundle, cache_dir, tmp_path)

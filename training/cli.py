@@ -30,7 +30,9 @@ def command():
 
 def _run(function, **options):
     """Run a command body as `live` runs its own: errors as one line, Ctrl-C as exit 130 (SIGTERM
-    keeps its default: the process ends at once, and what it writes is written atomically)."""
+    keeps its default, ending the process at once: what it writes takes its name only once whole).
+    A body that checks a StopRequest of its own (record's loop) installs it after this one, which
+    it replaces: the body then decides what a signal ends, and this guard never sees one."""
     stop = StopRequest(signals=(signal.SIGINT,))
 
     def guarded(**given):
