@@ -21,7 +21,7 @@ from typing import Callable
 
 import numpy as np
 
-from live import movinet
+from live import movinet, store
 from live.errors import UserError, first_line
 from live.files import written_atomically
 
@@ -51,8 +51,8 @@ class Backbone:
     load: Callable  # (weights: str | None) -> keras.Model, or a MoViNetModel when streaming
     streaming: bool = False        # features depend on the frames before: one state per stream
     frame_rate: float | None = None  # the rate it must be sampled at (frames per second), if any
-    # Set when its features are its own classifier's logits (MoViNet's Kinetics-600): the file, in
-    # the shipped weights' folder, of that classifier's class names, one a line.
+    # Set when its features are its own classifier's logits (MoViNet's Kinetics-600): the model
+    # store's key (live/store.py) of that classifier's class names, one a line.
     class_names: str | None = None
 
 
@@ -222,11 +222,7 @@ def _packaged_lite0_checkpoint():
 def _load_movinet_a0_stream(weights):
     if weights == "random":
         raise UserError("movinet_a0_stream has no random-weights variant; it is a fixed int8 file")
-    if not weights:
-        shipped = SHIPPED_WEIGHTS / "kinetics600" / movinet.FILE_NAME
-        cached = cache_dir() / movinet.FILE_NAME
-        weights = shipped if shipped.is_file() else cached if cached.is_file() else movinet.download(cached)
-    return movinet.MoViNetModel(weights)
+    return movinet.MoViNetModel(weights or store.locate(store.STORED_FILES["movinet_a0_stream_k600_int8"]))
 
 
 def _shipped_weights():
@@ -244,7 +240,7 @@ def _shipped_weights():
         return checkout
 
 
-# The shipped bundles' folder: the Kinetics-600 bundle there carries the MoViNet file.
+# The shipped bundles' folder (kinetics600, demo).
 SHIPPED_WEIGHTS = _shipped_weights()
 
 BACKBONES = {
@@ -258,14 +254,14 @@ BACKBONES = {
     "efficientnet_lite0": Backbone(
         name="efficientnet_lite0", image_size=224, feature_size=1280, weights_env="LIVE_EFFICIENTNET_LITE0_WEIGHTS",
         load=_load_efficientnet_lite0),
-    # The MoViNet-A0-Stream Kinetics-600 int8 LiteRT file from TensorFlow Hub (shipped in
-    # weights/kinetics600) or a local file; x / 255, one frame per call with a carried state
+    # The MoViNet-A0-Stream Kinetics-600 int8 LiteRT file from TensorFlow Hub, through the model
+    # store (live/store.py), or a local file; x / 255, one frame per call with a carried state
     # (two staggered states, see live/movinet.py).
     "movinet_a0_stream": Backbone(
         name="movinet_a0_stream", image_size=movinet.IMAGE_SIZE, feature_size=movinet.CLASSES,
         weights_env="LIVE_MOVINET_A0_STREAM_WEIGHTS",
         load=_load_movinet_a0_stream, streaming=True, frame_rate=movinet.FRAME_RATE,
-        class_names="kinetics600/labels.txt"),
+        class_names="kinetics600_labels"),
 }
 
 
@@ -277,12 +273,11 @@ def get_backbone(name):
 
 def backbone_class_names(name):
     """The class names of a backbone whose features are its classifier's logits, in feature
-    order, or None: for other backbones, or when the shipped file is not there (an install
-    without its package data), where callers name the classes by index instead."""
-    relative = get_backbone(name).class_names
-    path = SHIPPED_WEIGHTS / relative if relative else None
-    if path is None or not path.is_file():
+    order (from the model store), or None for other backbones."""
+    key = get_backbone(name).class_names
+    if key is None:
         return None
+    path = store.locate(store.STORED_FILES[key])
     names = path.read_text(encoding="utf-8").splitlines()
     return names if len(names) == get_backbone(name).feature_size else None
 

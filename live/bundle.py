@@ -1,4 +1,5 @@
-"""The model bundle: `weights/<name>/` with model.keras, labels.txt and manifest.json.
+"""The model bundle: `weights/<name>/` with model.keras, labels.txt and manifest.json (labels and a
+streaming backbone's file may instead be named in the model store: live/store.py).
 
 Loading checks every part against the others and refuses a bundle that does not add up,
 so a user never gets silent nonsense. Writing is atomic: a complete bundle or none.
@@ -9,6 +10,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from live import store
 from live.backbones import BACKBONES, SHIPPED_WEIGHTS
 from live.errors import UserError, first_line
 from live.files import file_sha256, folder_written_atomically
@@ -41,10 +43,25 @@ def default_bundle_path():
 def read_manifest(path):
     """Read and check a bundle's manifest and labels, without loading the model."""
     path = Path(path)
+    manifest = checked_manifest(path)
+    stored = stored_files(path, manifest)
+    labels_path = store.locate(stored["labels"]) if "labels" in stored else path / LABELS_FILE
+    if not labels_path.is_file():
+        raise UserError(f"model bundle {path} is incomplete (missing {LABELS_FILE}); "
+                        "retrain it or pass another --weights DIR")
+    labels = [line.strip() for line in labels_path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not labels:
+        raise UserError(f"model bundle {path} has an empty {labels_path.name}")
+    return manifest, labels
+
+
+def checked_manifest(path):
+    """A bundle's manifest, checked against this live's backbones (labels not read)."""
+    path = Path(path)
     if not path.is_dir():
         raise UserError(f"no model bundle at {path}: train one with `train fit --data DIR --out {path}` "
                         "or pass --weights DIR")
-    missing = [name for name in (MODEL_FILE, LABELS_FILE, MANIFEST_FILE) if not (path / name).is_file()]
+    missing = [name for name in (MODEL_FILE, MANIFEST_FILE) if not (path / name).is_file()]
     if missing:
         raise UserError(f"model bundle {path} is incomplete (missing {', '.join(missing)}); "
                         "retrain it or pass another --weights DIR")
@@ -70,10 +87,26 @@ def read_manifest(path):
     if carried and (Path(carried).name != carried or not (path / carried).is_file()):
         raise UserError(f"model bundle {path} is incomplete (missing its backbone file {carried}); "
                         "copy the whole bundle folder, or retrain it")
-    labels = [line.strip() for line in (path / LABELS_FILE).read_text().splitlines() if line.strip()]
-    if not labels:
-        raise UserError(f"model bundle {path} has an empty labels.txt")
-    return manifest, labels
+    return manifest
+
+
+def stored_files(path, manifest):
+    """{role: StoredFile} for the files the bundle names in the model store ("backbone", "labels")."""
+    references = manifest.get("stored_files", {})
+    if not isinstance(references, dict):
+        raise UserError(f"model bundle {path}: manifest.json's stored_files is not a mapping; the bundle is damaged")
+    return {role: store.StoredFile.from_reference(reference, f"model bundle {path}")
+            for role, reference in references.items()}
+
+
+def backbone_file(bundle):
+    """The path of the backbone file a bundle names, or None (an image backbone's weights come
+    from its registry): from the model store, or carried in the bundle's own folder."""
+    stored = stored_files(bundle.path, bundle.manifest).get("backbone")
+    if stored is not None:
+        return store.locate(stored)
+    carried = bundle.manifest.get("backbone_file")
+    return bundle.path / carried if carried else None
 
 
 def load_bundle(path):
@@ -112,13 +145,19 @@ def check_fingerprint(bundle, weights_fingerprint):
             "or retrain the bundle")
 
 
-def carried_backbone(backbone_model):
-    """(manifest entries, {name: bytes}) for a bundle that carries its backbone's file, as
-    bundles on a streaming backbone do, so that they run the very file they were made with."""
+def backbone_entries(backbone_model):
+    """(manifest entries, {name: bytes}) that tie a bundle to its streaming backbone's file: a
+    reference into the model store when the store knows the file (it is not copied: the project
+    and its users' bundles hold only what they made), otherwise the file itself, carried in the
+    bundle, so that it runs the very file it was made with."""
     path = getattr(backbone_model, "path", None)
     if path is None:
         return {}, {}
-    return {"backbone_file": backbone_model.file_name}, {backbone_model.file_name: Path(path).read_bytes()}
+    known = store.known_file(backbone_model.sha256)
+    if known is not None:
+        return {"stored_files": {"backbone": known.reference()}}, {}
+    carried = f"backbone{Path(path).suffix}"
+    return {"backbone_file": carried}, {carried: Path(path).read_bytes()}
 
 
 def write_bundle(path, model, labels, manifest, force=False, extra_files=None):
@@ -130,7 +169,8 @@ def write_bundle(path, model, labels, manifest, force=False, extra_files=None):
 
     with folder_written_atomically(path) as staging:
         model.save(staging / MODEL_FILE)
-        (staging / LABELS_FILE).write_text("".join(f"{label}\n" for label in labels))
+        if "labels" not in manifest.get("stored_files", {}):  # else they are named in the model store
+            (staging / LABELS_FILE).write_text("".join(f"{label}\n" for label in labels))
         _write_manifest(staging, manifest)
         for name, data in (extra_files or {}).items():
             (staging / name).write_bytes(data)

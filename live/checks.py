@@ -1,19 +1,24 @@
 """What `live` checks before the model loads: the bundle's manifest, the backbone weights file
-and the output paths. None of it needs TensorFlow, whose import is most of the seconds a run
+(found in the model store, or downloaded, now) and the output paths. None of it needs TensorFlow, whose import is most of the seconds a run
 takes to start, so a mistyped path is answered at once. (Inputs are checked by opening them,
 which also happens before the model loads: see live/cli.py run.)"""
 import os
 from pathlib import Path
 
 from live.backbones import check_weights_file
-from live.bundle import default_bundle_path, read_manifest
+from live import store
+from live.bundle import checked_manifest, default_bundle_path, read_manifest, stored_files
 from live.errors import UserError
 from live.outputs import VIDEO_EXTENSIONS
 
 
 def check_before_loading(weights, backbone_weights, output, jsonl, events):
-    read_manifest(weights or default_bundle_path())
+    path = weights or default_bundle_path()
     check_weights_file(backbone_weights)
+    stored_backbone = stored_files(path, checked_manifest(path)).get("backbone")
+    if stored_backbone and not backbone_weights:  # found, or downloaded, before TensorFlow loads
+        store.locate(stored_backbone)
+    read_manifest(path)
     if output:
         check_writable("--output", output, VIDEO_EXTENSIONS)
     for option, path in (("--jsonl", jsonl), ("--events", events)):

@@ -12,7 +12,6 @@ reset_every/2 .. reset_every frames. Live and training both go through it, frame
 from the start of the stream (or clip), so their features are identical.
 """
 import hashlib
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -20,17 +19,10 @@ import numpy as np
 
 from live.cpus import usable_cpus
 from live.errors import UserError, first_line
-from live.files import file_sha256, written_atomically
 from live.lender import Lender
 from live.quiet import native_stderr_silenced
 
 IMAGE_SIZE, CLASSES = 172, 600
-FILE_NAME = "movinet_a0_stream_k600_int8.tflite"
-FILE_SHA256 = "6125b36e2485eeb5cc1fd6206cf5e5d70235593fbc84610d1dce97fe3aa9c2ac"
-# TensorFlow Hub's address for the same file (now served by Kaggle Models); used only when no
-# local copy is found and the machine is online. The hash above is checked either way.
-DOWNLOAD_URL = ("https://tfhub.dev/tensorflow/lite-model/movinet/a0/stream/kinetics-600/"
-                "classification/tflite/int8/1?lite-format=tflite")
 # Measured on the shared clips (tests/benchmarks/movinet_policy.py): at 5 fps, resetting
 # every 20 sampled frames (4 s) keeps the top label steady within an action (89.2% of frames
 # on an accepted label) and follows a change in at most 2.6 s.
@@ -40,42 +32,24 @@ STATE_POLICY = {"policy": "two staggered states, each reset every `reset_every` 
                 "reset_every": RESET_EVERY}
 
 
-def download(destination):
-    """Fetch the model from TensorFlow Hub into `destination`, checked against FILE_SHA256."""
-    try:
-        with written_atomically(destination) as temporary:
-            with urllib.request.urlopen(DOWNLOAD_URL, timeout=30) as response, open(temporary, "wb") as out:
-                while block := response.read(1 << 20):
-                    out.write(block)
-            if file_sha256(temporary) != FILE_SHA256:
-                raise UserError("the downloaded MoViNet-A0-Stream file does not have the expected hash")
-    except OSError as exc:
-        raise UserError(
-            f"MoViNet-A0-Stream weights were not found locally and could not be downloaded "
-            f"({type(exc).__name__}: {exc}). Give the file ({FILE_NAME}, the int8 TFLite model from "
-            "TensorFlow Hub) with --backbone-weights FILE or LIVE_MOVINET_A0_STREAM_WEIGHTS=FILE") from None
-    return destination
-
-
 class MoViNetModel:
     """The loaded .tflite file, checked to be MoViNet-A0-Stream's (one 172x172 RGB frame in, 600
     logits out, plus the state tensors). `step` may be called from any number of threads: each
     call carries its own state and runs on an interpreter no other call is using."""
-
-    file_name = FILE_NAME  # its name inside a bundle that carries it
 
     def __init__(self, path, threads=None):
         self.path = Path(path)
         self._threads = threads or 1
         # Every interpreter is made from these bytes, the ones fingerprinted: the file may change.
         self._content = self.path.read_bytes()
-        self.fingerprint = hashlib.sha256(self._content).hexdigest()[:16]
+        self.sha256 = hashlib.sha256(self._content).hexdigest()
+        self.fingerprint = self.sha256[:16]
         try:
             with native_stderr_silenced():
                 runner = self._new_runner()
         except (ValueError, RuntimeError) as exc:
             raise UserError(f"{path} is not a LiteRT model this live can run ({first_line(exc, limit=160)}); "
-                            f"give MoViNet-A0-Stream's {FILE_NAME}") from None
+                            "give MoViNet-A0-Stream Kinetics-600's int8 .tflite file") from None
         inputs, outputs = runner.get_input_details(), runner.get_output_details()
         image, logits = inputs.get("image"), outputs.get("logits")
         if image is None or logits is None or list(image["shape"]) != [1, 1, IMAGE_SIZE, IMAGE_SIZE, 3] \

@@ -12,7 +12,7 @@ import numpy as np
 from live.backbones import fingerprint, get_backbone, load_backbone_model
 from live.buffer import EmbeddingBuffer
 from live.cpus import usable_cpus
-from live.bundle import check_fingerprint, load_bundle
+from live.bundle import backbone_file, check_fingerprint, load_bundle
 from live.frames import TimeSampler, to_model_input
 from live.sources import Feed, FrameIterable
 from live.runtimes import int8_backbone, make_embedder, make_head
@@ -88,9 +88,9 @@ def load_classifier(weights_dir, runtime, backbone_weights=None):
     if runtime == "openvino-int8":  # the bundle carries this backbone, made from the checked weights
         return Classifier(bundle, int8_backbone(bundle), make_head(bundle.model, bundle.fingerprint, runtime),
                           backbone.image_size)
-    # A bundle that carries its backbone's file (a streaming backbone) runs that very file.
-    carried = bundle.manifest.get("backbone_file")
-    backbone_model = load_backbone_model(backbone.name, backbone_weights or (carried and str(bundle.path / carried)))
+    # A bundle that names its backbone's file (a streaming backbone) runs that very file.
+    named = backbone_file(bundle)
+    backbone_model = load_backbone_model(backbone.name, backbone_weights or (named and str(named)))
     weights_fingerprint = fingerprint(backbone_model)
     check_fingerprint(bundle, weights_fingerprint)
     # A streaming backbone runs with the state policy its bundle was made with.

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from live.backbones import backbone_class_names, get_backbone, load_backbone_model
-from live.bundle import carried_backbone, write_bundle
+from live.bundle import backbone_entries, write_bundle
 from live.choices import plausible_fps
 from live.errors import UserError, first_line
 from live.quiet import keras
@@ -435,14 +435,14 @@ def fit(config):
     extra = {"report.json": (json.dumps(report, indent=2) + "\n").encode(), "training_curves.png": curves_png(history)}
     if test:
         extra["confusion_matrix.png"] = confusion_png(test["all_windows"])
-    carried_entries, carried_files = carried_backbone(
+    backbone_manifest, backbone_files = backbone_entries(
         load_backbone_model(backbone, feature_config.backbone_weights) if get_backbone(backbone).streaming else None)
-    manifest.update(carried_entries)
+    manifest.update(backbone_manifest)
     if get_backbone(backbone).streaming:
         from live.movinet import STATE_POLICY
 
         manifest["stream_state"] = STATE_POLICY
-    extra.update(carried_files)
+    extra.update(backbone_files)
     write_bundle(out, model, labels, manifest, force=config.force, extra_files=extra)
     log(f"wrote {out} ({seconds:.0f} s)")
     return report

@@ -6,32 +6,22 @@ has a one-slot window and a head that is that softmax (`LastStepSoftmax`), so `l
 Kinetics actions out of the box through the same pipeline, overlay and outputs as any
 trained bundle. weights/kinetics600 was made with:
 
-    train pretrained --backbone movinet_a0_stream --labels ../shared/models/movinet_a0_stream_k600/labels.txt \\
-        --backbone-weights ../shared/models/movinet_a0_stream_k600/model_int8.tflite --out weights/kinetics600
+    LIVE_MODELS=../shared/models train pretrained --backbone movinet_a0_stream \\
+        --labels ../shared/models/movinet_a0_stream_k600/labels.txt --out weights/kinetics600
+
+The bundle holds only what was made here (the head and the manifest): the backbone file and,
+when it is the known Kinetics-600 list, the labels are named in the model store (live/store.py).
 """
 from datetime import datetime, timezone
 from pathlib import Path
 
-from live import movinet
+from live import movinet, store
 from live.backbones import fingerprint, get_backbone, load_backbone_model
-from live.bundle import carried_backbone, write_bundle
+from live.bundle import backbone_entries, write_bundle
 from live.errors import UserError
 from live.files import file_sha256
 from live.quiet import keras
 from live.sequence_layers import LastStepSoftmax
-
-NOTICE = """The backbone file {file} is Google's MoViNet-A0-Stream, trained on Kinetics-600 and
-quantised to int8, as published on TensorFlow Hub
-(movinet/a0/stream/kinetics-600/classification/tflite/int8), sha256 {sha256}.
-Paper: Kondratyuk et al., "MoViNets: Mobile Video Networks for Efficient Video Recognition", CVPR 2021.
-labels.txt holds the 600 Kinetics-600 class names in the model's output order, from
-tensorflow/models official/projects/movinet/files/kinetics_600_labels.txt.
-
-Both are Copyright Google LLC, licensed under the Apache License, Version 2.0:
-http://www.apache.org/licenses/LICENSE-2.0
-Nothing in this bundle was trained by this project: model.keras is a softmax over the
-backbone's own logits.
-"""
 
 
 def make_pretrained_bundle(backbone, labels, out, backbone_weights=None, force=False):
@@ -49,7 +39,10 @@ def make_pretrained_bundle(backbone, labels, out, backbone_weights=None, force=F
     mask = keras.Input((1,), dtype="bool", name="mask")
     head = keras.Model([features, mask], LastStepSoftmax(name="probabilities")([features, mask]),
                        name=f"{backbone}_classifier")
-    entries, files = carried_backbone(model_file)
+    entries, files = backbone_entries(model_file)
+    known_labels = store.known_file(file_sha256(labels))
+    if known_labels is not None:
+        entries.setdefault("stored_files", {})["labels"] = known_labels.reference()
     manifest = {
         "backbone": backbone, "image_size": spec.image_size, "feature_size": spec.feature_size,
         "backbone_fingerprint": fingerprint(model_file), "seq_len": 1, "frame_step": 1,
@@ -61,6 +54,4 @@ def make_pretrained_bundle(backbone, labels, out, backbone_weights=None, force=F
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         **entries,
     }
-    files["NOTICE"] = NOTICE.format(file=entries["backbone_file"],
-                                    sha256=file_sha256(model_file.path)).encode()
     return write_bundle(out, head, names, manifest, force=force, extra_files=files)
