@@ -2,6 +2,7 @@
 the outputs, run the pipeline, print the summary. Exit codes: 0 done (also after SIGTERM),
 1 the source failed part-way, 2 bad input or setup, 130 stopped with Ctrl-C."""
 import contextlib
+import json
 import os
 import signal
 import sys
@@ -123,7 +124,8 @@ class Group(OneLineUsageErrors, click.Group):
 
 
 @click.command(cls=Command, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, "--version", prog_name="live")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=lambda c, _, v: v and show_version(c),
+              help="Show the version, and each model the shipped bundles need and where it was found.")
 @click.option("--camera", "cameras", type=int, multiple=True, metavar="INDEX",
               help="Read a webcam (0 is the first). Repeat for several.")
 @click.option("--file", "files", multiple=True, metavar="PATH|URL",
@@ -178,6 +180,29 @@ def main(**options):
     Ctrl-C stops cleanly with exit code 130; SIGTERM stops cleanly with exit code 0.
     """
     sys.exit(run_with_errors(run, **options))
+
+
+def show_version(context):
+    """`live --version`: the version, then each third-party model a shipped bundle names in the
+    model store (live/store.py), and where it was found, or where it would be downloaded from."""
+    from live import store
+    from live.backbones import SHIPPED_WEIGHTS
+    from live.bundle import MANIFEST_FILE, stored_files
+
+    click.echo(f"live, version {__version__}")
+    folders = os.environ.get(store.MODELS_ENV) or "not set"
+    click.echo(f"model store: {store.MODELS_ENV}={folders}; cache {store.cache_folder()}")
+    for manifest_path in sorted(SHIPPED_WEIGHTS.glob(f"*/{MANIFEST_FILE}")):
+        bundle = manifest_path.parent
+        try:
+            needs = stored_files(bundle, json.loads(manifest_path.read_text()))
+        except (UserError, ValueError) as exc:
+            click.echo(f"{bundle.name}: {exc}")
+            continue
+        click.echo(f"{bundle.name}: " + ("needs nothing from the model store" if not needs else "needs"))
+        for stored in needs.values():
+            click.echo(f"  {store.describe(stored)}")
+    context.exit(0)
 
 
 def command():

@@ -1,6 +1,10 @@
-"""Shared fixtures: real clips and photos from tests/data (copies of ../shared's, so a fresh
-clone tests with nothing beside it), bundles built with real architectures, and a
-helper that runs `live` and `train` as real subprocesses."""
+"""Shared fixtures: the data folder of real clips, photos and models (../shared beside the
+clone, or LIVE_TEST_DATA; the project commits none of them), bundles built with real
+architectures, and a helper that runs `live` and `train` as real subprocesses.
+
+A test that needs the data folder is marked `real_data` (a module's `pytestmark` or the test's
+own mark): without the folder it is skipped with a reason that names it, and under CI=true any
+such skip fails the run (pytest_sessionfinish below), so CI never loses coverage quietly."""
 import json
 import os
 import signal
@@ -13,9 +17,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT / "tests" / "data"
+DATA = Path(os.environ.get("LIVE_TEST_DATA") or ROOT.parent / "shared").absolute()
 CLIPS = DATA / "clips"
 PHOTOS = DATA / "photos"
+MODELS = DATA / "models"  # the model store's folder for the tests (LIVE_MODELS)
+KINETICS = ROOT / "weights" / "kinetics600"  # the default bundle: MoViNet, named in the model store
+MISSING_DATA = f"needs the data folder {DATA} (clips, photos, models), which is not there; set LIVE_TEST_DATA"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
@@ -29,7 +36,34 @@ def cache_dir(tmp_path_factory):
     path = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "live-cache"
     path.mkdir(exist_ok=True)
     os.environ["LIVE_CACHE_DIR"] = str(path)
+    os.environ["LIVE_MODELS"] = str(MODELS)  # for every `live` and `train` the tests start, too
     return path
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", f"real_data: reads the data folder ({DATA}); skipped without it")
+
+
+def pytest_runtest_setup(item):
+    if item.get_closest_marker("real_data") and not CLIPS.is_dir():
+        pytest.skip(MISSING_DATA)
+
+
+_skipped_for_data = []
+
+
+def pytest_runtest_logreport(report):
+    if report.skipped and MISSING_DATA in str(report.longrepr):
+        _skipped_for_data.append(report.nodeid)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Under CI=true a test skipped for want of the data folder fails the run (on the controller:
+    xdist's workers report their tests to it)."""
+    if os.environ.get("CI") == "true" and _skipped_for_data and not hasattr(session.config, "workerinput"):
+        print(f"\nerror: {len(_skipped_for_data)} tests were skipped because the data folder {DATA} is missing "
+              f"(first: {_skipped_for_data[0]}); CI must run them all", file=sys.stderr)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def run_command(command, *args, env=None, timeout=600, **kwargs):

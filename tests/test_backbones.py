@@ -15,6 +15,8 @@ from live.errors import UserError
 from live.frames import to_model_input
 from live.runtimes import make_embedder
 
+pytestmark = pytest.mark.real_data  # reads the data folder (tests/conftest.py)
+
 EXPECTED_TOP1 = {"baboon": 372, "butterfly": 323, "apple": 948, "messi5": 805, "orange": 950}
 # Measured by tests/benchmarks/drift.py: int8 features keep cosine >= 0.992 to fp32 on the photos and
 # 210 frames of the shared clips, and 91-93% top-1 agreement; the bound leaves room for other CPUs.

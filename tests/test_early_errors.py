@@ -12,6 +12,8 @@ import pytest
 
 from conftest import CLIPS, ROOT, assert_clean_error
 
+pytestmark = pytest.mark.real_data  # reads the data folder (tests/conftest.py)
+
 CLIP = CLIPS / "arm_wrestling.mp4"
 
 

@@ -13,7 +13,7 @@ from conftest import CLIPS, assert_clean_error, run_command, wait_for
 
 pytest.importorskip("ray")
 
-pytestmark = pytest.mark.slow  # every test here starts live or train, or fits a model
+pytestmark = [pytest.mark.slow, pytest.mark.real_data]  # every test here starts live or train, or fits a model
 LITE0 = ["--backbone", "efficientnet_lite0"]
 
 

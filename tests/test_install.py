@@ -15,9 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from conftest import CLIPS, ROOT
 
-SAMPLE = ROOT / "samples" / "arm_wrestling.mp4"
+pytestmark = pytest.mark.real_data  # reads the data folder (tests/conftest.py)
+
+SAMPLE = CLIPS / "arm_wrestling.mp4"
 
 
 def clean_env():

@@ -20,7 +20,7 @@ from conftest import CLIPS, assert_clean_error, make_bundle, read_jsonl, run_com
 pytest.importorskip("openvino")
 pytest.importorskip("nncf")
 
-pytestmark = pytest.mark.slow  # every test here starts live or train, or fits a model
+pytestmark = [pytest.mark.slow, pytest.mark.real_data]  # every test here starts live or train, or fits a model
 CLIP = CLIPS / "arm_wrestling.mp4"
 # The bound the fixture accepts the int8 backbone at: below the 0.9695 measured on its check frames.
 ACCEPTED_MIN_COSINE = 0.95

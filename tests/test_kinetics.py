@@ -8,10 +8,12 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import CLIPS, ROOT, assert_clean_error, read_jsonl, run_command, write_clip
+from conftest import CLIPS, MODELS, ROOT, assert_clean_error, read_jsonl, run_command, write_clip
+
+pytestmark = pytest.mark.real_data  # reads the data folder (tests/conftest.py)
 
 KINETICS = ROOT / "weights" / "kinetics600"
-# The Kinetics-600 classes that name what each clip shows (tests/data/clips/NOTICE says what that
+# The Kinetics-600 classes that name what each clip shows (../shared/README.md says what that
 # is), with why: read from the clip and the 600 class names, not from the model's outputs.
 WHY_ACCEPTED = {
     "arm_wrestling.mp4": {  # two people arm wrestling at a table (itself a Kinetics clip)
@@ -64,7 +66,7 @@ def live_jsonl(tmp_path, clip, *args, name="out.jsonl", env=None):
 @pytest.mark.slow
 def test_default_bundle_names_the_real_action(clip, cache_dir, tmp_path):
     records, process = live_jsonl(tmp_path, CLIPS / clip)  # no --weights: the default bundle
-    labels = (KINETICS / "labels.txt").read_text().splitlines()
+    labels = (MODELS / "movinet_a0_stream_k600" / "labels.txt").read_text().splitlines()
     assert len(labels) == 600 and {label for r in records for label, _ in r["top"]} <= set(labels)
     # The default record names the top 5 of 600 labels, not every probability: under 1 KB.
     assert all(len(r["top"]) == 5 and "probs" not in r for r in records)
@@ -146,11 +148,13 @@ def movinet_bundle(tmp_path_factory, cache_dir):
 
 
 @pytest.mark.slow
-def test_trained_movinet_bundle_carries_its_backbone_and_rate(movinet_bundle):
+def test_trained_movinet_bundle_names_its_backbone_in_the_store_and_its_rate(movinet_bundle):
     manifest = json.loads((movinet_bundle / "manifest.json").read_text())
     assert manifest["backbone"] == "movinet_a0_stream" and manifest["frame_rate"] == 5.0
-    carried = movinet_bundle / manifest["backbone_file"]
-    assert carried.read_bytes() == (KINETICS / manifest["backbone_file"]).read_bytes()
+    # The model is named by content, as the default bundle names it, and not copied.
+    assert manifest["stored_files"]["backbone"] == json.loads((KINETICS / "manifest.json").read_text())[
+        "stored_files"]["backbone"]
+    assert "backbone_file" not in manifest and not list(movinet_bundle.glob("*.tflite"))
     assert manifest["stream_state"]["reset_every"] >= 2
     # auto on MoViNet: the linear head alone, reading the Kinetics classes each action evokes most.
     assert manifest["model"] == "linear" and list(manifest["model_selection"]["candidates"]) == ["linear"]
@@ -179,17 +183,21 @@ def test_live_equals_train_predict_at_every_window(movinet_bundle, cache_dir, tm
         np.testing.assert_allclose(record["probs"], entry["probs"], atol=1e-4)
 
 
-def test_damaged_backbone_file_is_refused(tmp_path, cache_dir):
+def test_a_bundle_carrying_a_damaged_backbone_file_is_refused(tmp_path, cache_dir):
+    """A bundle may carry its backbone's file itself (one made before the model store, or on a
+    file the store does not know): a damaged or missing carried file is refused."""
     bundle = tmp_path / "kinetics600"
     shutil.copytree(KINETICS, bundle)
     manifest = json.loads((bundle / "manifest.json").read_text())
-    model = bundle / manifest["backbone_file"]
-    data = bytearray(model.read_bytes())
+    del manifest["stored_files"]["backbone"]
+    manifest["backbone_file"] = "backbone.tflite"
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    data = bytearray((MODELS / "movinet_a0_stream_k600" / "model_int8.tflite").read_bytes())
     data[len(data) // 2] ^= 0xFF
-    model.write_bytes(bytes(data))
+    (bundle / "backbone.tflite").write_bytes(bytes(data))
     process = run_command("live", "--file", CLIPS / "arm_wrestling.mp4", "--weights", bundle, "--no-display")
     assert_clean_error(process, "fingerprint")
-    model.unlink()
+    (bundle / "backbone.tflite").unlink()
     process = run_command("live", "--file", CLIPS / "arm_wrestling.mp4", "--weights", bundle, "--no-display")
     assert_clean_error(process, "missing its backbone file")
 
@@ -200,13 +208,12 @@ def test_streaming_backbone_refuses_other_runtimes(cache_dir):
     assert_clean_error(process, "movinet_a0_stream backbone runs only as its own int8 LiteRT file")
 
 
-def test_shipped_sample_clip_is_the_readme_clip():
-    """The README's first command runs on samples/arm_wrestling.mp4, shipped with its notice."""
-    sample = ROOT / "samples" / "arm_wrestling.mp4"
-    assert sample.stat().st_size <= 1 << 20
-    assert "Apache" in (ROOT / "samples" / "NOTICE").read_text()
-    assert "samples/arm_wrestling.mp4" in (ROOT / "README.md").read_text().split("\n\n")[1]
-    assert len(read_frames(sample)) == 280
+def test_readme_first_command_runs_the_shared_clip_through_the_store():
+    """The README's first command classifies a clip of the data folder beside the clone, with
+    the model found through the model store there."""
+    first = (ROOT / "README.md").read_text().split("```", 2)[1]
+    assert "LIVE_MODELS=../shared/models" in first and "../shared/clips/arm_wrestling.mp4" in first
+    assert len(read_frames(CLIPS / "arm_wrestling.mp4")) == 280
 
 
 def test_default_bundle_on_the_jax_backend(cache_dir, tmp_path):

@@ -7,7 +7,7 @@ import pytest
 
 from conftest import CLIPS, frame_count, read_jsonl, run_command, write_clip
 
-pytestmark = pytest.mark.slow  # every test here starts live or train, or fits a model
+pytestmark = [pytest.mark.slow, pytest.mark.real_data]  # every test here starts live or train, or fits a model
 
 
 def check_records(records, frames, labels, seq_len=20):
@@ -99,7 +99,7 @@ def test_no_screen_runs_headless(display, lite_bundle, tmp_path):
 @pytest.mark.slow
 def test_demo_bundle_recognises_segments_it_never_trained_on(cache_dir, tmp_path):
     """The seven-class demonstration bundle in weights/demo was trained on `train demo-data`'s
-    segments of the clips in tests/data (copies of ../shared's, byte for byte): 6 segments a
+    segments of the clips in the data folder (../shared/clips): 6 segments a
     clip, of which `train fit`'s seeded split (seed 0, a quarter per class) held out 2 a class,
     14 in all, that it never trained or validated on; its report.json scores them 13/14 (mean
     over windows half a window apart; eye make-up part 2 taken for a cricket shot), and

@@ -10,6 +10,8 @@ import pytest
 
 from conftest import CLIPS, assert_clean_error, free_port, read_jsonl, run_command, serve_stream, wait_for
 
+pytestmark = pytest.mark.real_data  # reads the data folder (tests/conftest.py)
+
 
 def live(bundle, *args, **kwargs):
     weights = ("--weights", bundle) if bundle is not None else ()  # None: the default bundle

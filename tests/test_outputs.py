@@ -6,9 +6,10 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import ROOT
+from conftest import MODELS
 
-KINETICS_LABELS = (ROOT / "weights" / "kinetics600" / "labels.txt").read_text().splitlines()
+pytestmark = pytest.mark.real_data  # reads the data folder (tests/conftest.py)
+
 
 
 def frame(index=0, timestamp=0.0, image=None):
@@ -28,6 +29,7 @@ def test_jsonl_record_holds_the_top_5_under_1_kb_with_600_labels(tmp_path):
     """The worst case of the default bundle: its five longest labels on top, a long stream name."""
     from live.outputs import JsonlWriter
 
+    KINETICS_LABELS = (MODELS / "movinet_a0_stream_k600" / "labels.txt").read_text().splitlines()
     longest = sorted(range(600), key=lambda i: len(KINETICS_LABELS[i]))[-5:][::-1]
     probs = np.random.default_rng(0).dirichlet(np.ones(600)).astype(np.float32) * 0.5
     probs[longest] = [0.3, 0.1, 0.05, 0.03, 0.02]

@@ -9,6 +9,8 @@ import pytest
 
 from conftest import CLIPS, free_port, serve_stream
 
+pytestmark = pytest.mark.real_data  # reads the data folder (tests/conftest.py)
+
 QUIET = {"source_fps": 28.0, "model_fps": 5.0, "model_ms": 12.0, "dropped_fraction": 0.0}
 
 

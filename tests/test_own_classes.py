@@ -10,6 +10,8 @@ import pytest
 
 from conftest import CLIPS
 
+pytestmark = pytest.mark.real_data  # reads the data folder (tests/conftest.py)
+
 SEQ_LEN = 20
 CLIP_FRAMES = {"long": 60, "short": 12}  # the short one is shorter than a window
 

@@ -13,6 +13,8 @@ import pytest
 from conftest import CLIPS, write_clip, x_env
 from test_window import find_window
 
+pytestmark = pytest.mark.real_data  # reads the data folder (tests/conftest.py)
+
 needs_x = pytest.mark.skipif(not all(shutil.which(t) for t in ("Xvfb", "xdotool", "xdpyinfo", "openbox", "wmctrl")),
                              reason="needs Xvfb, xdotool, x11-utils, openbox and wmctrl")
 

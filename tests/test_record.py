@@ -11,6 +11,8 @@ import pytest
 
 from conftest import CLIPS, assert_clean_error, free_port, run_command, serve_stream, wait_for, x_env
 
+pytestmark = pytest.mark.real_data  # reads the data folder (tests/conftest.py)
+
 SOURCE = CLIPS / "pool_cleaning.mp4"  # 340x256, 30 fps, 300 frames of a moving scene
 
 

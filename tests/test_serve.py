@@ -18,10 +18,10 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import ROOT, wait_for
+from conftest import CLIPS, wait_for
 
-SAMPLE = ROOT / "samples" / "arm_wrestling.mp4"
-pytestmark = pytest.mark.slow  # each server loads the Kinetics-600 bundle: tens of seconds on a busy CI machine
+SAMPLE = CLIPS / "arm_wrestling.mp4"
+pytestmark = [pytest.mark.slow, pytest.mark.real_data]  # each server loads the Kinetics-600 bundle: tens of seconds on a busy CI machine
 
 
 class Served:

@@ -10,6 +10,8 @@ import live
 from conftest import CLIPS
 from live.errors import UserError
 
+pytestmark = pytest.mark.real_data  # reads the data folder (tests/conftest.py)
+
 
 class RecordingSink(live.Sink):
     def __init__(self, stop_after=None):

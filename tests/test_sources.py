@@ -15,6 +15,8 @@ from click.testing import CliRunner
 
 from conftest import CLIPS, ROOT, free_port, read_jsonl, serve_stream
 
+pytestmark = pytest.mark.real_data  # reads the data folder (tests/conftest.py)
+
 KINETICS = ROOT / "weights" / "kinetics600"  # frame_rate 5: it samples by time
 
 

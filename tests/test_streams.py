@@ -9,6 +9,8 @@ import pytest
 
 from conftest import CLIPS, ROOT, free_port, read_jsonl, run_command, serve_stream, wait_for
 
+pytestmark = pytest.mark.real_data  # reads the data folder (tests/conftest.py)
+
 THREE = [CLIPS / "pool_cleaning.mp4", CLIPS / "eye_makeup_320x240.avi", CLIPS / "basketball.mp4"]
 
 

@@ -11,6 +11,8 @@ import pytest
 
 from conftest import CLIPS, ROOT
 
+pytestmark = pytest.mark.real_data  # reads the data folder (tests/conftest.py)
+
 FRAMES = 150
 
 

@@ -14,7 +14,9 @@ import cv2
 import pytest
 from click.testing import CliRunner
 
-from conftest import CLIPS, ROOT, frame_count
+from conftest import CLIPS, DATA, ROOT, frame_count
+
+pytestmark = pytest.mark.real_data  # reads the data folder (tests/conftest.py)
 
 KINETICS = ROOT / "weights" / "kinetics600"
 THREE_CLIPS = [CLIPS / "arm_wrestling.mp4", CLIPS / "pool_cleaning.mp4", CLIPS / "basketball.mp4"]
@@ -197,10 +199,11 @@ def readme_offline_example():
 
 @pytest.mark.slow
 def test_readme_offline_training_example(tmp_path, cache_dir):
-    """Run from a folder that holds the repository's tests/ and samples/ (so that what it
-    writes, data/ and weights/actions, lands in the test's folder), without a screen."""
-    for name in ("tests", "samples"):
-        (tmp_path / name).symlink_to(ROOT / name)
+    """Run from a folder with the data folder beside it as ../shared, as a clone has it (so that
+    what it writes, data/ and weights/actions, lands in the test's folder), without a screen."""
+    (tmp_path / "shared").symlink_to(DATA)
+    (tmp_path / "main").mkdir()
+    tmp_path = tmp_path / "main"
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
     commands = readme_offline_example()
     assert [c.split()[:2] for c in commands] == [["train", "demo-data"], ["train", "fit"], ["train", "evaluate"],

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import CLIPS, run_command
 
-pytestmark = pytest.mark.slow  # every test here starts live or train, or fits a model
+pytestmark = [pytest.mark.slow, pytest.mark.real_data]  # every test here starts live or train, or fits a model
 
 LITE0 = ("--backbone", "efficientnet_lite0")
 

@@ -13,7 +13,7 @@ import pytest
 import temporal_clips
 from conftest import CLIPS, assert_clean_error, read_jsonl, run_command, wait_for
 
-pytestmark = pytest.mark.slow  # every test here starts live or train, or fits a model
+pytestmark = [pytest.mark.slow, pytest.mark.real_data]  # every test here starts live or train, or fits a model
 
 LITE0 = ("--backbone", "efficientnet_lite0")
 # The suite's split of the temporal task: fold 1 of tests/benchmarks/temporal_eval.py's

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import CLIPS, wait_for, x_env
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(not all(shutil.which(t) for t in ("Xvfb", "import", "tesseract", "xdotool", "ffmpeg")),
+pytestmark = [pytest.mark.slow, pytest.mark.real_data, pytest.mark.skipif(not all(shutil.which(t) for t in ("Xvfb", "import", "tesseract", "xdotool", "ffmpeg")),
                                 reason="needs Xvfb, ImageMagick, tesseract-ocr, xdotool and ffmpeg")]
 
 

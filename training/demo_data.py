@@ -15,7 +15,7 @@ import cv2
 from live.errors import UserError
 from live.sources import FileSource
 
-# The classes the clips in tests/data/clips (copies of ../shared/clips) show (file stem -> label).
+# The classes the clips in ../shared/clips show (file stem -> label).
 SHARED_CLIP_LABELS = {
     "arm_wrestling": "arm_wrestling",
     "basketball": "playing_basketball",
