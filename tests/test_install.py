@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CLIPS, ROOT
+from conftest import CLIPS, ROOT, assert_clean_error, free_port
 
 pytestmark = pytest.mark.real_data  # reads the data folder (tests/conftest.py)
 
@@ -112,11 +112,20 @@ def test_wheel_runs_from_any_folder_with_its_bundles_and_declares_what_it_import
     scripts = tmp_path / "venv" / "bin"
     version = re.search(r"^Version: (\S+)$", metadata, re.MULTILINE).group(1)
     for command in ("live", "train"):
-        assert run(scripts / command, "--version", cwd=elsewhere).stdout.strip() == f"{command}, version {version}"
+        assert run(scripts / command, "--version", cwd=elsewhere).stdout.splitlines()[0] == f"{command}, version {version}"
     process = run(scripts / "live", "--file", SAMPLE, "--no-display", "--max-frames", 60, "--jsonl", "-",
-                  cwd=elsewhere)
+                  cwd=elsewhere)  # LIVE_MODELS is the data folder's models (tests/conftest.py)
     labels = [json.loads(line)["label"] for line in process.stdout.splitlines()]
     assert len(labels) == 60 and labels[-1] == "arm wrestling", labels[-5:]
+    # No LIVE_MODELS, an empty cache and no way out (every URL through a proxy where nothing
+    # listens): one line that says where to get the model, exit 2.
+    closed = f"http://127.0.0.1:{free_port()}"
+    offline = {**{k: v for k, v in clean_env().items() if k != "LIVE_MODELS"}, "LIVE_CACHE_DIR": str(tmp_path / "empty"),
+               "http_proxy": closed, "https_proxy": closed, "HTTP_PROXY": closed, "HTTPS_PROXY": closed}
+    process = subprocess.run([scripts / "live", "--file", SAMPLE, "--no-display"], cwd=elsewhere, env=offline,
+                             capture_output=True, text=True, timeout=120)
+    assert_clean_error(process, "MoViNet-A0-Stream", "LIVE_MODELS", "https://tfhub.dev/")
+    assert process.returncode == 2
 
 
 @pytest.mark.slow

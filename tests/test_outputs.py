@@ -8,8 +8,6 @@ import pytest
 
 from conftest import MODELS
 
-pytestmark = pytest.mark.real_data  # reads the data folder (tests/conftest.py)
-
 
 
 def frame(index=0, timestamp=0.0, image=None):
@@ -25,6 +23,7 @@ def result(probs, labels, sampled=True, timings=None, stream="frames"):
                   {"latency_ms": 1.0, **(timings or {})}, stream)
 
 
+@pytest.mark.real_data
 def test_jsonl_record_holds_the_top_5_under_1_kb_with_600_labels(tmp_path):
     """The worst case of the default bundle: its five longest labels on top, a long stream name."""
     from live.outputs import JsonlWriter
