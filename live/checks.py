@@ -9,10 +9,10 @@ from live.backbones import check_weights_file
 from live import store
 from live.bundle import checked_manifest, default_bundle_path, read_manifest, stored_files
 from live.errors import UserError
-from live.outputs import VIDEO_EXTENSIONS
+from live.outputs import VIDEO_EXTENSIONS, numbered_paths
 
 
-def check_before_loading(weights, backbone_weights, output, jsonl, events):
+def check_before_loading(weights, backbone_weights, output, jsonl, events, files=(), streams=1):
     path = weights or default_bundle_path()
     check_weights_file(backbone_weights)
     stored_backbone = stored_files(path, checked_manifest(path)).get("backbone")
@@ -24,6 +24,35 @@ def check_before_loading(weights, backbone_weights, output, jsonl, events):
     for option, path in (("--jsonl", jsonl), ("--events", events)):
         if path and path != "-":
             check_writable(option, path)
+    videos = numbered_paths(output, streams) if output else []
+    check_distinct([("--file", file) for file in files],
+                   [*(("--output", video) for video in videos), ("--jsonl", jsonl), ("--events", events)])
+
+
+def check_distinct(inputs, outputs):
+    """No output is an input or another output: `live --file a.mp4 --jsonl a.mp4` would replace
+    the video with JSON, and two writers of one file interleave into a corrupt one. Compared by
+    identity, so `./a.mp4`, a symbolic link and a hard link are the same file too. `inputs` and
+    `outputs` are (option, path) pairs; URLs, `-` (stdout) and absent options are left out."""
+    seen = []
+    for role, pairs in (("input", inputs), ("output", outputs)):
+        for option, path in pairs:
+            if not path or path == "-" or "://" in str(path):
+                continue
+            for other_option, other_path, other_role in seen:
+                if role == "output" and same_file(path, other_path):
+                    what = "destroy the input" if other_role == "input" else "mix two outputs in one file"
+                    raise UserError(f"{option} {path} is the same file as {other_option} {other_path}: writing it "
+                                    f"would {what}; choose another path for {option}")
+            seen.append((option, path, role))
+
+
+def same_file(first, second):
+    """Whether two paths name one file: the same inode when both exist, else the same resolved path."""
+    try:
+        return os.path.samefile(first, second)
+    except OSError:  # one of them is not there yet
+        return os.path.realpath(first) == os.path.realpath(second)
 
 
 def check_writable(option, path, extensions=None):

@@ -240,7 +240,7 @@ def run(cameras, files, weights, runtime, backbone_weights, display, output, jso
 
     if not files and not cameras:
         raise UserError("give an input: --camera INDEX or --file PATH_OR_URL (each may be repeated)")
-    check_before_loading(weights, backbone_weights, output, jsonl, events)
+    check_before_loading(weights, backbone_weights, output, jsonl, events, files, len(files) + len(cameras))
     address = parse_address(serve) if serve else None
     if address:
         from live.web import check_address

@@ -115,9 +115,14 @@ def test_file_that_stops_decoding(lite_bundle, tmp_path):
 
 
 def long_run(bundle, tmp_path):
+    """`live` on a 300-frame file, replayed at 25 frames a second (--max-fps): 12 s whatever the
+    machine, so it is still running when the test's signal comes. Unpaced, a headless run goes
+    as fast as it can (10 ms a frame here, loaded): a machine 15 times faster ends it within
+    the 0.2 s the test takes to see the 30th record."""
     jsonl, video = tmp_path / "out.jsonl", tmp_path / "out.mp4"
     process = subprocess.Popen(["live", "--weights", str(bundle), "--no-display", "--file",
-                                str(CLIPS / "pool_cleaning.mp4"), "--jsonl", str(jsonl), "--output", str(video)],
+                                str(CLIPS / "pool_cleaning.mp4"), "--max-fps", "25", "--jsonl", str(jsonl),
+                                "--output", str(video)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wait_for(lambda: jsonl.exists() and len(jsonl.read_text().splitlines()) >= 30 or process.poll() is not None,
              120, interval=0.2)
@@ -128,6 +133,7 @@ def long_run(bundle, tmp_path):
 @pytest.mark.slow
 def test_signal_stops_cleanly(sig, code, lite_bundle, tmp_path):
     process, jsonl, video = long_run(lite_bundle, tmp_path)
+    assert process.poll() is None, process.communicate()[1]  # mid-run: the signal, not the end, stops it
     process.send_signal(sig)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == code, stderr
