@@ -40,9 +40,26 @@ def default_bundle_path():
     return Path(os.environ.get("LIVE_WEIGHTS") or DEFAULT_BUNDLE)
 
 
+def shipped_bundles():
+    """The names of the bundles that ship with live (weights/, installed as live.weights)."""
+    return sorted(path.parent.name for path in SHIPPED_WEIGHTS.glob(f"*/{MANIFEST_FILE}"))
+
+
+def bundle_path(given):
+    """The folder `given` names: a folder that exists, else a shipped bundle by its name
+    (`kinetics600`, or `weights/kinetics600` as the README writes it), so that both work from
+    any folder and from an installed wheel."""
+    path = Path(given)
+    if path.is_dir():
+        return path
+    if path.name in shipped_bundles() and path.parent in (Path("."), Path("weights")):
+        return SHIPPED_WEIGHTS / path.name
+    return path
+
+
 def read_manifest(path):
     """Read and check a bundle's manifest and labels, without loading the model."""
-    path = Path(path)
+    path = bundle_path(path)
     manifest = checked_manifest(path)
     stored = stored_files(path, manifest)
     labels_path = store.locate(stored["labels"]) if "labels" in stored else path / LABELS_FILE
@@ -57,10 +74,10 @@ def read_manifest(path):
 
 def checked_manifest(path):
     """A bundle's manifest, checked against this live's backbones (labels not read)."""
-    path = Path(path)
+    path = bundle_path(path)
     if not path.is_dir():
-        raise UserError(f"no model bundle at {path}: train one with `train fit --data DIR --out {path}` "
-                        "or pass --weights DIR")
+        raise UserError(f"no model bundle at {path}: pass --weights with a bundle folder or a shipped bundle's "
+                        f"name ({', '.join(shipped_bundles())}), or train one with `train fit --data DIR --out {path}`")
     missing = [name for name in (MODEL_FILE, MANIFEST_FILE) if not (path / name).is_file()]
     if missing:
         raise UserError(f"model bundle {path} is incomplete (missing {', '.join(missing)}); "
@@ -110,7 +127,7 @@ def backbone_file(bundle):
 
 
 def load_bundle(path):
-    path = Path(path)
+    path = bundle_path(path)
     manifest, labels = read_manifest(path)
     import live.sequence_layers  # noqa: F401  registers the custom layers for safe loading
     from live.quiet import keras

@@ -5,17 +5,20 @@ which also happens before the model loads: see live/cli.py run.)"""
 import os
 from pathlib import Path
 
-from live.backbones import check_weights_file
+from live.backbones import BACKBONES, check_weights_file
+from live.choices import BUNDLE_RUNTIMES, bundle_runtimes
 from live import store
 from live.bundle import checked_manifest, default_bundle_path, read_manifest, stored_files
 from live.errors import UserError
 from live.outputs import VIDEO_EXTENSIONS, numbered_paths
 
 
-def check_before_loading(weights, backbone_weights, output, jsonl, events, files=(), streams=1):
+def check_before_loading(weights, backbone_weights, output, jsonl, events, files=(), streams=1, runtime=None):
     path = weights or default_bundle_path()
     check_weights_file(backbone_weights)
-    stored_backbone = stored_files(path, checked_manifest(path)).get("backbone")
+    manifest = checked_manifest(path)
+    check_runtime(path, manifest, runtime)
+    stored_backbone = stored_files(path, manifest).get("backbone")
     if stored_backbone and not backbone_weights:  # found, or downloaded, before TensorFlow loads
         store.locate(stored_backbone)
     read_manifest(path)
@@ -27,6 +30,20 @@ def check_before_loading(weights, backbone_weights, output, jsonl, events, files
     videos = numbered_paths(output, streams) if output else []
     check_distinct([("--file", file) for file in files],
                    [*(("--output", video) for video in videos), ("--jsonl", jsonl), ("--events", events)])
+
+
+def check_runtime(path, manifest, runtime):
+    """`runtime` is one the bundle can use; else the error names those it can, and for
+    openvino-int8 on an image backbone, the command that adds what it needs."""
+    backbone = BACKBONES[manifest["backbone"]]
+    usable = bundle_runtimes(manifest, backbone.streaming)
+    if runtime is None or runtime in usable:
+        return
+    if runtime in BUNDLE_RUNTIMES and not backbone.streaming:
+        raise UserError(f"model bundle {path} has no int8 backbone for --runtime {runtime}; make one with "
+                        f"`train quantize --weights {path} --data DIR`, or choose --runtime {' or '.join(usable)}")
+    raise UserError(f"model bundle {path} ({backbone.name}) cannot run with --runtime {runtime}; it runs with "
+                    f"{' or '.join(usable)} (or leave --runtime out)")
 
 
 def check_distinct(inputs, outputs):

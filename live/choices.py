@@ -8,6 +8,17 @@ RUNTIMES = ("litert", "litert-int8", "keras", "openvino-int8")
 # so they are not offered where features are made for a bundle still to be trained.
 BUNDLE_RUNTIMES = ("openvino-int8",)
 FEATURE_RUNTIMES = tuple(runtime for runtime in RUNTIMES if runtime not in BUNDLE_RUNTIMES)
+# A streaming backbone (MoViNet) runs only as its own LiteRT file.
+STREAMING_RUNTIMES = ("litert",)
+INT8_BACKBONE_KEY = "int8_backbone"  # the manifest entry that names a bundle's int8 backbone's files
+
+
+def bundle_runtimes(manifest, streaming):
+    """The runtimes a bundle can run with: its backbone's kind decides, and openvino-int8 needs
+    the int8 backbone `train quantize` adds."""
+    if streaming:
+        return STREAMING_RUNTIMES
+    return FEATURE_RUNTIMES + (BUNDLE_RUNTIMES if manifest.get(INT8_BACKBONE_KEY) else ())
 
 MAX_PLAUSIBLE_FPS = 1000.0
 

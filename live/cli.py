@@ -240,12 +240,15 @@ def run(cameras, files, weights, runtime, backbone_weights, display, output, jso
 
     if not files and not cameras:
         raise UserError("give an input: --camera INDEX or --file PATH_OR_URL (each may be repeated)")
-    check_before_loading(weights, backbone_weights, output, jsonl, events, files, len(files) + len(cameras))
+    check_before_loading(weights, backbone_weights, output, jsonl, events, files, len(files) + len(cameras), runtime)
     address = parse_address(serve) if serve else None
     if address:
         from live.web import check_address
 
         check_address(*address)
+    problem = screen_problem() if display is not False else None
+    if display and problem:  # asked for a window, explicitly: not quietly headless
+        raise UserError(f"--display: {problem}; run where a screen is, or without --display (headless)")
     stop = StopRequest()
     names = unique_names([*files, *(str(camera) for camera in cameras)])
     sources = []
@@ -255,7 +258,6 @@ def run(cameras, files, weights, runtime, backbone_weights, display, output, jso
                 sources.append(open_source(**given, loop=loop, side_by_side=len(names)))
                 stop.callbacks.append(sources[-1].interrupt)
             model = load(weights, runtime, backbone_weights)  # the Python API: one code path
-            problem = screen_problem() if display is not False else None
             if problem:
                 click.echo(f"note: {problem}; running headless", err=True)
             window = display is not False and not problem
@@ -287,6 +289,9 @@ def run(cameras, files, weights, runtime, backbone_weights, display, output, jso
     summary = next(sink for sink in sinks if isinstance(sink, SummarySink))
     videos = next((sink.videos for sink in sinks if isinstance(sink, VideoSink)), {})
     click.echo(summary_text(summary.summaries, sources, videos, summary.elapsed or 0.0), err=True)
+    manifest = model.manifest
+    click.echo(f"model: {model.classifier.bundle.path} ({manifest['backbone']} features, "
+               f"{manifest.get('model', 'sequence')} head)", err=True)
     if failure:
         raise failure
     if failures:  # even after Ctrl-C or q: a stream that failed is not a clean run

@@ -4,6 +4,7 @@ Each output is valid at every moment: JSONL is flushed line by line, the video i
 import json
 import os
 import sys
+import time
 from fractions import Fraction
 
 import cv2
@@ -182,8 +183,10 @@ class RunSummary:
         self.model_latency = LatencyHistogram()
         self.step_ms = {}
         self.top_labels = bag()
+        self.started = self.last_at = None  # perf_counter times: the run's start, this stream's last result
 
     def add(self, result):
+        self.last_at = time.perf_counter()
         self.classified += 1
         self.latency.add(result.timings["latency_ms"])
         if result.sampled:
@@ -194,7 +197,11 @@ class RunSummary:
         self.top_labels.add(result.label)
 
     def text(self, frames_read, elapsed_s, missed=None):
-        """`missed`: a live source's sample points dropped (None for a file, which drops nothing)."""
+        """`missed`: a live source's sample points dropped (None for a file, which drops nothing).
+        The rate is over this stream's own time, from the run's start to its last result: a file
+        read beside a live stream ends long before the run does."""
+        if self.started is not None and self.last_at is not None:
+            elapsed_s = self.last_at - self.started
         fps = self.classified / elapsed_s if elapsed_s > 0 else 0.0
         lines = [f"frames read {frames_read}, classified {self.classified}, {fps:.1f} fps"
                  + (f", sample points missed {missed}" if missed is not None else "")]

@@ -17,7 +17,7 @@ from live.frames import TimeSampler, to_model_input
 from live.sources import Feed, FrameIterable
 from live.runtimes import int8_backbone, make_embedder, make_head
 
-STEPS = ("read", "preprocess", "embed", "gru")
+STEPS = ("read", "preprocess", "embed", "head")
 # With live sources only, turns come at most this often: each takes the frames several streams
 # delivered meanwhile, instead of a wake-up per frame of every stream, which left the embedding
 # threads waiting for the GIL (24 cameras: 22% of the sample points embedded, on 1.2 cores).
@@ -140,7 +140,7 @@ class StreamClassifier:
             self.buffer.append(features)
             started = time.perf_counter()
             self.recent.append(self.classifier.head(self.buffer.features, self.buffer.mask)[0])
-            timings["gru"] = (time.perf_counter() - started) * 1000
+            timings["head"] = (time.perf_counter() - started) * 1000
             self.probs = np.mean(self.recent, axis=0) if len(self.recent) > 1 else self.recent[0]
         if self.probs is None:
             return None  # nothing sampled yet (only when the first frames are skipped)
@@ -199,7 +199,7 @@ def _embed(classifier, sampled):
                                                   for (stream, _), (image, _) in zip(sampled, prepared)])
     share = (time.perf_counter() - started) * 1000 / len(sampled)  # each sampled frame's share
     return [stream.update(frame, feature[0], {"read": frame.read_ms, "preprocess": preprocess_ms, "embed": share,
-                                              "gru": 0.0})
+                                              "head": 0.0})
             for (stream, frame), (_, preprocess_ms), feature in zip(sampled, prepared, features)]
 
 
@@ -233,7 +233,7 @@ def _turns(classifier, streams, feeds, woken, readers, embedders, on_failure):
             if stream.samples(frame):
                 sampled.append((stream, frame))
             elif (result := stream.update(frame, None, {"read": frame.read_ms, "preprocess": 0.0, "embed": 0.0,
-                                                        "gru": 0.0})) is not None:
+                                                        "head": 0.0})) is not None:
                 yield result
         if sampled:
             future = embedders.submit(_embed, classifier, sampled)

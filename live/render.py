@@ -24,11 +24,11 @@ class OverlayRenderer:
         if result.filled < result.seq_len:
             headline, colour = f"warming up {result.filled}/{result.seq_len}", AMBER
         elif result.score < self.threshold:
-            headline, colour = f"uncertain ({result.label} {result.score:.0%})", AMBER
+            headline, colour = f"uncertain ({shown(result.label)} {result.score:.0%})", AMBER
         else:
-            headline, colour = f"{result.label} {result.score:.0%}", GREEN
+            headline, colour = f"{shown(result.label)} {result.score:.0%}", GREEN
         rows = [(headline, colour, 1.0, None)]
-        rows += [(f"{label} {score:.0%}", WHITE, 0.7, score) for label, score in result.top(self.top_k)]
+        rows += [(f"{shown(label)} {score:.0%}", WHITE, 0.7, score) for label, score in result.top(self.top_k)]
         rows.append((f"source {status['source_fps']:.1f} fps", GREY, 0.6, None))
         rows.append((f"model {status['model_fps']:.1f}/s  {status['model_ms']:.0f} ms", GREY, 0.6, None))
         if status.get("dropped_fraction", 0) > 0.05:
@@ -104,3 +104,9 @@ class GridView:
         (text_width, text_height), _ = cv2.getTextSize(caption, FONT, 0.5, 1)
         cell[height - text_height - 12:, :text_width + 12] //= 4  # darken behind the name
         cv2.putText(cell, caption, (6, height - 7), FONT, 0.5, WHITE, 1, cv2.LINE_AA)
+
+
+def shown(label):
+    """A label as a person reads it: `playing_basketball` (a folder name) as "playing basketball".
+    Records (JSONL, events) keep the label as the bundle names it."""
+    return label.replace("_", " ")

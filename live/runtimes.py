@@ -20,8 +20,7 @@ from live.files import file_sha256, written_atomically
 from live.lender import Lender
 from live.quiet import native_stderr_silenced
 
-from live.choices import RUNTIMES
-INT8_BACKBONE_KEY = "int8_backbone"  # the manifest entry that names the int8 backbone's files
+from live.choices import INT8_BACKBONE_KEY, RUNTIMES
 
 
 def default_runtime():

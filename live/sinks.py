@@ -257,6 +257,8 @@ class SummarySink(Sink):
 
         self.summaries = {stream.name: RunSummary() for stream in streams}
         self.started = time.perf_counter()
+        for summary in self.summaries.values():
+            summary.started = self.started
 
     def put(self, result):
         self.summaries[result.stream].add(result)

@@ -71,7 +71,7 @@ def reference_live(backbone_model, head, frames):
     """The Keras example's way: predict() on the backbone per frame, predict() on the GRU per step."""
     size = backbone_model.input_shape[1]
     buffer = EmbeddingBuffer(SEQ_LEN, backbone_model.output_shape[-1])
-    steps = {"read": [], "preprocess": [], "embed": [], "gru": [], "total": []}
+    steps = {"read": [], "preprocess": [], "embed": [], "head": [], "total": []}
     iterator = source_frames(LIVE_CLIP, frames)
     while True:
         started = time.perf_counter()
@@ -86,7 +86,7 @@ def reference_live(backbone_model, head, frames):
         head.predict([buffer.features, buffer.mask], verbose=0)
         done = time.perf_counter()
         for key, (a, b) in {"read": (started, read), "preprocess": (read, prepared), "embed": (prepared, embedded),
-                            "gru": (embedded, done), "total": (started, done)}.items():
+                            "head": (embedded, done), "total": (started, done)}.items():
             steps[key].append((b - a) * 1000)
     return steps
 
@@ -94,7 +94,7 @@ def reference_live(backbone_model, head, frames):
 def our_live(classifier, frames, draw=True):
     """Our pipeline, as `live --file … --no-display --output` runs it: classify() and the renderer."""
     renderer = OverlayRenderer()
-    steps = {"read": [], "preprocess": [], "embed": [], "gru": [], "draw": [], "total": []}
+    steps = {"read": [], "preprocess": [], "embed": [], "head": [], "draw": [], "total": []}
     status = {"source_fps": 25.0, "model_fps": 25.0, "model_ms": 0.0}
     last = time.perf_counter()
     for result in classify(classifier, source_frames(LIVE_CLIP, frames)):
@@ -102,7 +102,7 @@ def our_live(classifier, frames, draw=True):
         if draw:
             renderer.draw(result.frame.image, result, status)
         now = time.perf_counter()
-        for key in ("read", "preprocess", "embed", "gru"):
+        for key in ("read", "preprocess", "embed", "head"):
             steps[key].append(result.timings[key])
         steps["draw"].append((now - drawn) * 1000)
         steps["total"].append((now - last) * 1000)
@@ -187,11 +187,11 @@ def main():
         entry["reference_live"] = {k: stats(v) for k, v in reference.items()}
         ref_fps = entry["reference_live"]["total"]["fps"]
         print(f"{'path':<28}{'median ms':>10}{'p95 ms':>8}{'fps':>7}  {'read':>5} {'prep':>5} {'embed':>6} "
-              f"{'gru':>5} {'draw':>5}  {'b/a fps':>7} {'b/c ms':>6}")
+              f"{'head':>5} {'draw':>5}  {'b/a fps':>7} {'b/c ms':>6}")
 
         def row(label, s, steps, ratio_a="", ratio_c=""):
             parts = " ".join(f"{np.median(steps[k]):{w}.1f}" if k in steps else " " * w
-                             for k, w in (("read", 5), ("preprocess", 5), ("embed", 6), ("gru", 5), ("draw", 5)))
+                             for k, w in (("read", 5), ("preprocess", 5), ("embed", 6), ("head", 5), ("draw", 5)))
             print(f"{label:<28}{s['median_ms']:>10.1f}{s['p95_ms']:>8.1f}{s['fps']:>7.1f}  {parts}  "
                   f"{ratio_a:>7} {ratio_c:>6}")
 
