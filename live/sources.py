@@ -76,6 +76,7 @@ class FileSource:
         self.dropped = 0
         self.missed = 0  # a file is read whole: no sample point is ever missed
         self.decoded_to_end = False
+        self.last_frame_end = 0.0  # when the last frame read stops showing (its time plus its interval)
         self._sampler, self._every_picture = None, True
 
     def plan(self, sampler, every_picture):
@@ -127,6 +128,7 @@ class FileSource:
             following = offset + self._container_time() - origin
             following = following if following > timestamp else timestamp + 1 / self.fps
             interval, timestamp = following - timestamp, following
+        self.last_frame_end = timestamp + interval
         self.decoded_to_end = True
 
     def stopped_early(self):
@@ -134,9 +136,15 @@ class FileSource:
         if self.loop or not self.decoded_to_end:  # stopped by us (--max-frames, Ctrl-C), not by the file
             return None
         expected = self.frame_count
-        if expected > 0 and self.frames_read < expected - max(2, expected // 50):
-            return self.frames_read, expected
-        return None
+        if expected <= 0 or self.frames_read >= expected - max(2, expected // 50):
+            return None
+        # OpenCV's count is the container's duration times its nominal rate, an estimate that a
+        # variable-rate file (30 fps joined to 10 fps) does not meet: the frames' own times say
+        # whether decoding reached the end of that duration.
+        duration = expected / self.fps
+        if self.last_frame_end >= duration - max(2 / self.fps, duration / 50):
+            return None
+        return self.frames_read, expected
 
     def interrupt(self):
         """Nothing to do: the frame loop checks for a stop after every frame of a file."""
