@@ -1,15 +1,12 @@
 """live: the runtime. Reads frames from a camera, file or stream, embeds each sampled frame
 with the bundle's backbone (MoViNet-A0-Stream for the default Kinetics-600 bundle, or an
 ImageNet CNN) and classifies the last few seconds with the bundle's small sequence model.
-Knows nothing of `training/`."""
-import os
+Knows nothing of `training/`.
 
-# TensorFlow prints start-up chatter to stderr before Python can silence it; users see only ours.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-# OpenCV and FFmpeg warn on stderr about files they can't open; we report those ourselves.
-os.environ.setdefault("OPENCV_LOG_LEVEL", "SILENT")
-os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+`import live` changes nothing in the host process (no environment variable, no logging level):
+the `live` and `train` commands quiet the native libraries for themselves (live/quiet.py).
+Submodules load on first use: `live.web.WebSink` works after `import live`."""
+import importlib
 
 __version__ = "0.1.0"
 
@@ -22,4 +19,19 @@ def load(weights=None, runtime=None, backbone_weights=None):
     return load_model(weights, runtime, backbone_weights)
 
 
-from live.sinks import Sink  # noqa: E402  (light: the base class for outputs of your own)
+
+def __getattr__(name):
+    """`live.Sink` (the base class for outputs of your own) and `live.<submodule>`, imported on
+    first use, so that `import live` stays light."""
+    if name == "Sink":
+        from live.sinks import Sink
+
+        return Sink
+    if name.startswith("_"):
+        raise AttributeError(f"module 'live' has no attribute {name!r}")
+    try:
+        return importlib.import_module(f"live.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"live.{name}":
+            raise
+        raise AttributeError(f"module 'live' has no attribute {name!r}") from None

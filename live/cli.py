@@ -12,7 +12,7 @@ import click
 from live import __version__
 from live.choices import RUNTIMES
 from live.errors import UserError, first_line
-from live.quiet import leave_out_unused_imports
+from live.quiet import leave_out_unused_imports, quiet_native_libraries
 
 EXIT_INTERRUPTED = 130
 
@@ -211,6 +211,7 @@ def command():
     5 s on the CI machine, so that Ctrl-C, SIGTERM (a service manager's stop) or the end of a
     file would otherwise leave the process hanging on after its work is done. (main() itself
     stays a plain click command, for click's test runner.)"""
+    quiet_native_libraries()
     leave_out_unused_imports()
     try:
         main()

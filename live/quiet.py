@@ -72,6 +72,17 @@ def _cap_tensorflow_threads():
 UNUSED_BY_THE_COMMANDS = ("jax", "sklearn")
 
 
+def quiet_native_libraries():
+    """For the `live` and `train` commands only, at their start (a host program that imports
+    live keeps its own settings): TensorFlow's C++ log lines (its start-up chatter, and the
+    "failed call to cuInit" of its CUDA plugin on a machine without a GPU, printed when
+    TensorFlow is imported), and OpenCV's and FFmpeg's warnings about files they can't open,
+    which the commands report themselves in one line. A variable the user set wins."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "SILENT")
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+
+
 def leave_out_unused_imports():
     """For the `live` and `train` commands, before Keras is imported: mark the modules above
     absent, so TensorFlow's import skips them. `live --file … --max-frames 1` took 4.4 s instead

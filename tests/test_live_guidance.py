@@ -2,6 +2,7 @@
 cannot use refused before TensorFlow loads with the ones it can, a window asked for without a
 screen refused, labels shown as words, and a file's own rate in the summary when it runs beside
 a live stream."""
+import os
 import re
 import subprocess
 import sys
@@ -101,3 +102,19 @@ def test_a_file_beside_a_live_stream_goes_at_its_own_rate(tmp_path):
     stream_fps = float(re.search(r"stream http://[^\n]*\n  frames read \d+, classified 200, ([\d.]+) fps",
                                  process.stderr).group(1))
     assert fps > 2 * stream_fps, process.stderr  # paced, it would be 1 fps; the stream comes at 25
+
+
+def test_import_live_changes_nothing_process_wide_and_reaches_every_module():
+    """A host program keeps its environment; `live.web.WebSink` (as the README writes it) and
+    `live.Sink` work after a bare `import live`."""
+    script = ("import os, sys\n"
+              "before = dict(os.environ)\n"
+              "import live\n"
+              "print(dict(os.environ) == before)\n"
+              "print(live.web.WebSink.__name__, live.Sink.__name__, live.sources.open_source.__name__)\n"
+              "print('tensorflow' in sys.modules, 'keras' in sys.modules)\n")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("KERAS_BACKEND", "TF_CPP_MIN_LOG_LEVEL", "OPENCV_LOG_LEVEL", "OPENCV_FFMPEG_LOGLEVEL")}
+    process = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert process.returncode == 0, process.stderr
+    assert process.stdout.splitlines() == ["True", "WebSink Sink open_source", "False False"]
