@@ -18,6 +18,7 @@ import numpy as np
 
 from live.bundle import default_bundle_path
 from live.errors import UserError
+from live.smoothing import DEFAULT as DEFAULT_SMOOTHING
 from live.sources import ArraySource, Feed, open_source
 
 
@@ -67,7 +68,7 @@ class Model:
     def manifest(self):
         return self.classifier.bundle.manifest
 
-    def stream(self, source, max_frames=None, smooth=1, fps=None, max_fps=None, names=None, on_failure=None,
+    def stream(self, source, max_frames=None, smooth=DEFAULT_SMOOTHING, fps=None, max_fps=None, names=None, on_failure=None,
                realtime=False, sinks=(), every_picture=True):
         """Yield one Result per frame of `source`, or of each of a list of sources read side by
         side (each result's `stream` says whose). `max_frames` and `max_fps` hold per stream;

@@ -13,6 +13,7 @@ from live import __version__
 from live.choices import RUNTIMES
 from live.errors import UserError, first_line
 from live.quiet import leave_out_unused_imports, quiet_native_libraries
+from live.smoothing import DEFAULT as DEFAULT_SMOOTHING, Smoothing
 
 EXIT_INTERRUPTED = 130
 
@@ -115,6 +116,16 @@ class OneLineUsageErrors:
         sys.exit(returned if isinstance(returned, int) else 0)
 
 
+class SmoothingType(click.ParamType):
+    name = "smoothing"
+
+    def convert(self, value, param, ctx):
+        try:
+            return Smoothing.parse(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
 class Command(OneLineUsageErrors, click.Command):
     pass
 
@@ -146,8 +157,9 @@ class Group(OneLineUsageErrors, click.Group):
                    "then cameras).")
 @click.option("--jsonl", metavar="PATH", help="Write one JSON object per frame; '-' for stdout.")
 @click.option("--top-k", type=click.IntRange(1), default=3, show_default=True, help="Labels listed on screen.")
-@click.option("--smooth", type=click.IntRange(1), default=1, show_default=True,
-              help="Average the last N probability vectors.")
+@click.option("--smooth", type=SmoothingType(), default=DEFAULT_SMOOTHING, show_default=True, metavar="ema:ALPHA|N",
+              help="What the shown label follows: an exponential moving average of the model's outputs that "
+                   "weighs the newest by ALPHA (ema:1 is none), or the mean of the last N.")
 @click.option("--threshold", type=click.FloatRange(0, 1), default=0.0, show_default=True,
               help="Below this score, show 'uncertain'.")
 @click.option("--max-frames", type=click.IntRange(1), help="Stop after N frames (of each stream).")

@@ -184,10 +184,15 @@ class RunSummary:
         self.step_ms = {}
         self.top_labels = bag()
         self.started = self.last_at = None  # perf_counter times: the run's start, this stream's last result
+        self.label_changes, self.last_label, self.span = 0, None, [None, None]  # flicker, over stream time
 
     def add(self, result):
         self.last_at = time.perf_counter()
         self.classified += 1
+        if self.last_label is not None and result.label != self.last_label:
+            self.label_changes += 1
+        self.last_label = result.label
+        self.span = [result.frame.timestamp if self.span[0] is None else self.span[0], result.frame.timestamp]
         self.latency.add(result.timings["latency_ms"])
         if result.sampled:
             self.model_latency.add(result.timings["latency_ms"])
@@ -219,6 +224,10 @@ class RunSummary:
             lines.append("median per step: " + ", ".join(every + [", ".join(model) + " (frames through the model)"] * bool(model)))
             ranked = sorted(self.top_labels.unique_elements(), key=self.top_labels.count, reverse=True)
             lines.append("top label: " + ", ".join(f"{label} {self.top_labels.count(label)}" for label in ranked))
+            seconds = self.span[1] - self.span[0]
+            if seconds > 0:
+                lines.append(f"label changes: {self.label_changes} ({10 * self.label_changes / seconds:.1f} per 10 s "
+                             "of the stream)")
         return "\n".join(lines)
 
 

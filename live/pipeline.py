@@ -3,7 +3,6 @@
 so memory stays flat however long the source runs."""
 import threading
 import time
-from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -16,6 +15,7 @@ from live.bundle import backbone_file, check_fingerprint, load_bundle
 from live.frames import TimeSampler, to_model_input
 from live.sources import Feed, FrameIterable
 from live.runtimes import int8_backbone, make_embedder, make_head
+from live.smoothing import Smoothing
 
 STEPS = ("read", "preprocess", "embed", "head")
 # With live sources only, turns come at most this often: each takes the frames several streams
@@ -31,14 +31,21 @@ class Result:
     labels: list
     seq_len: int
     filled: int              # valid slots in the buffer, 1..seq_len
-    probs: np.ndarray        # smoothed probabilities, in label order
+    probs: np.ndarray        # the head's probabilities for the window ending here, in label order
     sampled: bool            # whether this frame entered the buffer
     timings: dict = field(default_factory=dict)  # milliseconds per step, and latency_ms
     stream: str = "frames"   # the source as given: a path, a URL or a camera index
+    # What the label, score and top list show: `probs` smoothed over the last sample points
+    # (live/smoothing.py); None shows `probs` as they are.
+    shown: np.ndarray | None = None
+
+    @property
+    def shown_probs(self):
+        return self.probs if self.shown is None else self.shown
 
     @property
     def top_index(self):
-        return int(np.argmax(self.probs))
+        return int(np.argmax(self.shown_probs))
 
     @property
     def label(self):
@@ -46,17 +53,19 @@ class Result:
 
     @property
     def score(self):
-        return float(self.probs[self.top_index])
+        return float(self.shown_probs[self.top_index])
 
     def top(self, k=3):
-        """The k best (label, score) pairs, best first."""
-        return [(self.labels[i], float(self.probs[i])) for i in np.argsort(self.probs)[::-1][:k]]
+        """The k best (label, score) pairs of the shown probabilities, best first."""
+        shown = self.shown_probs
+        return [(self.labels[i], float(shown[i])) for i in np.argsort(shown)[::-1][:k]]
 
     def to_dict(self, probs=False, top=RECORD_TOP):
         """The record `live --jsonl` writes for this frame: the `top` best labels with their
         scores, rounded to 4 decimals (under 1 KB with 600 labels; every probability takes
         3.5 KB); `probs=True` adds every probability, in label order, to 6 decimals
-        (`live --jsonl-probs`: to check a run against `train predict`)."""
+        (`live --jsonl-probs`: the head's own, unsmoothed, to check a run against `train
+        predict`)."""
         record = {
             "stream": self.stream,
             "frame": self.frame.index,
@@ -120,8 +129,8 @@ class StreamClassifier:
         self.embed = classifier.embedder.stream()  # this stream's own state, for a streaming backbone
         self.sampler = TimeSampler(manifest["frame_step"], manifest.get("frame_rate"))
         self.buffer = EmbeddingBuffer(manifest["seq_len"], manifest["feature_size"])
-        self.recent = deque(maxlen=max(1, smooth))
-        self.probs = None
+        self.smooth = Smoothing.parse(smooth).start()
+        self.probs = self.shown = None
 
     def samples(self, frame):
         """Whether the frame enters the buffer: decided by a planned source as it read the
@@ -139,14 +148,14 @@ class StreamClassifier:
         if features is not None:
             self.buffer.append(features)
             started = time.perf_counter()
-            self.recent.append(self.classifier.head(self.buffer.features, self.buffer.mask)[0])
+            self.probs = self.classifier.head(self.buffer.features, self.buffer.mask)[0]
             timings["head"] = (time.perf_counter() - started) * 1000
-            self.probs = np.mean(self.recent, axis=0) if len(self.recent) > 1 else self.recent[0]
+            self.shown = self.smooth(self.probs)
         if self.probs is None:
             return None  # nothing sampled yet (only when the first frames are skipped)
         timings["latency_ms"] = (time.perf_counter() - frame.read_at) * 1000
         return Result(frame, self.classifier.bundle.labels, self.buffer.seq_len, self.buffer.filled, self.probs,
-                      features is not None, timings, self.name)
+                      features is not None, timings, self.name, self.shown)
 
 
 def classify(classifier, frames, smooth=1, name="frames"):

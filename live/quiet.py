@@ -63,6 +63,12 @@ def _cap_tensorflow_threads():
             tf.config.threading.set_inter_op_parallelism_threads(cpus)
     except RuntimeError:  # TensorFlow already ran in this process (imported before live): too late
         pass
+    # The first look at the devices is where TensorFlow's CUDA plugin says "failed call to
+    # cuInit" on a machine without a GPU, straight to fd 2: look now, silenced, so neither the
+    # commands nor a program using the API print it (after the thread settings, which must come
+    # before TensorFlow's runtime starts).
+    with native_stderr_silenced():
+        tf.config.list_physical_devices()
 
 
 # Imported by TensorFlow and Keras whenever they are installed, and used by neither command on

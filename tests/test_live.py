@@ -208,17 +208,25 @@ def test_python_api_equals_the_command(lite_bundle, tmp_path):
         np.testing.assert_allclose([r["probs"] for r in records], [r["probs"] for r in cli], atol=1e-4)
 
 
-def test_smooth_averages_the_last_probabilities(cache_dir):
-    """`smooth=5`: each result's probabilities are the mean of the head's last 5 outputs (fewer
-    while it starts), computed here from the same stream with smooth=1. The demo bundle, being
-    trained, moves its probabilities from frame to frame, so the mean is far from each one."""
+def test_smoothing_shows_a_mean_or_a_moving_average_and_keeps_the_heads_output(cache_dir):
+    """`smooth=5`: what a result shows is the mean of the head's last 5 outputs (fewer while it
+    starts); `smooth="ema:0.5"` (the default) an exponential moving average; both computed here
+    from the same stream's unsmoothed outputs, which `probs` keeps either way. The demo bundle,
+    being trained, moves its probabilities from frame to frame, so the mean is far from each one."""
     import live
 
     model = live.load(Path(__file__).resolve().parents[1] / "weights" / "demo")
     clip = CLIPS / "basketball.mp4"
-    raw = np.array([r.probs for r in model.stream(clip, max_frames=60)])
-    smoothed = np.array([r.probs for r in model.stream(clip, max_frames=60, smooth=5)])
+    raw = np.array([r.probs for r in model.stream(clip, max_frames=60, smooth=1)])
+    averaged = list(model.stream(clip, max_frames=60, smooth=5))
     expected = np.array([raw[max(0, i - 4):i + 1].mean(axis=0) for i in range(len(raw))])
-    assert len(raw) == len(smoothed) == 60
-    np.testing.assert_allclose(smoothed, expected, atol=1e-5, rtol=0)
-    assert np.abs(smoothed - raw).max() > 0.05  # a check that smoothing changed something it could miss
+    assert len(raw) == len(averaged) == 60
+    np.testing.assert_allclose([r.shown_probs for r in averaged], expected, atol=1e-5, rtol=0)
+    np.testing.assert_allclose([r.probs for r in averaged], raw, atol=1e-6, rtol=0)
+    assert np.abs(expected - raw).max() > 0.05  # a check that smoothing changed something it could miss
+    moving = [raw[0]]
+    for probs in raw[1:]:
+        moving.append(0.5 * probs + 0.5 * moving[-1])
+    by_default = list(model.stream(clip, max_frames=60))
+    np.testing.assert_allclose([r.shown_probs for r in by_default], moving, atol=1e-5, rtol=0)
+    assert [r.label for r in by_default] == [model.labels[int(np.argmax(p))] for p in moving]

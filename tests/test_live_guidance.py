@@ -2,6 +2,7 @@
 cannot use refused before TensorFlow loads with the ones it can, a window asked for without a
 screen refused, labels shown as words, and a file's own rate in the summary when it runs beside
 a live stream."""
+import json
 import os
 import re
 import subprocess
@@ -10,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import KINETICS, assert_clean_error, free_port, run_command, serve_stream, write_clip
+from conftest import CLIPS, KINETICS, assert_clean_error, free_port, run_command, serve_stream, write_clip
 
 # `live` with TensorFlow and Keras made unimportable: what it says must come before it needs them.
 WITHOUT_TENSORFLOW = ("import sys; sys.modules['tensorflow'] = sys.modules['keras'] = None; "
@@ -118,3 +119,22 @@ def test_import_live_changes_nothing_process_wide_and_reaches_every_module():
     process = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
     assert process.returncode == 0, process.stderr
     assert process.stdout.splitlines() == ["True", "WebSink Sink open_source", "False False"]
+
+
+@pytest.mark.real_data
+def test_the_summary_counts_label_changes_and_smoothing_cuts_them():
+    """The default (ema:0.5) against none (ema:1) on a real clip whose top label wavers between
+    close Kinetics classes; the records' labels follow the smoothing, their probs do not."""
+    figures = {}
+    for smoothing in ("ema:1", None):
+        process = run_command("live", "--file", CLIPS / "basketball.mp4", "--no-display", "--jsonl", "-", "--jsonl-probs",
+                              *(["--smooth", smoothing] if smoothing else []))
+        assert process.returncode == 0, process.stderr
+        changes = int(re.search(r"^label changes: (\d+) \([\d.]+ per 10 s of the stream\)$", process.stderr,
+                                re.MULTILINE).group(1))
+        records = [json.loads(line) for line in process.stdout.splitlines()]
+        assert changes == sum(a["label"] != b["label"] for a, b in zip(records, records[1:]))
+        figures[smoothing] = changes, records
+    (raw_changes, raw_records), (changes, records) = figures["ema:1"], figures[None]
+    assert changes < raw_changes, (changes, raw_changes)
+    np.testing.assert_allclose([r["probs"] for r in records], [r["probs"] for r in raw_records], atol=1e-6)
