@@ -633,7 +633,8 @@ def test_damaged_inception_weights_are_named_not_called_offline(where, inception
         for label in ("a", "b"):
             (data / label).mkdir(parents=True)
             shutil.copy(CLIPS / "eye_makeup_320x240.avi", data / label / "clip.avi")
-        process = run_command("train", "fit", "--data", data, "--out", tmp_path / "out", "--quiet", env=env)
+        process = run_command("train", "fit", "--data", data, "--out", tmp_path / "out", "--backbone", "inception_v3",
+                              "--quiet", env=env)
     else:
         process = run_command("live", "--file", CLIPS / "arm_wrestling.mp4", "--weights", inception_bundle,
                               "--no-display", env=env)

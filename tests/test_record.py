@@ -1,9 +1,13 @@
 """`train record`: clips recorded from a file or a local stream (there is no camera here)
 land in the class-folders layout that `train fit` reads, one session one group, each clip the
-source's own frames at its own times, and only finished clips survive a stop."""
+source's own frames at its own times (a file's from its first frame, a stream's after a
+countdown), only finished clips survive a stop, and no clip replaces the file recorded from."""
+import hashlib
+import os
 import shutil
 import signal
 import subprocess
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -144,6 +148,65 @@ def test_source_ending_mid_clip_keeps_finished_clips_only(tmp_path):
     assert process.returncode == 1
     assert "clip 3/3 was cut short and deleted" in process.stderr
     assert sorted(path.name for path in (tmp_path / "pool").iterdir()) == ["s__01.mp4", "s__02.mp4"]
+
+
+def test_a_file_is_recorded_from_its_first_frame(tmp_path):
+    """From a file there is no countdown unless asked for: the 10 s file gives two clips of the
+    default length (a window of the default backbone, movinet_a0_stream's 20 frames at 5 fps,
+    and 1 s), its frames 0..149 and 150..299 (with 3 s of countdown before each, it holds one)."""
+    process = run_command("train", "record", tmp_path, "--label", "pool", "--clips", 2, "--file", SOURCE,
+                          "--session", "s", "--no-window", timeout=120)
+    assert process.returncode == 0, process.stderr
+    assert "starting in" not in process.stderr, process.stderr
+    _, source_frames = decoded(SOURCE)
+    assert len(source_frames) == 300
+    for number, first in ((1, 0), (2, 150)):
+        clip = tmp_path / "pool" / f"s__0{number}.mp4"
+        assert f"saved {clip} (5.0 s, 150 frames at 30 fps)" in process.stderr, process.stderr
+        assert_same_frames(clip, source_frames, first)
+
+
+def test_a_stream_keeps_its_countdown(tmp_path):
+    """From a stream (as from a camera) someone steps in front of it: the countdown stays."""
+    port = free_port()
+    server = serve_stream(SOURCE, port)
+    try:
+        process = run_command("train", "record", tmp_path, "--label", "pool", "--clips", 1, "--seconds", 0.5,
+                              "--file", f"http://127.0.0.1:{port}/stream.ts", "--session", "s", "--no-window",
+                              timeout=120)
+    finally:
+        server.kill()
+        server.wait()
+    assert process.returncode == 0, process.stderr
+    assert "clip 1/1 (pool): starting in 3 s" in process.stderr.splitlines(), process.stderr
+    assert [path.name for path in (tmp_path / "pool").iterdir()] == ["s__01.mp4"]
+
+
+def sha256(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("name", ["s__01.mp4", "S__01.MP4", "a link named s__01.mp4"])
+def test_recording_never_replaces_its_source(name, tmp_path):
+    """The file recorded from lies in the class folder the clips go to, under the name the
+    session's first clip would take, or that name in capitals (the same file on a case-insensitive
+    file system), or is a link of that name to a file elsewhere. The clips take other names, and
+    the source keeps every byte."""
+    folder = tmp_path / "data" / "pool"
+    folder.mkdir(parents=True)
+    if name.startswith("a link"):
+        source = folder / "s__01.mp4"
+        source.symlink_to(shutil.copy(SOURCE, tmp_path / "elsewhere.mp4"))
+    else:
+        source = shutil.copy(SOURCE, folder / name)
+    before = sha256(source)
+    process = run_command("train", "record", tmp_path / "data", "--label", "pool", "--clips", 2, "--seconds", 1,
+                          "--file", source, "--session", "s", "--no-window", timeout=120)
+    assert process.returncode == 0, process.stderr
+    assert sha256(source) == before == sha256(SOURCE)
+    assert Path(source).is_symlink() == name.startswith("a link")
+    clips = [path for path in folder.iterdir() if not os.path.samefile(path, source)]
+    assert len(clips) == 2 and all(path.name.startswith("s__") for path in clips), clips
 
 
 @pytest.mark.parametrize("arguments, message", [

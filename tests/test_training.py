@@ -194,11 +194,15 @@ def test_interrupted_extraction_leaves_a_valid_cache(temporal_data, tmp_path):
         assert np.load(entry).shape[1] == 1280
 
 
-def test_predict_skips_a_missing_video_and_says_so(temporal_bundle, tmp_path):
-    process = run_command("train", "predict", "--weights", temporal_bundle, "--json", tmp_path / "missing.mp4",
+def test_predict_skips_a_file_that_is_no_video_and_says_so(temporal_bundle, tmp_path):
+    """A missing clip is an error before anything runs (tests/test_train_checks.py); a file that
+    is there but does not decode is skipped with a warning, and the others are predicted."""
+    bad = tmp_path / "notes.mp4"
+    bad.write_text("not a video\n" * 50)
+    process = run_command("train", "predict", "--weights", temporal_bundle, "--json", bad,
                           CLIPS / "v_CricketShot_g04_c01_rgb.gif")
     assert process.returncode == 1
-    assert "Traceback" not in process.stderr and "no such file" in process.stderr
+    assert "Traceback" not in process.stderr and "is not a video" in process.stderr
     [result] = [json.loads(line) for line in process.stdout.splitlines()]
     assert result["video"].endswith(".gif")
     assert [w["filled"] for w in result["windows"][18:21]] == [19, 20, 20]  # the gif was read past a window

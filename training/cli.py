@@ -9,9 +9,10 @@ import click
 from live import __version__
 from live.choices import FEATURE_RUNTIMES, RUNTIMES
 from live.cli import Group, StopRequest, run_with_errors
-from live.quiet import leave_out_unused_imports
+from live.quiet import leave_out_unused_imports, quiet_native_libraries
 from training.augment import SPEED_RANGE  # numpy only: no Keras import
-from training.config import DEFAULT_ENGINE, ENGINES, ExtractConfig, FeatureConfig, FitConfig  # no Keras import
+from training.config import (DEFAULT_ENGINE, ENGINES, RECORD_COUNTDOWN_S,  # no Keras import
+                             ExtractConfig, FeatureConfig, FitConfig)
 from training.model import AUTO, CANDIDATES, CLASS_SCORE_CANDIDATES, DEFAULT_MODEL_KIND, MODEL_KINDS  # names only: no Keras import
 
 
@@ -24,6 +25,7 @@ def main():
 def command():
     """The `train` command: main(), without the imports no command uses (live.quiet says which).
     (main() itself stays a plain click group, for click's test runner.)"""
+    quiet_native_libraries()
     leave_out_unused_imports()
     main()
 
@@ -49,10 +51,14 @@ def _ignoring_result(function):
     return command
 
 
-def _run_configured(function, config_type, **options):
+def _run_configured(function, config_type, check, **options):
     """Build the command's config once from its options (a bad combination is an `error:` line
-    too), then run `function` on it."""
-    _run(_ignoring_result(lambda **given: function(config_type.from_options(**given))), **options)
+    too), check what it names with `check` (training.checks: before TensorFlow loads, which
+    `function` imports), then run `function` on the config and what the check found."""
+    def run(**given):
+        config = config_type.from_options(**given)
+        return function(config, check(config))
+    _run(_ignoring_result(run), **options)
 
 
 class BackboneChoice(click.Choice):
@@ -70,8 +76,10 @@ class BackboneChoice(click.Choice):
         return tuple(BACKBONES)
 
 
-backbone_option = click.option("--backbone", type=BackboneChoice(), default="inception_v3", show_default=True,
-                               help="Frame backbone (movinet_a0_stream: streaming, Kinetics-600, sampled at 5 fps).")
+backbone_option = click.option("--backbone", type=BackboneChoice(), default=FeatureConfig.backbone,
+                               show_default=True,
+                               help="Frame backbone (movinet_a0_stream: streaming, Kinetics-600, sampled at 5 fps; "
+                                    "inception_v3 and efficientnet_lite0: ImageNet image models).")
 backbone_weights_option = click.option("--backbone-weights", metavar="FILE",
                                        help="A local file of weights for the backbone "
                                             "[default: its standard ones].")
@@ -143,12 +151,16 @@ def fit(quiet, **options):
     """Extract features, train a sequence model, evaluate it and write a bundle.
 
     \b
-    For your own actions, start from --backbone movinet_a0_stream: trained on video
-    (Kinetics-600), it gives the best accuracy from a few clips a class (README, "Teach it
-    your own actions")."""
-    from training.fit import fit as fit_bundle
+    The default backbone, movinet_a0_stream, was trained on video (Kinetics-600): it gives
+    the best accuracy from a few clips a class (README, "Teach it your own actions")."""
+    from training.checks import check_fit
 
-    _run_configured(fit_bundle, FitConfig, progress=not quiet, **options)
+    def run(config, checked):
+        from training.fit import fit as fit_bundle
+
+        return fit_bundle(config, checked)
+
+    _run_configured(run, FitConfig, check_fit, progress=not quiet, **options)
 
 
 @main.command()
@@ -170,9 +182,14 @@ def fit(quiet, **options):
 def extract(quiet, **options):
     """Fill the feature cache that fit, evaluate and predict read, here or on a Ray cluster. The
     cache must be on storage every worker sees (LIVE_CACHE_DIR or --cache)."""
-    from training.extract import extract as extract_features
+    from training.checks import check_extract
 
-    _run_configured(extract_features, ExtractConfig, progress=not quiet, **options)
+    def run(config, dataset):
+        from training.extract import extract as extract_features
+
+        return extract_features(config, dataset)
+
+    _run_configured(run, ExtractConfig, check_extract, progress=not quiet, **options)
 
 
 def _load(weights, runtime, backbone_weights):
@@ -212,20 +229,15 @@ def evaluate(**options):
 
 
 def _evaluate(weights, data, backbone_weights, runtime, split, seed, as_json):
-    from live.errors import UserError
-    from training.datasets import dataset_relative, recorded_test_split
+    from training.checks import check_evaluate
+
+    dataset = check_evaluate(weights, data, backbone_weights, split, seed)  # before TensorFlow loads
+    from training.datasets import dataset_relative
     from training.fit import evaluate_clips
     from training.report import metrics_text
 
     classifier = _load(weights, runtime, backbone_weights)
     labels = classifier.bundle.labels
-    dataset = recorded_test_split(data, classifier.bundle.manifest.get("split"), split, seed)
-    if not dataset.test:
-        raise UserError(f"{weights} holds out no test clips of {data} (trained with --test-fraction 0?); "
-                        "give --seed to hold out a new split")
-    unknown = sorted({c.label for c in dataset.test} - set(labels))
-    if unknown:
-        raise UserError(f"{data} has classes the model does not know: {', '.join(unknown)}")
     features, skipped, _ = _clip_features(classifier, [str(c.path) for c in dataset.test], not as_json)
     clips = [c for c in dataset.test if str(c.path) in features]
     metrics = evaluate_clips(classifier.head, clips, features, labels, classifier.bundle.seq_len)
@@ -254,6 +266,9 @@ def predict(**options):
 def _predict(weights, videos, backbone_weights, runtime, top_k, as_json):
     import numpy as np
 
+    from training.checks import check_predict
+
+    check_predict(weights, videos, backbone_weights)  # before TensorFlow loads
     from training.features import sampled_frame_indices
     from training.windows import predict_clip, predict_every_window
 
@@ -296,9 +311,16 @@ def _predict(weights, videos, backbone_weights, runtime, top_k, as_json):
 def quantize(**options):
     """Add an int8 backbone to a bundle, for `live --runtime openvino-int8` (about 2.5x faster
     with InceptionV3 on AVX2 CPUs), after checking its features against fp32."""
-    from training.quantize import quantize as quantize_bundle
+    from training.checks import check_quantize
 
-    _run(_ignoring_result(quantize_bundle), **options)
+    def run(weights, data, backbone_weights, split, seed, **rest):
+        check_quantize(weights, data, backbone_weights, split, seed)  # before TensorFlow loads
+        from training.quantize import quantize as quantize_bundle
+
+        quantize_bundle(weights, data, backbone_weights, split=split, seed=seed, **rest)
+        return 0
+
+    _run(run, **options)
 
 
 @main.command()
@@ -323,8 +345,9 @@ def pretrained(**options):
 @click.option("--seconds", type=click.FloatRange(min=0, min_open=True),
               help="Length of each clip [default: what one window of --backbone needs (--seq-len frames at "
                    "its frame rate, or at the source's), plus 1 s].")
-@click.option("--countdown", type=click.FloatRange(0), default=3.0, show_default=True,
-              help="Seconds to get ready before each clip.")
+@click.option("--countdown", type=click.FloatRange(0),
+              help=f"Seconds to get ready before each clip [default: {RECORD_COUNTDOWN_S:g} from a camera or stream, "
+                   "0 from a file].")
 @click.option("--camera", type=int, metavar="INDEX", help="Record a webcam (0 is the first) [default: camera 0].")
 @click.option("--file", metavar="PATH|URL", help="Record from a video file, or an http/rtsp stream, instead.")
 @click.option("--session", metavar="NAME",
@@ -340,7 +363,8 @@ def pretrained(**options):
 def record(**options):
     """Record labelled clips from a camera, file or stream into DATA/LABEL/, for `train fit --data DATA`.
 
-    Each clip is preceded by a countdown, and is named SESSION__N.mp4: the session is the
+    From a camera or stream each clip is preceded by a countdown; from a file the clips follow
+    one another from its first frame. Each is named SESSION__N.mp4: the session is the
     clips' group, so a split never tests on a session it trained on. Record each action in a few
     sessions (other people, rooms, lighting) for a model that carries over to new ones.
     q or Esc in the window stops early, keeping every finished clip; so does Ctrl-C (exit code

@@ -25,9 +25,9 @@ from dataclasses import asdict, dataclass, replace
 
 from tqdm import tqdm
 
-from live.backbones import get_backbone
 from live.errors import UserError, first_line
 from training import log
+from training.checks import RAY_MISSING, check_extract
 from training.config import ENGINES, MIN_FRAMES, FeatureConfig
 from training.features import CacheIndex, FeatureCache, FramePath, clip_key, extract_features, load_embedder
 from training.fit import record_dataset, resolved_features
@@ -77,11 +77,9 @@ class ClipExtractor:
         return dict(self.done)
 
 
-def plan(dataset_config, feature_config, cache_index):
-    """The dataset, its clips, the job (the frame path `fit` would use with these options) and
-    the embedder that named it, which the local engine then runs."""
-    get_backbone(feature_config.backbone)  # an unknown name is an error before the dataset is scanned
-    dataset = dataset_config.load()
+def plan(dataset_config, feature_config, cache_index, dataset):
+    """The dataset's clips, the job (the frame path `fit` would use with these options) and the
+    embedder that named it, which the local engine then runs."""
     # Absolute paths for the clips and the cache: a worker on another machine, or in another
     # working directory, must read and write exactly where the driver means. Not resolved:
     # the index names clips as `fit` does (clip_key).
@@ -90,7 +88,7 @@ def plan(dataset_config, feature_config, cache_index):
     feature_config = resolved_features(feature_config, dataset.train, cache_index)
     embedder, frame_path = load_embedder(feature_config)
     cache_root = str(FeatureCache(frame_path, feature_config.cache_root, cache_index).folder.parent.resolve())
-    return dataset, clips, ExtractionJob(replace(feature_config, cache_root=cache_root), frame_path), embedder
+    return clips, ExtractionJob(replace(feature_config, cache_root=cache_root), frame_path), embedder
 
 
 def extract_locally(config, job, embedder, clips, cache_index):
@@ -109,7 +107,7 @@ def extract_on_ray(config, job, _embedder, clips, cache_index):
     try:
         import ray
     except ImportError:
-        raise UserError("--engine ray needs Ray: pip install 'live[distributed]' (or pip install ray)") from None
+        raise UserError(RAY_MISSING) from None
     address, workers = config.address, config.workers
     cache = FeatureCache(job.frame_path, job.features.cache_root)
     swept = cache.sweep_temporaries()
@@ -221,12 +219,15 @@ def _first_user_error(exc):
     return text.strip().splitlines()[-1][:300]
 
 
-def extract(config):
+def extract(config, dataset=None):
     """Fill the feature cache for `config` (an ExtractConfig) with its engine; returns the frame
-    path, the frames, seconds and skipped clips, and what each worker did."""
+    path, the frames, seconds and skipped clips, and what each worker did. `dataset`: the one
+    training.checks.check_extract found for `config` (the command line runs it before this
+    module, and Keras, are imported), else found here."""
     started = time.perf_counter()
+    dataset = dataset or check_extract(config)
     cache_index = CacheIndex(config.features.cache_root)
-    dataset, clips, job, embedder = plan(config.dataset, config.features, cache_index)
+    clips, job, embedder = plan(config.dataset, config.features, cache_index, dataset)
     try:
         skipped, workers_done, work_seconds = ENGINES[config.engine].load()(config, job, embedder, clips, cache_index)
     finally:  # Ctrl-C too: what was extracted so far is found from the index next time

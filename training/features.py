@@ -33,7 +33,6 @@ from live.backbones import cache_dir, fingerprint, get_backbone, load_backbone_m
 from live.errors import UserError, first_line
 from live.files import written_atomically
 from live.frames import TimeSampler, to_model_input
-from live.runtimes import make_embedder
 from live.sources import FileSource
 from training import log
 
@@ -67,6 +66,10 @@ class FramePath:
 def load_embedder(config):
     """The embedder a FeatureConfig asks for, and the frame path that names its features in the
     cache (its frame rate as the config gives it: resolve it first, see training.fit.resolved_features)."""
+    # Imported here, not with this module: live.runtimes imports Keras (TensorFlow, seconds), and
+    # the cache's index is read by the checks `train` makes before TensorFlow loads.
+    from live.runtimes import make_embedder
+
     backbone_model = load_backbone_model(config.backbone, config.backbone_weights)
     weights_fingerprint = fingerprint(backbone_model)
     embedder = make_embedder(backbone_model, weights_fingerprint, config.runtime)

@@ -20,8 +20,9 @@ from live.sources import FileSource
 from live.runtimes import compiled_call
 from training import log
 from training.augment import SPEED_RANGE
-from training.datasets import dataset_from_index, grouped_split, single_source_classes, split_record
-from training.features import (CacheIndex, ClipFeatures, DamagedEntry, FeatureCache, clip_key, extract_features,
+from training.checks import check_fit
+from training.datasets import grouped_split, single_source_classes, split_record
+from training.features import (ClipFeatures, DamagedEntry, FeatureCache, clip_key, extract_features,
                                load_embedder, open_entry)
 from training.model import AUTO, CANDIDATES, CLASS_SCORE_CANDIDATES, EVOKED_PER_CLASS, build_sequence_model
 from training.report import classification_metrics, confusion_png, curves_png, metrics_text
@@ -270,26 +271,14 @@ def train_model(model, train_batches, val_batches, epochs, progress):
         raise
 
 
-def fit(config):
+def fit(config, checked=None):
     """Train the sequence model `config` (a FitConfig) describes and write its bundle; returns
-    the report written into it."""
+    the report written into it. `checked`: what training.checks.check_fit found for `config`
+    (the command line runs it before this module, and Keras, are imported), else found here."""
     started = time.perf_counter()
-    data, out, seed = config.dataset.data, Path(config.out), config.dataset.seed
+    out, seed = Path(config.out), config.dataset.seed
     seq_len, model_kind, backbone = config.seq_len, config.model_kind, config.features.backbone
-    if out.exists() and not config.force:
-        raise UserError(f"{out} already exists; choose another --out or pass --force to replace it")
-    get_backbone(backbone)  # an unknown name is an error before the dataset is scanned
-    cache_index = CacheIndex(config.features.cache_root)
-    if data:
-        dataset = config.dataset.load()
-    else:  # from the cache alone: the clips the index records, none of them opened
-        dataset, data = dataset_from_index(cache_index.records.values(), config.dataset.classes,
-                                           config.dataset.test_fraction, seed, config.dataset.split)
-        changed = [clip.path for clip in dataset.train + dataset.test if cache_index.current(clip.path) is None]
-        if changed:  # still there, but not as extracted: its entry (and recorded frame rate) may be another clip's
-            others = f" and {len(changed) - 1} other clips" if len(changed) > 1 else ""
-            raise UserError(f"{changed[0]}{others} changed after their features were extracted; train with "
-                            "--data DIR to extract them again")
+    dataset, data, cache_index = checked or check_fit(config)
     log(f"dataset {data}: {dataset.layout} layout, {len(dataset.classes)} classes, "
         f"{len(dataset.train)} train and {len(dataset.test)} test clips")
     single_source = single_source_classes(dataset.train + dataset.test)

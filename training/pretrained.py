@@ -20,8 +20,7 @@ from live.backbones import fingerprint, get_backbone, load_backbone_model
 from live.bundle import backbone_entries, write_bundle
 from live.errors import UserError
 from live.files import file_sha256
-from live.quiet import keras
-from live.sequence_layers import LastStepSoftmax
+from training.checks import check_out
 
 
 def make_pretrained_bundle(backbone, labels, out, backbone_weights=None, force=False):
@@ -34,6 +33,11 @@ def make_pretrained_bundle(backbone, labels, out, backbone_weights=None, force=F
         raise UserError(f"cannot read --labels {labels}: {exc}") from None
     if len(names) != spec.feature_size:
         raise UserError(f"{labels} has {len(names)} labels; {backbone} has {spec.feature_size} classes")
+    check_out(out, force)
+    # Keras (TensorFlow: seconds) is imported once what was typed has been checked.
+    from live.quiet import keras
+    from live.sequence_layers import LastStepSoftmax
+
     model_file = load_backbone_model(backbone, backbone_weights)
     features = keras.Input((1, spec.feature_size), name="features")
     mask = keras.Input((1,), dtype="bool", name="mask")

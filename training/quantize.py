@@ -11,12 +11,13 @@ from pathlib import Path
 
 import numpy as np
 
-from live.backbones import BACKBONES, fingerprint, load_backbone_model
+from live.backbones import fingerprint, load_backbone_model
 from live.bundle import add_to_bundle, check_fingerprint, load_bundle, read_manifest
 from live.errors import UserError
 from live.files import file_sha256
 from live.runtimes import INT8_BACKBONE_KEY, OpenVINOModel, litert_file, make_embedder
 from training import log
+from training.checks import check_image_backbone
 from training.datasets import load_dataset
 from training.features import FramePath, sampled_frames
 
@@ -75,11 +76,7 @@ def int8_backbone_files(backbone_model, weights_fingerprint, calibration, check,
 
 
 def quantize(weights, data, backbone_weights=None, frames=128, min_cosine=MIN_COSINE, split=1, seed=0):
-    backbone = read_manifest(weights)[0]["backbone"]
-    if BACKBONES[backbone].streaming:
-        raise UserError(f"model bundle {weights} runs on {backbone}, which is already an int8 LiteRT file (with a "
-                        "state from frame to frame): train quantize makes int8 copies of image backbones only. "
-                        "Run this bundle as it is (live's default runtime)")
+    check_image_backbone(weights, read_manifest(weights)[0]["backbone"])
     try:
         import nncf
         import openvino

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from live.checks import same_file
 from live.choices import plausible_fps
 from live.errors import UserError
 from live.files import written_atomically
@@ -73,6 +74,20 @@ def next_number(folder, session):
     taken = [int(match.group(1)) for path in folder.iterdir()
              if (match := re.fullmatch(rf"{re.escape(session)}__(\d+)", path.stem))]
     return max(taken, default=0) + 1
+
+
+def clip_path(folder, session, source=None):
+    """Where the session's next clip goes: its next number (next_number), past any name that is
+    taken and past `source`, the file being recorded from. A clip is renamed into place, which
+    would replace a file there, so this asks the file system (on a case-insensitive one,
+    S__01.MP4 takes s__01.mp4) and compares by identity (live.checks.same_file: a link to the
+    source counts as the source)."""
+    number = next_number(folder, session)
+    while True:
+        path = folder / f"{session}__{number:02d}{SUFFIX}"
+        if not os.path.lexists(path) and not (source and same_file(path, source)):
+            return path
+        number += 1
 
 
 def check_folder(folder):
@@ -158,8 +173,9 @@ class Recorder:
     until `clips` clips are written. Each frame returns the lines to show over it; what
     happens (a countdown, a clip started, a clip saved) is also said on stderr."""
 
-    def __init__(self, folder, label, session, clips, seconds, countdown, rate, say):
+    def __init__(self, folder, label, session, clips, seconds, countdown, rate, say, source_file=None):
         self.folder, self.label, self.session = folder, label, session
+        self.source_file = source_file  # the file recorded from, which no clip may replace (clip_path)
         self.clips, self.seconds, self.countdown = clips, seconds, countdown
         self.rate = rate
         self.say = say
@@ -204,8 +220,7 @@ class Recorder:
 
     def _start(self, frame):
         fps = self.rate.fps()
-        number = next_number(self.folder, self.session)
-        path = self.folder / f"{self.session}__{number:02d}{SUFFIX}"
+        path = clip_path(self.folder, self.session, self.source_file)
         self.writer = ClipWriter(path, (frame.image.shape[1], frame.image.shape[0]), fps,
                                  max(1, round(self.seconds * fps)))
         self.say(f"clip {self.title()}: recording {self.seconds:g} s")
@@ -249,12 +264,14 @@ def say(message):
     print(message, file=sys.stderr, flush=True)
 
 
-def record(data, label, clips=5, seconds=None, countdown=3.0, camera=None, file=None, session=None,
+def record(data, label, clips=5, seconds=None, countdown=None, camera=None, file=None, session=None,
            backbone=None, seq_len=None, display=None, stop=None):
     """Record `clips` clips of `label` into `data`/`label`/; returns the exit code (0: all
-    recorded, or stopped with q; 1: the source ended or failed first; 130: Ctrl-C). `stop`, when
-    given, is checked after every frame (a StopRequest: true after SIGINT or SIGTERM)."""
-    from training.config import FeatureConfig, FitConfig
+    recorded, or stopped with q; 1: the source ended or failed first; 130: Ctrl-C). `countdown`:
+    seconds before each clip [default: RECORD_COUNTDOWN_S from a camera or stream, 0 from a
+    file]. `stop`, when given, is checked after every frame (a StopRequest: true after SIGINT or
+    SIGTERM)."""
+    from training.config import RECORD_COUNTDOWN_S, FeatureConfig, FitConfig
 
     if not data:
         raise UserError("give the dataset folder to record into: train record DATA --label NAME")
@@ -271,6 +288,8 @@ def record(data, label, clips=5, seconds=None, countdown=3.0, camera=None, file=
     try:
         if stop is not None:
             stop.callbacks.append(source.interrupt)
+        if countdown is None:  # someone steps in front of a camera or stream; a file has no one to wait for
+            countdown = RECORD_COUNTDOWN_S if source.live else 0.0
         seconds = seconds or default_seconds(backbone or FeatureConfig.backbone, seq_len or FitConfig.seq_len,
                                              source.fps)
         try:
@@ -279,7 +298,7 @@ def record(data, label, clips=5, seconds=None, countdown=3.0, camera=None, file=
             raise UserError(f"cannot make {folder}: {exc.strerror}") from None
         window = _open_window(display)
         recorder = Recorder(folder, label, session, clips, seconds, countdown,
-                            MeasuredRate(source.fps, source.live), say)
+                            MeasuredRate(source.fps, source.live), say, source_file=None if source.live else file)
         say(f"recording {clips} clip{'s' * (clips != 1)} of {seconds:g} s of {label} from {source.name} "
             f"into {folder}" + (" (q or Esc in the window stops)" if window else ""))
         if stop is not None:
