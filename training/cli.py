@@ -147,6 +147,7 @@ bundle_runtime_option = click.option(
 @click.option("--description", help="What this model is, for its manifest.")
 @click.option("--force", is_flag=True, help="Replace an existing bundle.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
+@click.option("--verbose", is_flag=True, help="Keras's line per epoch instead of one progress bar per training.")
 def fit(quiet, **options):
     """Extract features, train a sequence model, evaluate it and write a bundle.
 

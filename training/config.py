@@ -109,6 +109,7 @@ class FitConfig(_CommandConfig):
     description: str | None = None
     force: bool = False  # replace an existing bundle
     progress: bool = True
+    verbose: bool = False  # Keras's line per epoch instead of one progress bar per training
 
 
 @dataclass(frozen=True)

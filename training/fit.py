@@ -4,6 +4,7 @@ import itertools
 import json
 import os
 import platform
+import sys
 import time
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -250,17 +251,47 @@ def choose_head(histories):
     return chosen, scores
 
 
-def train_model(model, train_batches, val_batches, epochs, progress):
+class EpochBar(keras.callbacks.Callback):
+    """One progress bar for a training, in epochs, with the loss and the validation accuracy so
+    far, in place of Keras's line per epoch (`train fit --verbose` keeps those)."""
+
+    def __init__(self, epochs, description):
+        super().__init__()
+        self.epochs, self.description, self.bar = epochs, description, None
+
+    def on_train_begin(self, logs=None):
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=self.epochs, desc=self.description, unit="epoch", file=sys.stderr, leave=True,
+                        dynamic_ncols=True)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        shown = {"loss": f"{logs['loss']:.3f}"} if "loss" in logs else {}
+        if "val_accuracy" in logs:
+            shown["val_acc"] = f"{logs['val_accuracy']:.1%}"
+        self.bar.set_postfix(shown, refresh=False)
+        self.bar.update(1)
+
+    def on_train_end(self, logs=None):
+        if self.bar is not None:  # early stopping ends it before `epochs`: the bar says where
+            self.bar.close()
+
+
+def train_model(model, train_batches, val_batches, epochs, progress, verbose=False, description="training"):
     """model.fit on the streamed windows, each epoch's drawn afresh, with early stopping on
-    `val_batches` (without them, `epochs` epochs); returns Keras's History. An error in making a
-    batch (an entry that changed or vanished while training) reaches the user as itself, one
-    line, not as the backend's wrapping of it (tf.data's UnknownError and its traceback)."""
+    `val_batches` (without them, `epochs` epochs); returns Keras's History. Progress is one bar
+    (`verbose`: Keras's line per epoch). An error in making a batch (an entry that changed or
+    vanished while training) reaches the user as itself, one line, not as the backend's
+    wrapping of it (tf.data's UnknownError and its traceback)."""
     callbacks = [train_batches.epoch_callback()]
     if val_batches is not None:
         callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=8, restore_best_weights=True))
+    if progress and not verbose:
+        callbacks.append(EpochBar(epochs, description))
     try:
-        return model.fit(train_batches, validation_data=val_batches, epochs=epochs, verbose=2 if progress else 0,
-                         callbacks=callbacks)
+        return model.fit(train_batches, validation_data=val_batches, epochs=epochs,
+                         verbose=2 if progress and verbose else 0, callbacks=callbacks)
     except Exception:
         failure = train_batches.failure or (val_batches.failure if val_batches is not None else None)
         if isinstance(failure, UserError):
@@ -336,7 +367,8 @@ def fit(config, checked=None):
         log(f"training {kind} model ({model.count_params():,} parameters) on {train_batches.windows} windows "
             f"an epoch from {len(fit_clips)} clips, validating on {len(val_clips)} clips")
         # Every candidate's epoch 0 gets the first draw again (epoch_callback), so all see the same windows.
-        history = train_model(model, train_batches, val_batches, config.epochs, config.progress)
+        history = train_model(model, train_batches, val_batches, config.epochs, config.progress, config.verbose,
+                              f"training {kind}")
         trained[kind] = model, {k: [float(v) for v in values] for k, values in history.history.items()}
     chosen, candidates = choose_head({kind: history for kind, (_, history) in trained.items()})
     if len(kinds) > 1:
@@ -367,7 +399,7 @@ def fit(config, checked=None):
                                      linear_subset if chosen == "linear" else None)
         log(f"training {chosen} again on {len(train_clips)} clips (training and validation), "
             f"{best_epoch + 1} epochs")
-        train_model(model, all_batches, None, best_epoch + 1, config.progress)
+        train_model(model, all_batches, None, best_epoch + 1, config.progress, config.verbose, f"training {chosen} again")
         refit = {"clips": len(train_clips), "epochs": best_epoch + 1, "windows": all_batches.windows}
         test = evaluate_clips(compiled_call(model), test_clips, features, labels, seq_len) if test_clips else None
     if test:
@@ -433,6 +465,13 @@ def fit(config, checked=None):
         manifest["stream_state"] = STATE_POLICY
     extra.update(backbone_files)
     write_bundle(out, model, labels, manifest, force=config.force, extra_files=extra)
-    log(f"wrote {out} ({seconds:.0f} s)")
+    held_out = test["all_windows"]["accuracy"] if test else history["val_accuracy"][best_epoch]
+    chance = 1 / len(labels)
+    if held_out <= chance + 1e-9:
+        log(f"warning: the {chosen} head scores {held_out:.1%} on clips it did not train on, no better than chance "
+            f"({chance:.1%}): it has not learnt these actions. Give it more clips a class, from more sessions "
+            "(people, places), and clips of at least the window's length")
+    log(f"wrote {out}: {chosen} head, {held_out:.1%} on held-out clips ({'test' if test else 'validation'}, "
+        f"chance {chance:.1%}), {seconds:.0f} s")
     return report
 
