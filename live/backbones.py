@@ -24,16 +24,7 @@ import numpy as np
 
 from live import movinet, store
 from live.errors import UserError, first_line
-from live.files import written_atomically
-
-
-def cache_dir():
-    """Where converted weights and runtime models are cached (LIVE_CACHE_DIR overrides)."""
-    root = os.environ.get("LIVE_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "live")
-    path = Path(root)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+from live.files import cache_dir, written_atomically
 
 
 def damaged_cache_entry(path, exc):

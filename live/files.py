@@ -1,4 +1,4 @@
-"""Writing files so that readers only ever see complete ones."""
+"""Where the cache lives, and writing files so that readers only ever see complete ones."""
 import hashlib
 import os
 import secrets
@@ -6,6 +6,15 @@ import shutil
 import socket
 from contextlib import contextmanager
 from pathlib import Path
+
+
+def cache_dir():
+    """Where converted weights and runtime models are cached (LIVE_CACHE_DIR overrides)."""
+    root = os.environ.get("LIVE_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "live")
+    path = Path(root)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def file_sha256(path):

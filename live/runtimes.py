@@ -13,7 +13,8 @@ from pathlib import Path
 from live.quiet import keras
 import numpy as np
 
-from live.backbones import cache_dir, damaged_cache_entry
+from live.backbones import damaged_cache_entry
+from live.files import cache_dir
 from live.cpus import usable_cpus
 from live.errors import UserError, first_line
 from live.files import file_sha256, written_atomically

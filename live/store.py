@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from live.errors import UserError
-from live.files import file_sha256, flushed, written_atomically
+from live.files import cache_dir, file_sha256, flushed, written_atomically
 
 MODELS_ENV = "LIVE_MODELS"
 
@@ -81,8 +81,6 @@ def model_folders():
 
 
 def cache_folder():
-    from live.backbones import cache_dir
-
     return cache_dir() / "models"
 
 

@@ -29,7 +29,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from live.backbones import cache_dir, fingerprint, get_backbone, load_backbone_model
+from live.backbones import fingerprint, get_backbone, load_backbone_model
+from live.files import cache_dir
 from live.errors import UserError, first_line
 from live.files import written_atomically
 from live.frames import TimeSampler, to_model_input
