@@ -1,19 +1,31 @@
-"""The web view (`live --serve`): a page, each stream's annotated picture as MJPEG and as a
-snapshot, results and label events as Server-Sent Events, and a JSON status, served while the
-run goes on.
+"""The web view (`live --serve`): a page, each stream's picture as MJPEG and as a snapshot
+(annotated on request), results and label events as Server-Sent Events, and a JSON status,
+served while the run goes on.
 
 The server is the standard library's ThreadingHTTPServer: no new dependency, and a thread per
 viewer suits an app that is threaded already (the classifier runs on the main thread, each
 viewer's stream waits on a condition). Its docs warn that http.server is not meant for
 production (it implements only basic security checks): this serves a handful of viewers on a
 local network, binds to the loopback unless told otherwise, asks for a token off it, limits
-viewers and request sizes, and serves no file at all.
+viewers and request sizes, and serves no file at all: the page (live/page: HTML, CSS and
+JavaScript, shipped in the package) is one response, read once, under a Content-Security-Policy
+that allows its own script and style and nothing else.
+
+The page shows each label once, as text and bars beside the picture, so the pictures it asks for
+carry no overlay (`?overlay=1` draws the window's overlay, for a viewer that only shows the
+picture). It asks for the picture at the size it is shown, never larger than the source, and
+starts with a snapshot so that its first paint has a picture. Label events carry the wall-clock
+time of their start and end (`wall_start`, `wall_end`, Unix seconds) beside the stream time, so
+the page can say when they happened.
 
 Frames cost nothing until someone watches: the classifying thread only keeps a reference to the
 newest result. The first viewer to want a new frame draws and encodes it (off the classifying
 thread); the others reuse that JPEG. A viewer always gets the newest frame, so one that stops
 reading holds no queue and slows nobody.
 """
+import base64
+import functools
+import hashlib
 import hmac
 import ipaddress
 import json
@@ -25,6 +37,7 @@ import time
 from collections import deque
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib.resources import files
 from urllib.parse import parse_qs, urlsplit
 
 import cv2
@@ -33,6 +46,8 @@ from live.errors import UserError
 from live.sinks import DrawingSink, Overlay
 
 RESULTS_PER_SECOND = 4   # per stream, on /events: enough for the bars and the chart
+HISTORY_S = 60           # the page's chart spans the last minute: a page gets that much history when it opens
+HISTORY_PER_SECOND = 2   # points of that history per stream and second (the chart's live part gets 4)
 MAX_VIEWERS = 32         # streams (MJPEG and SSE) open at once; more are answered 503
 MAX_PATH = 2048          # a longer request target is answered 414
 JPEG_QUALITY = 80
@@ -41,6 +56,7 @@ BACKLOG_EVENTS = 50      # label events a page gets when it connects
 # A picture stream's socket buffer: the kernel's default grows to 4 MB, seconds of stale frames
 # queued for a slow viewer; this holds a few, so a slow viewer's next frame is a recent one.
 SEND_BUFFER = 128 * 1024
+YES = ("1", "true", "yes", "on")  # a query flag that is set, as in ?overlay=1
 
 
 def is_loopback(host):
@@ -60,19 +76,40 @@ class StreamView:
         self.info = info
         self.result = self.status = self.image = None
         self.seq = 0  # how many results so far: a viewer waits for a larger one
-        self.encoded = {}  # height: (seq, JPEG bytes)
-        self.encodes = 0   # JPEGs made so far: at most one per frame and height, none without viewers
+        self.wall = None  # the newest frame's wall-clock time (Unix seconds): when it was read
+        self.size = info.size  # (width, height) of the pictures, once known
+        self.encoded = {}  # (height, overlay): (seq, JPEG bytes)
+        self.encodes = 0   # JPEGs made so far: at most one per frame, size and overlay, none without viewers
         self.encoding = threading.Lock()
         self.last_published = 0.0
+        self.history = deque()  # [wall, top], for the chart of a page that opens now
 
-    def summary(self, top_k):
-        result = self.result
+    def summary(self, top_k, threshold=0.0):
+        """The stream as /api/streams and the `result` events give it. `width`, `height`, the
+        overlay's figures (`source_fps`, `model_fps`, `model_ms`, `dropped_fraction`), `filled`,
+        `seq_len`, `uncertain` and `wall` came after the rest: the page shows them instead of
+        drawing them on the picture."""
+        result, status = self.result, self.status or {}
+        width, height = self.size or (None, None)
         return {"stream": self.info.number, "name": self.info.name, "fps": round(self.info.fps, 3),
                 "label": result.label if result else None, "score": round(result.score, 4) if result else None,
                 "top": [[label, round(score, 4)] for label, score in result.top(top_k)] if result else [],
                 "frame": result.frame.index if result else None, "jpegs": self.encodes,
                 "dropped": getattr(self.info.source, "dropped", 0), "missed": getattr(self.info.source, "missed", 0),
-                "time": round(result.frame.timestamp, 3) if result else None}
+                "time": round(result.frame.timestamp, 3) if result else None,
+                "wall": round(self.wall, 3) if self.wall else None,
+                "width": width, "height": height,
+                "filled": result.filled if result else None, "seq_len": result.seq_len if result else None,
+                "uncertain": bool(result and result.score < threshold),
+                **{key: round(status[key], 3) if key in status else None
+                   for key in ("source_fps", "model_fps", "model_ms", "dropped_fraction")}}
+
+    def wall_time(self, stream_time):
+        """The wall-clock time (Unix seconds) of a moment of the stream's time, from the newest
+        frame's: exact while a source plays at its own pace, near for a --fast run's recent moments."""
+        if self.wall is None or self.result is None:
+            return None
+        return round(self.wall - (self.result.frame.timestamp - stream_time), 3)
 
 
 class WebSink(DrawingSink):
@@ -88,6 +125,7 @@ class WebSink(DrawingSink):
         self.token = token  # made up at open() when one is needed and none was given
         self.needs_token = not is_loopback(self.host)
         self.top_k = top_k
+        self.threshold = threshold
         self.event_rule = (event_min_duration, event_min_score)
         self.max_viewers = max_viewers
         super().__init__(overlay or Overlay(top_k=top_k, threshold=threshold))
@@ -111,6 +149,7 @@ class WebSink(DrawingSink):
         from live.events import EventTracker
 
         super().open(streams)
+        page()  # read now: a broken install fails at start, not at the first viewer
         self.views = [StreamView(info) for info in streams]
         self.by_name = {view.info.name: view for view in self.views}
         self.trackers = {info.name: EventTracker(info.name, *self.event_rule) for info in streams}
@@ -131,22 +170,37 @@ class WebSink(DrawingSink):
         before = tracker.current
         closed = tracker.update(result)
         now = time.monotonic()
+        frame = result.frame
         # A copy of the picture, and only while someone watches: the decoder may reuse the
         # frame's memory for the next frames once this call returns.
-        image = result.frame.image.copy() if self.viewers else None
+        image = frame.image.copy() if self.viewers and frame.image is not None else None
+        # When the frame was read, on the wall clock (read_at is on the monotonic clock).
+        wall = time.time() - (time.perf_counter() - frame.read_at)
         with self.changed:
-            view.result, view.status, view.image = result, status, image
+            view.result, view.status, view.image, view.wall = result, status, image, wall
+            if frame.image is not None:
+                view.size = (frame.image.shape[1], frame.image.shape[0])
             view.seq += 1
             for event in closed:
-                self._publish("label", {**event, "stream": view.info.number, "name": view.info.name,
-                                        "state": "closed"})
+                self._publish_closed(view, event)
             if tracker.current is not before and tracker.current is not None and tracker.current.label is not None:
+                start = round(tracker.current.start, 3)
                 self._publish("label", {"stream": view.info.number, "name": view.info.name, "state": "open",
-                                        "label": tracker.current.label, "start": round(tracker.current.start, 3)})
+                                        "label": tracker.current.label, "start": start,
+                                        "wall_start": view.wall_time(start)})
             if now - view.last_published >= 1 / RESULTS_PER_SECOND:
                 view.last_published = now
-                self._publish("result", view.summary(self.top_k))
+                self._publish("result", view.summary(self.top_k, self.threshold))
+            if not view.history or wall - view.history[-1][0] >= 1 / HISTORY_PER_SECOND:
+                top = [[label, round(score, 4)] for label, score in result.top(self.top_k)]
+                view.history.append([round(wall, 3), top])
+                while wall - view.history[0][0] > HISTORY_S:
+                    view.history.popleft()
             self.changed.notify_all()
+
+    def _publish_closed(self, view, event):
+        self._publish("label", {**event, "stream": view.info.number, "name": view.info.name, "state": "closed",
+                                "wall_start": view.wall_time(event["start"]), "wall_end": view.wall_time(event["end"])})
 
     def _publish(self, kind, payload):
         self.message_id += 1
@@ -160,8 +214,7 @@ class WebSink(DrawingSink):
             self.closing = True
             for name, tracker in self.trackers.items():
                 for event in tracker.finish():
-                    view = self.by_name[name]
-                    self._publish("label", {**event, "stream": view.info.number, "name": name, "state": "closed"})
+                    self._publish_closed(self.by_name[name], event)
             self.changed.notify_all()  # every viewer's loop ends
         if self.server:
             self.server.shutdown()
@@ -176,23 +229,31 @@ class WebSink(DrawingSink):
             self.changed.wait_for(lambda: self.closing or (view.seq > seen and view.image is not None), timeout)
             return None if self.closing else view.seq if view.image is not None else seen
 
-    def jpeg(self, view, height=None):
-        """The newest frame as JPEG bytes, drawn and encoded once for everyone who asks."""
+    def jpeg(self, view, height=None, overlay=False):
+        """The newest frame as JPEG bytes (at most `height` pixels high, with the overlay drawn
+        if asked), made once for everyone who asks for the same."""
+        key = (height, overlay)
         with view.encoding:
             with self.changed:
                 result, status, seq, image = view.result, view.status, view.seq, view.image
-            cached = view.encoded.get(height)
+            cached = view.encoded.get(key)
             if cached and cached[0] == seq:
                 return cached[1]
-            picture = self.overlay.renderer.draw(image, result, status)
+            picture = self.overlay.renderer.draw(image, result, status) if overlay else as_bgr(image)
             if height and height < picture.shape[0]:
                 width = max(1, round(picture.shape[1] * height / picture.shape[0]))
                 picture = cv2.resize(picture, (width, height), interpolation=cv2.INTER_AREA)
             ok, data = cv2.imencode(".jpg", picture, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
             view.encoded = {size: item for size, item in view.encoded.items() if item[0] == seq}
-            view.encoded[height] = (seq, data.tobytes())
+            view.encoded[key] = (seq, data.tobytes())
             view.encodes += 1
-            return view.encoded[height][1]
+            return view.encoded[key][1]
+
+    def summaries(self, history=False):
+        """What /api/streams says of each stream; with `history`, the scores of the last minute too."""
+        with self.changed:
+            return [{**view.summary(self.top_k, self.threshold), **({"history": list(view.history)} if history else {})}
+                    for view in self.views]
 
     def wait_messages(self, after, timeout):
         """Messages newer than id `after` (waiting up to `timeout`); None once the run ends."""
@@ -212,6 +273,48 @@ class WebSink(DrawingSink):
     def leave(self):
         with self.changed:
             self.viewers -= 1
+
+
+def as_bgr(image):
+    """A grey or BGRA frame as BGR, as the overlay draws on: every picture served is colour JPEG."""
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    return image
+
+
+@functools.cache
+def page():
+    """(template, Content-Security-Policy): index.html with page.css and page.js put inline, so
+    the page is one response and no file is served; the policy names their hashes, so no other
+    script or style runs (an injected one included)."""
+    folder = files("live") / "page"
+    style, script = (folder / "page.css").read_text("utf-8"), (folder / "page.js").read_text("utf-8")
+    template = (folder / "index.html").read_text("utf-8")
+    for marker in ("<!-- page.css -->", "<!-- page.js -->", "<!-- streams -->"):
+        if template.count(marker) != 1:
+            raise RuntimeError(f"live/page/index.html: {marker} must appear once")
+    template = template.replace("<!-- page.css -->", f"<style>{style}</style>").replace(
+        "<!-- page.js -->", f"<script>{script}</script>")
+
+    def digest(text):
+        return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
+
+    policy = (f"default-src 'none'; script-src {digest(script)}; style-src {digest(style)}; img-src 'self' data:; "
+              "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+    return template, policy
+
+
+def page_with(streams):
+    """The page, with the streams as /api/streams gives them (and their last minute's scores),
+    so it builds its cards, asks for their pictures and draws their charts before its first
+    paint instead of after a round trip; and the server's clock, which those times are on."""
+    template, policy = page()
+    # Inside <script>, "</" could end the element: a stream's name is any text.
+    data = json.dumps({"now": round(time.time(), 3), "streams": streams})
+    data = data.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return template.replace("<!-- streams -->", f'<script type="application/json" id="initial">{data}</script>'), policy
 
 
 def bind(host, port, handler=BaseHTTPRequestHandler):
@@ -279,10 +382,11 @@ class _Handler(BaseHTTPRequestHandler):
             if query.get("token"):
                 cookie = f"{COOKIE}={self.web.token}; Path=/; HttpOnly; SameSite=Strict"
         if url.path == "/":
-            return self._send(HTTPStatus.OK, PAGE.encode(), "text/html; charset=utf-8", set_cookie=cookie)
+            body, policy = page_with(self.web.summaries(history=True))
+            return self._send(HTTPStatus.OK, body.encode(), "text/html; charset=utf-8", set_cookie=cookie,
+                              content_security_policy=policy, x_content_type_options="nosniff")
         if url.path == "/api/streams":
-            body = json.dumps([view.summary(self.web.top_k) for view in self.web.views]).encode()
-            return self._send(HTTPStatus.OK, body, "application/json")
+            return self._send(HTTPStatus.OK, json.dumps(self.web.summaries()).encode(), "application/json")
         if url.path == "/events":
             return self._viewer(self._events)
         parts = url.path.split("/")
@@ -291,9 +395,10 @@ class _Handler(BaseHTTPRequestHandler):
             if number.isdigit() and 1 <= int(number) <= len(self.web.views):
                 view = self.web.views[int(number) - 1]
                 height = _number(query.get("height"), int, 16, 4320)
+                overlay = query.get("overlay", "").lower() in YES
                 if kind == "jpg":
-                    return self._snapshot(view, height)
-                return self._viewer(self._mjpeg, view, height, _number(query.get("fps"), float, 0.1, 60))
+                    return self._snapshot(view, height, overlay)
+                return self._viewer(self._mjpeg, view, height, _number(query.get("fps"), float, 0.1, 60), overlay)
         return self._send(HTTPStatus.NOT_FOUND, b"not found\n")
 
     def _cookie(self, name):
@@ -311,7 +416,7 @@ class _Handler(BaseHTTPRequestHandler):
         if set_cookie:
             self.send_header("Set-Cookie", set_cookie)
         for key, value in headers.items():
-            self.send_header(key.title(), value)
+            self.send_header(key.replace("_", "-").title(), value)
         self.end_headers()
         self.wfile.write(body)
 
@@ -324,7 +429,7 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             self.web.leave()
 
-    def _snapshot(self, view, height):
+    def _snapshot(self, view, height, overlay):
         """The next frame, kept for this viewer as for any other (a copy is made only for viewers)."""
         if not self.web.take_viewer():
             return self._send(HTTPStatus.SERVICE_UNAVAILABLE, b"too many viewers\n")
@@ -333,7 +438,7 @@ class _Handler(BaseHTTPRequestHandler):
                 seen = view.seq
             if self.web.wait_frame(view, seen, timeout=5) in (None, seen):
                 return self._send(HTTPStatus.SERVICE_UNAVAILABLE, b"no frame yet\n")
-            picture = self.web.jpeg(view, height)
+            picture = self.web.jpeg(view, height, overlay)
         finally:
             self.web.leave()
         self._send(HTTPStatus.OK, picture, "image/jpeg")
@@ -345,7 +450,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Connection", "close")
         self.end_headers()
 
-    def _mjpeg(self, view, height, fps):
+    def _mjpeg(self, view, height, fps, overlay):
         self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
         self._start_stream("multipart/x-mixed-replace; boundary=frame")
         seen = 0
@@ -357,7 +462,7 @@ class _Handler(BaseHTTPRequestHandler):
             if newest == seen:
                 continue
             seen = newest
-            picture = self.web.jpeg(view, height)
+            picture = self.web.jpeg(view, height, overlay)
             self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(picture)
                              + picture + b"\r\n")
             self.wfile.flush()
@@ -393,121 +498,3 @@ def _number(text, kind, low, high):
         return min(max(kind(text), low), high) if text else None
     except ValueError:
         return None
-
-
-PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>live</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<style>
-body { font: 15px system-ui, sans-serif; margin: 0; background: #111; color: #eee; }
-header { padding: 10px 16px; background: #222; display: flex; gap: 16px; align-items: baseline; }
-header h1 { font-size: 18px; margin: 0; }
-#state { color: #9c9; }
-main { display: flex; flex-wrap: wrap; gap: 16px; padding: 16px; }
-.stream { background: #1b1b1b; border-radius: 6px; padding: 12px; width: 660px; }
-.stream h2 { font-size: 14px; margin: 0 0 8px; color: #aaa; word-break: break-all; }
-.stream img { width: 100%; background: #000; min-height: 120px; display: block; }
-.label { font-size: 22px; margin: 8px 0 4px; color: #6d6; }
-.bar { position: relative; height: 22px; margin: 3px 0; background: #2a2a2a; }
-.bar span { position: absolute; left: 6px; top: 2px; }
-.bar div { height: 100%; background: #3a6ea5; }
-canvas { width: 100%; height: 140px; background: #151515; margin-top: 8px; }
-.legend span { margin-right: 12px; font-size: 12px; }
-aside { padding: 0 16px 16px; }
-aside h2 { font-size: 16px; }
-#events { list-style: none; padding: 0; margin: 0; max-height: 320px; overflow-y: auto; }
-#events li { padding: 4px 0; border-bottom: 1px solid #2a2a2a; }
-#events .open { color: #6d6; }
-</style></head>
-<body>
-<header><h1>live</h1><span id="state">connecting…</span></header>
-<main id="streams"></main>
-<aside><h2>Label events</h2><ul id="events"></ul></aside>
-<script>
-"use strict";
-const COLOURS = ["#4e9be6", "#e6a04e", "#6fd16f", "#e65e5e", "#b07be6", "#e6d94e"];
-const WINDOW_MS = 60000;
-const streams = {};
-
-function element(tag, attributes, text) {
-  const node = document.createElement(tag);
-  Object.assign(node, attributes || {});
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
-
-function addStream(info) {
-  const card = element("section", {className: "stream"});
-  card.append(element("h2", {}, info.stream + ": " + info.name));
-  card.append(element("img", {src: "/streams/" + info.stream + ".mjpg", alt: "stream " + info.stream}));
-  const label = element("div", {className: "label"}, "waiting for the first result…");
-  const bars = element("div");
-  const chart = element("canvas", {width: 640, height: 140});
-  const legend = element("div", {className: "legend"});
-  card.append(label, bars, chart, legend);
-  document.getElementById("streams").append(card);
-  streams[info.stream] = {label, bars, chart, legend, history: []};
-  if (info.label !== null) showResult(info);
-}
-
-function showResult(result) {
-  const view = streams[result.stream];
-  if (!view) return;
-  view.label.textContent = result.label + " " + Math.round(result.score * 100) + "%";
-  view.bars.replaceChildren(...result.top.map(([label, score]) => {
-    const bar = element("div", {className: "bar"});
-    const fill = element("div");
-    fill.style.width = (score * 100).toFixed(1) + "%";
-    bar.append(fill, element("span", {}, label + " " + Math.round(score * 100) + "%"));
-    return bar;
-  }));
-  const now = Date.now();
-  view.history.push({time: now, scores: Object.fromEntries(result.top)});
-  while (view.history.length && now - view.history[0].time > WINDOW_MS) view.history.shift();
-  drawChart(view, now);
-}
-
-function drawChart(view, now) {
-  const canvas = view.chart, context = canvas.getContext("2d");
-  context.clearRect(0, 0, canvas.width, canvas.height);
-  const labels = [...new Set(view.history.flatMap(entry => Object.keys(entry.scores)))];
-  const ranked = labels.map(label => [label, Math.max(...view.history.map(entry => entry.scores[label] || 0))])
-    .sort((a, b) => b[1] - a[1]).slice(0, COLOURS.length).map(([label]) => label);
-  view.legend.replaceChildren();
-  ranked.forEach((label, index) => {
-    context.strokeStyle = COLOURS[index];
-    context.lineWidth = 2;
-    context.beginPath();
-    view.history.forEach((entry, position) => {
-      const x = canvas.width * (1 - (now - entry.time) / WINDOW_MS);
-      const y = canvas.height * (1 - (entry.scores[label] || 0));
-      if (position) context.lineTo(x, y); else context.moveTo(x, y);
-    });
-    context.stroke();
-    const key = element("span", {}, "\\u25A0 " + label);
-    key.style.color = COLOURS[index];
-    view.legend.append(key);
-  });
-}
-
-function showEvent(event) {
-  const list = document.getElementById("events");
-  const text = event.state === "open"
-    ? event.stream + ": " + event.label + " began at " + event.start.toFixed(1) + " s"
-    : event.stream + ": " + event.label + " " + event.start.toFixed(1) + "–" + event.end.toFixed(1)
-      + " s, peak " + Math.round(event.peak_score * 100) + "%";
-  list.prepend(element("li", {className: event.state}, text));
-}
-
-fetch("/api/streams").then(response => response.json()).then(infos => {
-  infos.forEach(addStream);
-  const source = new EventSource("/events");
-  const state = document.getElementById("state");
-  source.onopen = () => { state.textContent = "live"; };
-  source.onerror = () => { state.textContent = "disconnected: retrying…"; };
-  source.addEventListener("result", message => showResult(JSON.parse(message.data)));
-  source.addEventListener("label", message => showEvent(JSON.parse(message.data)));
-});
-</script>
-</body></html>
-"""
