@@ -19,13 +19,13 @@ import numpy as np
 from live.bundle import default_bundle_path
 from live.errors import UserError
 from live.smoothing import DEFAULT as DEFAULT_SMOOTHING
-from live.sources import ArraySource, Feed, open_source
+from live.sources import ArraySource, Feed, Source, open_source
 
 
 def open_any(source, fps=None, side_by_side=1):
     """(opened source, whether we opened it) for a path or URL, a camera index, any iterable of
     BGR numpy frames, or a source already opened with `live.sources.open_source`."""
-    if hasattr(source, "frames") and hasattr(source, "close"):
+    if isinstance(source, Source):
         return source, False
     return _open(source, fps, side_by_side), True
 
@@ -134,15 +134,15 @@ def is_source_list(source):
     """A list or tuple of sources (paths, URLs, camera indexes, opened sources), as opposed to
     one source that is a list of numpy frames."""
     return isinstance(source, (list, tuple)) and bool(source) and all(
-        isinstance(item, (str, os.PathLike, int, np.integer)) or (hasattr(item, "frames") and hasattr(item, "close"))
-        for item in source)
+        isinstance(item, (str, os.PathLike, int, np.integer, Source)) for item in source)
 
 
 def stream_name(source):
-    """A stream's name in results and events: the source as given (a path, a URL, a camera index)."""
+    """A stream's name in results and events: the source as given (a path, a URL, a camera index),
+    an opened source's own name, or "frames" for numpy frames."""
     if isinstance(source, (str, os.PathLike, int, np.integer)):
         return os.fspath(source) if isinstance(source, os.PathLike) else str(source)
-    return getattr(source, "name", "frames")
+    return source.name if isinstance(source, Source) else "frames"
 
 
 def unique_names(names):

@@ -20,8 +20,10 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import cv2
 import numpy as np
@@ -43,6 +45,34 @@ class Frame:
     read_at: float      # time.perf_counter() when it was read: latency is measured from here
     read_ms: float      # how long reading it took
     sampled: bool | None = None  # decided by a planned source (see `plan`); None: by the pipeline
+
+
+@runtime_checkable
+class Source(Protocol):
+    """What every kind of source offers the pipeline (FileSource, CameraSource, StreamSource,
+    FrameIterable, ArraySource; a new kind of input is one more class with these members).
+
+    A source that is not `live` hands out every frame in order through frames(); a live one
+    keeps the newest (take(), ready(): see _LatestFrameSource). `plan` hands it the stream's
+    sampler, so it can decide per frame what is converted (a source that cannot decide ignores
+    it: the pipeline's sampler then decides)."""
+
+    name: str
+    live: bool             # frames come at the source's own pace, newest first
+    fps: float             # the declared frame rate (0: unknown)
+    frames_read: int
+    dropped: int           # frames replaced by a newer one before they were used
+    missed: int            # of those, frames the sampler took: sample points lost
+
+    def frames(self) -> Iterator[Frame]: ...
+
+    def plan(self, sampler, every_picture) -> None: ...
+
+    def stopped_early(self) -> tuple[int, int] | None: ...
+
+    def interrupt(self) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class FileSource:
@@ -158,6 +188,8 @@ class FrameIterable:
     source: handed on in order, as a file's are."""
 
     live = False
+    fps = 0.0  # unknown: the frames carry their own times
+    missed = 0  # handed on in order: no sample point is ever missed
 
     def __init__(self, frames, name="frames"):
         self.name = name
@@ -169,6 +201,9 @@ class FrameIterable:
         for frame in self._frames:
             self.frames_read += 1
             yield frame
+
+    def plan(self, sampler, every_picture):
+        """Nothing to decide: the frames are made already, so the pipeline's sampler decides."""
 
     def interrupt(self):
         """Nothing to do: the frame loop checks for a stop after every frame."""
@@ -478,8 +513,6 @@ class Feed:
         at least as often: a sampler that keeps every frame (or every n-th) would make its
         held sample points a queue that lags, and a sparser --max-fps would miss them by design.
         Unplanned, it keeps the newest frame, and the sampler picks among the frames taken."""
-        if not hasattr(self.source, "plan"):
-            return
         if not self.source.live or (sampler.period is not None and self._period <= sampler.period):
             self.source.plan(sampler, every_picture)
 

@@ -28,7 +28,7 @@ class OverlayStatus:
     def __init__(self, source, max_fps=None):
         self.source = source
         self.max_fps = max_fps  # frames skipped to honour --max-fps are no sign of falling behind
-        self.source_fps = getattr(source, "fps", 0.0) or 0.0  # the declared rate, until measured
+        self.source_fps = source.fps or 0.0  # the declared rate, until measured
         self.model_fps = 0.0
         self.model_ms = 0.0
         self.dropped_fraction = 0.0
@@ -65,4 +65,4 @@ class OverlayStatus:
 
     def as_dict(self):
         return {"source_fps": self.source_fps, "model_fps": self.model_fps, "model_ms": self.model_ms,
-                "dropped_fraction": self.dropped_fraction, "missed": getattr(self.source, "missed", 0)}
+                "dropped_fraction": self.dropped_fraction, "missed": self.source.missed}

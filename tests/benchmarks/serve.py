@@ -7,7 +7,8 @@ as the machine goes (`--fast`: the worst case for the server, since every classi
 new picture for the viewers; a file played at its own pace or a camera gives them at most the
 source's rate). Each setting runs for the same time in one process, through the Python API, with
 no server, then with the server (live.web.WebSink) and N viewers: curl processes reading
-/streams/1.mjpg at the default settings (every new frame, full size), as a browser's <img> does.
+/streams/1.mjpg?overlay=1 (every new frame, full size, with the overlay drawn: the cost the table
+measures), as a browser's <img> does.
 Prints one table: frames classified per second and its ratio to no server, the process's CPU
 seconds per classified frame, and each viewer's bandwidth. Writes bench-results/serve.json.
 Not a test: it asserts nothing, it measures.
@@ -44,7 +45,7 @@ def measure(model, seconds, viewers):
     results = model.stream(source, sinks=[sink] if sink else [])
     next(results)
     curls = [subprocess.Popen(["curl", "-sN", "-o", "/dev/null", "-w", "%{size_download}",
-                               f"http://127.0.0.1:{sink.port}/streams/1.mjpg"], stdout=subprocess.PIPE, text=True)
+                               f"http://127.0.0.1:{sink.port}/streams/1.mjpg?overlay=1"], stdout=subprocess.PIPE, text=True)
              for _ in range(viewers or 0)]
     settle = time.perf_counter() + 1.0
     for _ in results:
