@@ -18,7 +18,7 @@ import numpy as np
 
 from live.bundle import default_bundle_path
 from live.errors import UserError
-from live.smoothing import DEFAULT as DEFAULT_SMOOTHING
+from live.config import DEFAULTS
 from live.sources import ArraySource, Feed, Source, open_source
 
 
@@ -68,8 +68,8 @@ class Model:
     def manifest(self):
         return self.classifier.bundle.manifest
 
-    def stream(self, source, max_frames=None, smooth=DEFAULT_SMOOTHING, fps=None, max_fps=None, names=None, on_failure=None,
-               realtime=False, sinks=(), every_picture=True):
+    def stream(self, source, max_frames=None, smooth=DEFAULTS.smooth, fps=None, max_fps=None, names=None,
+               on_failure=None, realtime=False, sinks=(), every_picture=True, event_rule=DEFAULTS.event_rule):
         """Yield one Result per frame of `source`, or of each of a list of sources read side by
         side (each result's `stream` says whose). `max_frames` and `max_fps` hold per stream;
         `fps` gives numpy frames their timestamps (25 if not given); `names` overrides the
@@ -82,7 +82,9 @@ class Model:
         `sinks` (live.Sink objects: a video, a web view, your own) are opened with the streams,
         receive every result before it is yielded, and are closed once, after the sources,
         however the loop ends (a generator closed early included); one whose `put` returns
-        False ends the loop.
+        False ends the loop. Each result carries its overlay figures (`status`) and the label
+        events it opened or closed (`events`, by `event_rule`: (min_duration, min_score), see
+        live/events.py); the events the end closes go to each sink's `finish`.
 
         `every_picture=False` is for runs that look at no picture but the model's: the frames
         the sampler skips are decoded but not converted, and come with `frame.image` None
@@ -93,11 +95,15 @@ class Model:
         if names is not None and len(names) != len(sources):
             raise ValueError(f"{len(names)} names for {len(sources)} sources")
         from live.pipeline import classify_streams
-        from live.sinks import StreamInfo, close_sinks, deliver
+        from live.sinks import StreamInfo, close_sinks, deliver, finish_sinks
+        from live.status import StreamTracking
 
-        opened, feeds, arrived, sinks = [], [], threading.Event(), list(sinks)
+        opened, feeds, arrived, sinks, tracking = [], [], threading.Event(), list(sinks), {}
         with contextlib.ExitStack() as closing:
             closing.callback(close_sinks, sinks)  # runs last: after the sources, every sink, once
+            # Before the sinks close: the label events the end closes, however it ends.
+            closing.callback(lambda: finish_sinks(sinks, [event for stream in tracking.values()
+                                                          for event in stream.finish()]))
             try:
                 for item in sources:
                     opened.append(open_any(item, fps, len(sources)))
@@ -108,11 +114,14 @@ class Model:
                         source.arrived = arrived
                 streams = [StreamInfo(number, name, source.fps, source.size, source)
                            for number, ((source, _), name) in enumerate(zip(opened, names), start=1)]
+                tracking.update((info.name, StreamTracking(info.name, info.source, max_fps, event_rule))
+                                for info in streams)
                 for sink in sinks:
                     sink.open(streams)
                 with contextlib.closing(classify_streams(self.classifier, feeds, smooth, arrived, on_failure,
                                                        every_picture)) as results:
                     for result in results:
+                        tracking[result.stream].annotate(result)
                         wanted = deliver(result, sinks)
                         yield result
                         if not wanted:

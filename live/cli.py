@@ -13,7 +13,8 @@ from live import __version__
 from live.choices import RUNTIMES
 from live.errors import UserError, first_line
 from live.quiet import leave_out_unused_imports, quiet_native_libraries
-from live.smoothing import DEFAULT as DEFAULT_SMOOTHING, Smoothing
+from live.config import RunConfig, default
+from live.smoothing import Smoothing
 
 EXIT_INTERRUPTED = 130
 
@@ -150,17 +151,17 @@ class Group(OneLineUsageErrors, click.Group):
 @click.option("--backbone-weights", metavar="FILE",
               help="A local file of weights for the bundle's backbone [default: the bundle's own, or the "
                    "backbone's standard ones].")
-@click.option("--display/--no-display", default=None, help="Show a window [default: when a screen exists].")
+@click.option("--display/--no-display", default=default("display"), help="Show a window [default: when a screen exists].")
 @click.option("--output", metavar="PATH",
               help="Write the annotated video (.mp4 or .avi; also .mov, .m4v, .mkv). With several streams, "
                    "one per stream: out.mp4 becomes out-1.mp4, out-2.mp4, … in stream order (files first, "
                    "then cameras).")
 @click.option("--jsonl", metavar="PATH", help="Write one JSON object per frame; '-' for stdout.")
-@click.option("--top-k", type=click.IntRange(1), default=3, show_default=True, help="Labels listed on screen.")
-@click.option("--smooth", type=SmoothingType(), default=DEFAULT_SMOOTHING, show_default=True, metavar="ema:ALPHA|N",
+@click.option("--top-k", type=click.IntRange(1), default=default("top_k"), show_default=True, help="Labels listed on screen.")
+@click.option("--smooth", type=SmoothingType(), default=default("smooth"), show_default=True, metavar="ema:ALPHA|N",
               help="What the shown label follows: an exponential moving average of the model's outputs that "
                    "weighs the newest by ALPHA (ema:1 is none), or the mean of the last N.")
-@click.option("--threshold", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+@click.option("--threshold", type=click.FloatRange(0, 1), default=default("threshold"), show_default=True,
               help="Below this score, show 'uncertain'.")
 @click.option("--max-frames", type=click.IntRange(1), help="Stop after N frames (of each stream).")
 @click.option("--loop", is_flag=True, help="Replay a file without end (kiosks, demos); Ctrl-C or --max-frames stops.")
@@ -169,9 +170,9 @@ class Group(OneLineUsageErrors, click.Group):
 @click.option("--events", metavar="PATH",
               help="Write one JSON object per label segment (stream, label, start, end, peak_score, frames); "
                    "'-' for stdout.")
-@click.option("--event-min-duration", type=click.FloatRange(0), default=1.0, show_default=True,
+@click.option("--event-min-duration", type=click.FloatRange(0), default=default("event_min_duration"), show_default=True,
               help="Seconds a label must hold the top to open or end a segment.")
-@click.option("--event-min-score", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+@click.option("--event-min-score", type=click.FloatRange(0, 1), default=default("event_min_score"), show_default=True,
               help="Below this score no label counts as on top, for events.")
 @click.option("--fast", is_flag=True,
               help="In a window or with --serve, classify a file as fast as the machine can instead of "
@@ -191,7 +192,8 @@ def main(**options):
 
     Ctrl-C stops cleanly with exit code 130; SIGTERM stops cleanly with exit code 0.
     """
-    sys.exit(run_with_errors(run, **options))
+    options["files"], options["cameras"] = tuple(options["files"]), tuple(options["cameras"])
+    sys.exit(run_with_errors(run, RunConfig(**options)))
 
 
 def show_version(context):
@@ -239,81 +241,122 @@ def command():
     os._exit(code or 0)
 
 
-def run(cameras, files, weights, runtime, backbone_weights, display, output, jsonl, top_k, smooth,
-        threshold, max_frames, loop, max_fps, events, event_min_duration, event_min_score, fast, jsonl_probs,
-        serve=None, serve_token=None):
+def run(config):
+    """A run of the `live` command: check what was typed, open the inputs, load the model (the
+    Python API: one code path), stream through the sinks, print the summary; the exit code."""
     # None of these imports TensorFlow: it comes with load(), after every check below and after
     # the inputs have opened, so a mistake is reported in a fraction of a second.
     from live.api import load, unique_names
-    from live.checks import check_before_loading
-    from live.display import screen_problem
-    from live.outputs import summary_text
-    from live.sinks import SummarySink, VideoSink, build_sinks, parse_address
-    from live.sources import open_source
+    from live.sinks import build_sinks
 
-    if not files and not cameras:
-        raise UserError("give an input: --camera INDEX or --file PATH_OR_URL (each may be repeated)")
-    check_before_loading(weights, backbone_weights, output, jsonl, events, files, len(files) + len(cameras), runtime)
-    address = parse_address(serve) if serve else None
-    if address:
-        from live.web import check_address
-
-        check_address(*address)
-    problem = screen_problem() if display is not False else None
-    if display and problem:  # asked for a window, explicitly: not quietly headless
-        raise UserError(f"--display: {problem}; run where a screen is, or without --display (headless)")
+    address = checked(config)
     stop = StopRequest()
-    names = unique_names([*files, *(str(camera) for camera in cameras)])
-    sources = []
+    names = unique_names([*config.files, *(str(camera) for camera in config.cameras)])
+    sources, sinks, failures = [], [], []
     try:
         with stop.guard():
-            for given in [{"file": file} for file in files] + [{"camera": camera} for camera in cameras]:
-                sources.append(open_source(**given, loop=loop, side_by_side=len(names)))
-                stop.callbacks.append(sources[-1].interrupt)
-            model = load(weights, runtime, backbone_weights)  # the Python API: one code path
-            if problem:
-                click.echo(f"note: {problem}; running headless", err=True)
-            window = display is not False and not problem
-            sinks = build_sinks(window, output, jsonl, jsonl_probs, events, event_min_duration, event_min_score,
-                                top_k, threshold, max_fps, serve=address, serve_token=serve_token)
-        failure, failures = None, []
+            for source in open_sources(config, stop):  # each kept as it opens: closed below if a later one fails
+                sources.append(source)
+            model = load(config.weights, config.runtime, config.backbone_weights)
+            window = config.display is not False and not headless_because(config)
+            sinks = build_sinks(config, window, address)
         stop.in_loop = True  # from here a signal is a flag: the loop ends and the sinks close
-        try:
-            def stream_failed(name, error):  # the others go on; said now, reported again at the end
-                failures.append(error)
-                if len(names) > 1:
-                    click.echo(f"warning: {error} (the other streams go on)", err=True)
-
-            # In a window or a browser a file plays as a player shows it; headless, or with
-            # --fast, as fast as it goes.
-            results = model.stream(sources, max_frames=max_frames, smooth=smooth, max_fps=max_fps, names=names,
-                                   on_failure=stream_failed, realtime=bool(window or serve) and not fast,
-                                   sinks=sinks, every_picture=any(sink.needs_pictures for sink in sinks))
-            for _ in results:  # the Python API's own loop; the sinks do the rest
-                if stop:
-                    break
-            results.close()  # stop the streams and close the sinks now
-        except UserError as exc:  # a source failed part-way: keep what was done, then report
-            failure = exc
+        failure = stream(model, config, sources, names, sinks, stop, failures,
+                         realtime=bool(window or address) and not config.fast)
     finally:
         with contextlib.ExitStack() as stack:  # every source closes, even if one fails
             for source in sources:
                 stack.callback(source.close)
+    report(model, sources, sinks)
+    raise_failures(failure, failures, sources)
+    return EXIT_INTERRUPTED if stop.signal == signal.SIGINT else 0
+
+
+def checked(config):
+    """Everything that can be checked before an input opens or TensorFlow loads; the --serve
+    address, or None."""
+    from live.checks import check_before_loading
+    from live.display import screen_problem
+    from live.sinks import parse_address
+
+    if not config.stream_count:
+        raise UserError("give an input: --camera INDEX or --file PATH_OR_URL (each may be repeated)")
+    check_before_loading(config.weights, config.backbone_weights, config.output, config.jsonl, config.events,
+                         config.files, config.stream_count, config.runtime)
+    address = parse_address(config.serve) if config.serve else None
+    if address:
+        from live.web import check_address
+
+        check_address(*address)
+    if config.display and (problem := screen_problem(probe_window=False)):  # asked for explicitly
+        raise UserError(f"--display: {problem}; run where a screen is, or without --display (headless)")
+    return address
+
+
+def headless_because(config):
+    """Why no window is shown (said in a note), or None: the window is probed now, just before
+    it is shown (live/display.py)."""
+    from live.display import screen_problem
+
+    problem = screen_problem()
+    if problem and config.display:  # the screen went away while the model loaded
+        raise UserError(f"--display: {problem}; run where a screen is, or without --display (headless)")
+    if problem:
+        click.echo(f"note: {problem}; running headless", err=True)
+    return problem
+
+
+def open_sources(config, stop):
+    """Open each input in order (files, then cameras), each one interruptible by `stop`."""
+    from live.sources import open_source
+
+    for given in [{"file": file} for file in config.files] + [{"camera": camera} for camera in config.cameras]:
+        source = open_source(**given, loop=config.loop, side_by_side=config.stream_count)
+        stop.callbacks.append(source.interrupt)
+        yield source
+
+
+def stream(model, config, sources, names, sinks, stop, failures, realtime):
+    """The Python API's own loop, the sinks doing the rest; a source that failed part-way is
+    returned (what was done is kept), one that failed beside others is said at once."""
+    def stream_failed(name, error):
+        failures.append(error)
+        if len(names) > 1:
+            click.echo(f"warning: {error} (the other streams go on)", err=True)
+
+    try:
+        results = model.stream(sources, max_frames=config.max_frames, smooth=config.smooth, max_fps=config.max_fps,
+                               names=names, on_failure=stream_failed, realtime=realtime, sinks=sinks,
+                               every_picture=any(sink.needs_pictures for sink in sinks), event_rule=config.event_rule)
+        for _ in results:
+            if stop:
+                break
+        results.close()  # stop the streams and close the sinks now
+    except UserError as exc:
+        return exc
+    return None
+
+
+def report(model, sources, sinks):
+    from live.outputs import summary_text
+    from live.sinks import SummarySink, VideoSink
+
     summary = next(sink for sink in sinks if isinstance(sink, SummarySink))
     videos = next((sink.videos for sink in sinks if isinstance(sink, VideoSink)), {})
     click.echo(summary_text(summary.summaries, sources, videos, summary.elapsed or 0.0), err=True)
     manifest = model.manifest
     click.echo(f"model: {model.classifier.bundle.path} ({manifest['backbone']} features, "
                f"{manifest.get('model', 'sequence')} head)", err=True)
+
+
+def raise_failures(failure, failures, sources):
+    """Even after Ctrl-C or q, a stream that failed, or a file cut short, is not a clean run."""
     if failure:
         raise failure
-    if failures:  # even after Ctrl-C or q: a stream that failed is not a clean run
+    if failures:
         raise failures[0] if len(failures) == 1 else \
             UserError("; ".join(str(error) for error in failures), exit_code=1)
     truncated = [f"{source.name} stopped decoding after {early[0]} of {early[1]} frames"
                  for source in sources if (early := source.stopped_early())]
     if truncated:
         raise UserError(f"{'; '.join(truncated)}; the rest of the file is damaged or missing", exit_code=1)
-    if stop.signal == signal.SIGINT:
-        return EXIT_INTERRUPTED
-    return 0

@@ -40,14 +40,18 @@ def _x_server_answers(display):
     return True
 
 
-def screen_problem():
-    """None when a window can be shown, else why not (for a one-line note)."""
+def screen_problem(probe_window=True):
+    """None when a window can be shown, else why not (for a one-line note). Without
+    `probe_window`, only whether there is a screen: the probe makes OpenCV's window, which is
+    for the moment the window is shown (Window), not seconds before."""
     if sys.platform.startswith("linux"):
         display = os.environ.get("DISPLAY")
         if not display and not os.environ.get("WAYLAND_DISPLAY"):
             return "no screen (DISPLAY is not set)"
         if display and not os.environ.get("WAYLAND_DISPLAY") and not _x_server_answers(display):
             return f"no screen (the X display {display} does not answer)"
+    if not probe_window:
+        return None
     try:
         cv2.namedWindow(WINDOW, WINDOW_FLAGS)
     except cv2.error:

@@ -186,8 +186,9 @@ class RunSummary:
         self.started = self.last_at = None  # perf_counter times: the run's start, this stream's last result
         self.label_changes, self.last_label, self.span = 0, None, [None, None]  # flicker, over stream time
 
-    def add(self, result):
-        self.last_at = time.perf_counter()
+    def add(self, result, came=None):
+        """Count `result`, which came at `came` (time.perf_counter(); now by default)."""
+        self.last_at = came if came is not None else time.perf_counter()
         self.classified += 1
         if self.last_label is not None and result.label != self.last_label:
             self.label_changes += 1

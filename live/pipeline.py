@@ -17,7 +17,6 @@ from live.sources import Feed, FrameIterable
 from live.runtimes import int8_backbone, make_embedder, make_head
 from live.smoothing import Smoothing
 
-STEPS = ("read", "preprocess", "embed", "head")
 # With live sources only, turns come at most this often: each takes the frames several streams
 # delivered meanwhile, instead of a wake-up per frame of every stream, which left the embedding
 # threads waiting for the GIL (24 cameras: 22% of the sample points embedded, on 1.2 cores).
@@ -38,6 +37,10 @@ class Result:
     # What the label, score and top list show: `probs` smoothed over the last sample points
     # (live/smoothing.py); None shows `probs` as they are.
     shown: np.ndarray | None = None
+    # Set by the loop that hands results to sinks (live/status.py StreamTracking): the overlay's
+    # figures, and the label events this result opened or closed (each with its "state").
+    status: dict | None = None
+    events: list = field(default_factory=list)
 
     @property
     def shown_probs(self):

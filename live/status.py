@@ -66,3 +66,30 @@ class OverlayStatus:
     def as_dict(self):
         return {"source_fps": self.source_fps, "model_fps": self.model_fps, "model_ms": self.model_ms,
                 "dropped_fraction": self.dropped_fraction, "missed": self.source.missed}
+
+
+class StreamTracking:
+    """What every sink of a stream needs beside the result itself, computed once per result by
+    the loop that hands results to sinks (Model.stream), so no sink depends on another or on
+    its place in the list: the overlay's figures (`result.status`) and the label events that
+    this result opened or closed (`result.events`, live/events.py's hysteresis)."""
+
+    def __init__(self, name, source, max_fps=None, event_rule=(1.0, 0.5)):
+        from live.events import EventTracker
+
+        self.overlay = OverlayStatus(source, max_fps)
+        self.tracker = EventTracker(name, *event_rule)
+
+    def annotate(self, result):
+        self.overlay.update(result)
+        result.status = self.overlay.as_dict()
+        before = self.tracker.current
+        result.events = [{**event, "state": "closed"} for event in self.tracker.update(result)]
+        opened = self.tracker.current
+        if opened is not before and opened is not None and opened.label is not None:
+            result.events.append({"stream": self.tracker.stream, "label": opened.label,
+                                  "start": round(opened.start, 3), "state": "open"})
+
+    def finish(self):
+        """The events the end of the run closes (the open segment, if any)."""
+        return [{**event, "state": "closed"} for event in self.tracker.finish()]

@@ -43,7 +43,7 @@ from urllib.parse import parse_qs, urlsplit
 import cv2
 
 from live.errors import UserError
-from live.sinks import DrawingSink, Overlay
+from live.sinks.base import DrawingSink, Overlay
 
 RESULTS_PER_SECOND = 4   # per stream, on /events: enough for the bars and the chart
 HISTORY_S = 60           # the page's chart spans the last minute: a page gets that much history when it opens
@@ -119,20 +119,18 @@ class WebSink(DrawingSink):
         model.stream("clip.mp4", sinks=[live.web.WebSink(("127.0.0.1", 8080))])
     """
 
-    def __init__(self, address, token=None, top_k=3, threshold=0.0, event_min_duration=1.0, event_min_score=0.5,
-                 max_viewers=MAX_VIEWERS, overlay=None, announce=None):
+    def __init__(self, address, token=None, top_k=3, threshold=0.0, max_viewers=MAX_VIEWERS, overlay=None,
+                 announce=None):
         self.host, self.port = address
         self.token = token  # made up at open() when one is needed and none was given
         self.needs_token = not is_loopback(self.host)
         self.top_k = top_k
         self.threshold = threshold
-        self.event_rule = (event_min_duration, event_min_score)
         self.max_viewers = max_viewers
         super().__init__(overlay or Overlay(top_k=top_k, threshold=threshold))
-        self.own_overlay = overlay is None
         self.announce = announce or (lambda text: print(text, file=sys.stderr, flush=True))
         self.changed = threading.Condition()  # a new result, message or the end
-        self.views, self.trackers, self.open_segments = [], {}, {}
+        self.views = []
         self.messages = deque(maxlen=1000)  # (id, kind, JSON text), for /events
         self.label_events = deque(maxlen=BACKLOG_EVENTS)
         self.message_id = 0
@@ -146,13 +144,9 @@ class WebSink(DrawingSink):
         return f"http://{host}:{self.port}/"
 
     def open(self, streams):
-        from live.events import EventTracker
-
-        super().open(streams)
         page()  # read now: a broken install fails at start, not at the first viewer
         self.views = [StreamView(info) for info in streams]
         self.by_name = {view.info.name: view for view in self.views}
-        self.trackers = {info.name: EventTracker(info.name, *self.event_rule) for info in streams}
         self.server = bind(self.host, self.port, _handler_for(self))
         self.port = self.server.server_address[1]
         if self.needs_token and not self.token:
@@ -163,12 +157,8 @@ class WebSink(DrawingSink):
         self.announce(f"serving {self.url}" + (f"?token={self.token}" if self.needs_token else ""))
 
     def put(self, result):
-        super().put(result)
         view = self.by_name[result.stream]
-        status = self.overlay.status(result)
-        tracker = self.trackers[result.stream]
-        before = tracker.current
-        closed = tracker.update(result)
+        status = result.status
         now = time.monotonic()
         frame = result.frame
         # A copy of the picture, and only while someone watches: the decoder may reuse the
@@ -181,13 +171,8 @@ class WebSink(DrawingSink):
             if frame.image is not None:
                 view.size = (frame.image.shape[1], frame.image.shape[0])
             view.seq += 1
-            for event in closed:
-                self._publish_closed(view, event)
-            if tracker.current is not before and tracker.current is not None and tracker.current.label is not None:
-                start = round(tracker.current.start, 3)
-                self._publish("label", {"stream": view.info.number, "name": view.info.name, "state": "open",
-                                        "label": tracker.current.label, "start": start,
-                                        "wall_start": view.wall_time(start)})
+            for event in result.events:
+                self._publish_event(view, event)
             if now - view.last_published >= 1 / RESULTS_PER_SECOND:
                 view.last_published = now
                 self._publish("result", view.summary(self.top_k, self.threshold))
@@ -198,9 +183,18 @@ class WebSink(DrawingSink):
                     view.history.popleft()
             self.changed.notify_all()
 
-    def _publish_closed(self, view, event):
-        self._publish("label", {**event, "stream": view.info.number, "name": view.info.name, "state": "closed",
-                                "wall_start": view.wall_time(event["start"]), "wall_end": view.wall_time(event["end"])})
+    def _publish_event(self, view, event):
+        """A label event as the page gets it: the stream's number and name, and wall-clock times."""
+        walls = {"wall_start": view.wall_time(event["start"])}
+        if event["state"] == "closed":
+            walls["wall_end"] = view.wall_time(event["end"])
+        self._publish("label", {**event, "stream": view.info.number, "name": view.info.name, **walls})
+
+    def finish(self, events):
+        with self.changed:
+            for event in events:
+                self._publish_event(self.by_name[event["stream"]], event)
+            self.changed.notify_all()
 
     def _publish(self, kind, payload):
         self.message_id += 1
@@ -212,9 +206,6 @@ class WebSink(DrawingSink):
     def close(self):
         with self.changed:
             self.closing = True
-            for name, tracker in self.trackers.items():
-                for event in tracker.finish():
-                    self._publish_closed(self.by_name[name], event)
             self.changed.notify_all()  # every viewer's loop ends
         if self.server:
             self.server.shutdown()

@@ -1,12 +1,14 @@
 """Clips made from real photos for a task that one frame can't solve: each pair of classes is
 one change and its time reversal (fade in/out, focus in/out, saturate/desaturate, zoom
 in/out). Single frames of the two look alike; only the order tells them apart."""
+import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-PHOTOS = Path(__file__).resolve().parent / "data" / "photos"
+# The data folder's photos (tests/conftest.py resolves the same folder: LIVE_TEST_DATA, else ../shared).
+PHOTOS = Path(os.environ.get("LIVE_TEST_DATA") or Path(__file__).resolve().parents[2] / "shared") / "photos"
 PAIRS = [("fade_in", "fade_out"), ("focus_in", "focus_out"), ("saturate", "desaturate"), ("zoom_in", "zoom_out")]
 TWIN = {a: b for pair in PAIRS for a, b in (pair, pair[::-1])}
 TEST_PHOTOS = ["baboon", "orange", "cards", "rubberwhale1"]
