@@ -241,7 +241,8 @@ def test_ctrl_c_during_fit_leaves_cache_and_bundles_as_they_were(seeded_bundle, 
                                     str(cache), "--epochs", "500", "--force"], stdout=output, stderr=subprocess.STDOUT,
                                    preexec_fn=as_a_background_job)
         try:
-            assert wait_for(lambda: "Epoch 3/" in log.read_text() or process.poll() is not None, 120), log.read_text()
+            # Three epochs into a training: its progress bar has shown 3/500.
+            assert wait_for(lambda: "3/500" in log.read_text() or process.poll() is not None, 120), log.read_text()
             process.send_signal(signal.SIGINT)
             process.wait(timeout=60)
         finally:

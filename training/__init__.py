@@ -9,10 +9,8 @@ import live  # noqa: F401  (sets the backend and quiets TensorFlow before anythi
 # also fixes the mmap threshold where it starts, instead of letting glibc raise it: mallopt(3)).
 # A training step makes and frees tensors of megabytes (a batch of windows, then TensorFlow's
 # copies and activations of it); with glibc's defaults the freed pages went back to the kernel
-# and came back zeroed, one page fault each. Measured on the suite's temporal fit (264 clips,
-# 12 epochs, 2 cores): 22 million page faults and 77 s by default; about 43 s with this set
-# before TensorFlow starts (here, on the trainer's first import); still 77 s when it was set
-# only once fit began, so it is set here.
+# and came back zeroed, one page fault each. It must be set before TensorFlow starts (here, on
+# the trainer's first import): set once fit began, it changed nothing (docs/decisions.md).
 ALLOCATOR_TOP_PAD = 256 * 2**20
 
 

@@ -30,7 +30,7 @@ from training import log
 from training.checks import RAY_MISSING, check_extract
 from training.config import ENGINES, MIN_FRAMES, FeatureConfig
 from training.features import CacheIndex, FeatureCache, FramePath, clip_key, extract_features, load_embedder
-from training.fit import record_dataset, resolved_features
+from training.prepare import record_dataset, resolved_features
 
 
 @dataclass(frozen=True)
@@ -128,11 +128,9 @@ def extract_on_ray(config, job, _embedder, clips, cache_index):
 
 
 def _run_actors(ray, job, clips, count, progress, cache_index):
-    """Hand clips to `count` actors, two in flight each, until all are done. A worker that dies
-    (a crash in native code, a lost machine) is replaced, and the clips it held go to the
-    others. An actor runs its calls in order, so of the clips a dead worker held only the
-    oldest was being extracted: that one is charged with the death, and a clip charged twice
-    is skipped and listed."""
+    """Hand clips to `count` actors, two in flight each, until all are done (_Dispatch). A worker
+    that dies (a crash in native code, a lost machine) is replaced, and the clips it held go to
+    the others. Returns (skipped clips, each worker's summary, seconds of work)."""
     # One CPU per actor, and the embedder's threads to match: more would fight the other actors.
     Worker = ray.remote(num_cpus=1, runtime_env={"env_vars": {"LIVE_CPUS": "1"}})(ClipExtractor)
     actors = [Worker.remote(job) for _ in range(count)]
@@ -141,73 +139,96 @@ def _run_actors(ray, job, clips, count, progress, cache_index):
         ray.get([actor.summary.remote() for actor in actors])  # ready: time the work, not the start-up
     except ray.exceptions.RayError as exc:
         raise UserError(_first_user_error(exc)) from None
-    pending, queue, skipped, deaths, lost = {}, list(reversed(clips)), {}, Counter(), []
-    held, culprits, cached = defaultdict(list), {}, 0  # by id(actor): its clips in order; what it died on
-    bar = tqdm(total=len(clips), unit="clip", desc=f"features ({count} ray workers)", disable=not progress,
-               file=sys.stderr, dynamic_ncols=True)
-    frames, started = 0, time.perf_counter()
-
-    def submit(slot):
-        if queue:
-            clip = queue.pop()
-            pending[actors[slot].extract.remote(clip)] = (slot, actors[slot], clip)
-            held[id(actors[slot])].append(clip)
-
-    for slot in range(count):  # two clips each in flight: the next one is there when one finishes
-        submit(slot)
-        submit(slot)
-    while pending:
-        ready, _ = ray.wait(list(pending), num_returns=1)
-        slot, actor, clip = pending.pop(ready[0])
-        try:
-            outcome = ray.get(ready[0])
-        except ray.exceptions.RayActorError as exc:
-            if "UserError" in str(exc):
-                raise UserError(_first_user_error(exc)) from None
-            culprit = culprits.setdefault(id(actor), held[id(actor)][0])
-            held[id(actor)].remove(clip)
-            deaths[clip] += clip == culprit
-            if actors[slot] is actor:  # the first of its clips to come back: replace the worker
-                lost.append(actor)
-                if len(lost) > 2 * count + 2:
-                    raise UserError(f"Ray workers keep dying ({len(lost)} so far); the last: "
-                                    f"{first_line(exc)}") from None
-                tqdm.write(f"warning: a worker died while extracting {clip}; starting another, and its "
-                           "clips go to the others", file=sys.stderr)
-                actors[slot] = Worker.remote(job)
-            if deaths[clip] >= 2:
-                skipped[clip] = "two workers died extracting it (a crash in the decoder or the backbone?)"
-                tqdm.write(f"warning: skipping {clip}: {skipped[clip]}", file=sys.stderr)
-                bar.update(1)
-            else:
-                queue.append(clip)  # next out of the queue, to whichever worker asks first
-        except ray.exceptions.RayTaskError as exc:
-            raise UserError(_first_user_error(exc)) from None
-        else:
-            held[id(actor)].remove(clip)
-            if outcome["record"]:
-                cache_index.merge(outcome["record"])
-            frames += outcome["frames"]
-            cached += outcome["cached"]
-            if outcome["skipped"]:
-                skipped[clip] = outcome["skipped"]
-                tqdm.write(f"warning: skipping {clip}: {skipped[clip]}", file=sys.stderr)
-            bar.update(1)
-            bar.set_postfix(fps=f"{frames / (time.perf_counter() - started):.0f}", refresh=False)
-        submit(slot)
-        while queue and len(pending) < 2 * count:  # a retried clip may find every worker busy
-            submit(min(range(count), key=lambda s: sum(p[0] == s for p in pending.values())))
-    bar.close()
+    dispatch = _Dispatch(ray, lambda: Worker.remote(job), actors, clips, progress, cache_index)
+    started = time.perf_counter()
+    dispatch.run()
     seconds = time.perf_counter() - started
-    log(f"{cached} of {len(clips)} clips were already in the cache")
+    log(f"{dispatch.cached} of {len(clips)} clips were already in the cache")
     summaries = []
-    for actor in lost + actors:
+    for actor in dispatch.lost + dispatch.actors:
         try:
             summaries.append(ray.get(actor.summary.remote()))
         except ray.exceptions.RayError:
             summaries.append({"host": "?", "pid": "?", "clips": 0, "frames": 0, "seconds": 0.0, "skipped": 0,
                               "note": "died"})
-    return skipped, summaries, seconds
+    return dispatch.skipped, summaries, seconds
+
+
+class _Dispatch:
+    """The driver's side of a Ray extraction: which clips each actor holds, in order, and what
+    came of every clip. An actor runs its calls in order, so of the clips a dead worker held only
+    the oldest was being extracted: that one is charged with the death, and a clip charged twice
+    is skipped and listed."""
+
+    def __init__(self, ray, start_worker, actors, clips, progress, cache_index):
+        self.ray, self.start_worker, self.actors, self.cache_index = ray, start_worker, actors, cache_index
+        self.pending, self.queue, self.skipped, self.deaths, self.lost = {}, list(reversed(clips)), {}, Counter(), []
+        self.held, self.culprits, self.cached = defaultdict(list), {}, 0  # by id(actor): its clips; what it died on
+        self.bar = tqdm(total=len(clips), unit="clip", desc=f"features ({len(actors)} ray workers)",
+                        disable=not progress, file=sys.stderr, dynamic_ncols=True)
+        self.frames, self.started = 0, time.perf_counter()
+
+    def submit(self, slot):
+        if self.queue:
+            clip = self.queue.pop()
+            self.pending[self.actors[slot].extract.remote(clip)] = (slot, self.actors[slot], clip)
+            self.held[id(self.actors[slot])].append(clip)
+
+    def run(self):
+        count = len(self.actors)
+        for slot in range(count):  # two clips each in flight: the next one is there when one finishes
+            self.submit(slot)
+            self.submit(slot)
+        while self.pending:
+            ready, _ = self.ray.wait(list(self.pending), num_returns=1)
+            slot, actor, clip = self.pending.pop(ready[0])
+            try:
+                outcome = self.ray.get(ready[0])
+            except self.ray.exceptions.RayActorError as exc:
+                if "UserError" in str(exc):
+                    raise UserError(_first_user_error(exc)) from None
+                self.died(slot, actor, clip, exc)
+            except self.ray.exceptions.RayTaskError as exc:
+                raise UserError(_first_user_error(exc)) from None
+            else:
+                self.done(actor, clip, outcome)
+            self.submit(slot)
+            while self.queue and len(self.pending) < 2 * count:  # a retried clip may find every worker busy
+                self.submit(min(range(count), key=lambda s: sum(p[0] == s for p in self.pending.values())))
+        self.bar.close()
+
+    def died(self, slot, actor, clip, exc):
+        """A clip came back from a dead worker: replace the worker (on the first of its clips to
+        come back), and queue the clip again, or skip it if it has now been charged twice."""
+        culprit = self.culprits.setdefault(id(actor), self.held[id(actor)][0])
+        self.held[id(actor)].remove(clip)
+        self.deaths[clip] += clip == culprit
+        if self.actors[slot] is actor:
+            self.lost.append(actor)
+            if len(self.lost) > 2 * len(self.actors) + 2:
+                raise UserError(f"Ray workers keep dying ({len(self.lost)} so far); the last: "
+                                f"{first_line(exc)}") from None
+            tqdm.write(f"warning: a worker died while extracting {clip}; starting another, and its "
+                       "clips go to the others", file=sys.stderr)
+            self.actors[slot] = self.start_worker()
+        if self.deaths[clip] >= 2:
+            self.skipped[clip] = "two workers died extracting it (a crash in the decoder or the backbone?)"
+            tqdm.write(f"warning: skipping {clip}: {self.skipped[clip]}", file=sys.stderr)
+            self.bar.update(1)
+        else:
+            self.queue.append(clip)  # next out of the queue, to whichever worker asks first
+
+    def done(self, actor, clip, outcome):
+        self.held[id(actor)].remove(clip)
+        if outcome["record"]:
+            self.cache_index.merge(outcome["record"])
+        self.frames += outcome["frames"]
+        self.cached += outcome["cached"]
+        if outcome["skipped"]:
+            self.skipped[clip] = outcome["skipped"]
+            tqdm.write(f"warning: skipping {clip}: {self.skipped[clip]}", file=sys.stderr)
+        self.bar.update(1)
+        self.bar.set_postfix(fps=f"{self.frames / (time.perf_counter() - self.started):.0f}", refresh=False)
 
 
 def _first_user_error(exc):

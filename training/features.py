@@ -66,7 +66,7 @@ class FramePath:
 
 def load_embedder(config):
     """The embedder a FeatureConfig asks for, and the frame path that names its features in the
-    cache (its frame rate as the config gives it: resolve it first, see training.fit.resolved_features)."""
+    cache (its frame rate as the config gives it: resolve it first, see training.prepare.resolved_features)."""
     # Imported here, not with this module: live.runtimes imports Keras (TensorFlow, seconds), and
     # the cache's index is read by the checks `train` makes before TensorFlow loads.
     from live.runtimes import make_embedder

@@ -14,27 +14,18 @@
   The appearance and motion branches are each dropped whole from half of the training windows
   (dropout with one mask per window), so the order and path branches must learn to name the
   class on their own rather than lean on what a scene looks like.
-  Why this shape: on the photo-derived temporal task, tested on photos never seen in training
-  (tests/benchmarks/temporal_eval.py), what a linear view of the features learns about a zoom
-  is the direction each training photo happens to move in feature space, which is a different
-  direction for a new photo: zoom fell to 31% within-pair on one split of held-out photos. A GRU
-  over raw features and their changes memorises the training scenes (64%). The path's shape
-  does not depend on the scene: a zoom in covers most of its distance early, a zoom out late,
-  and on the same split a linear classifier of the shape alone gets 92%. Reading it, with the
-  scene branches dropped out, took that split's zoom pair from 31% to 69% and its mean from
-  80% to 89% (the 3x task, seed 0; per fold and seed: README, "train").
+  Why this shape: what a linear view of the features learns about a zoom is the direction each
+  training photo happens to move in feature space, which is another direction for a new photo,
+  and a GRU over raw features and their changes memorises the training scenes; the path's shape
+  does not depend on the scene: a zoom in covers most of its distance early, a zoom out late
+  (the measurements: docs/decisions.md).
 - "linear": a linear classifier of the window's mean feature and its newest frame's (both
   standardised; NewestFrame says why the newest), with dropout and strong weight decay. On real
-  actions the scene is most of the signal: on UCF11 with EfficientNet-Lite0 features, a linear
-  classifier of the mean beat every sequence head (0.81 against 0.75-0.76 for "gru" and
-  "motion"). The decay is what lets it match that classifier: on ucf11_dev
-  (tests/benchmarks/own_classes.py, 3 seeds, refit on the validation clips, README "Teach it
-  your own actions") weight decay 3e-2 at Adam's 1e-3 scored, with 5 clips a class / all of
-  them, 0.826 / 0.951 on Lite0 and 0.944 / 0.993 on MoViNet (commit 29f1416), against 0.792 /
-  0.944 and 0.958 / 0.979 at 1e-2 (586bdeb). On a backbone whose features are its own class
-  scores (MoViNet), it reads only those of the classes the actions evoke (feature_subset,
-  training.fit.evoked_classes): 0.993 / 0.986 on MoViNet at cd029b6. It cannot tell an action
-  from its time reversal, which the order task needs.
+  actions the scene is most of the signal, which a linear view of the mean reads best from a few
+  clips; the decay is what keeps it from learning the clips' accidents. On a backbone whose
+  features are its own class scores (MoViNet), it reads only those of the classes the actions
+  evoke (feature_subset, training.heads.evoked_classes). It cannot tell an action from its time
+  reversal, which the order task needs.
 - "motion": the appearance and motion branches alone, no GRU.
 - "reference": the Keras example's GRU(16) -> GRU(8) -> Dropout(0.4) -> Dense(8) head.
 """
@@ -51,16 +42,14 @@ MODEL_KINDS = ("gru", "linear", "motion", "reference")
 AUTO = "auto"
 CANDIDATES = ("gru", "linear")
 # On a backbone whose features are its own classifier's class scores (MoViNet's Kinetics-600),
-# AUTO trains linear alone, reading the scores of the classes the user's actions evoke. On
-# ucf11_dev (tests/benchmarks/own_classes.py, 5, 10 and all clips a class, 3 seeds each, with
-# validation still choosing) that head as validated scored at or above gru on the test clips in 8 of 9
-# runs (0.981 against 0.942 on average), but with a handful of validation clips validation kept
-# gru in 4 of them, 3 of those worse on test: auto then scored 0.951 / 0.965 / 0.979.
+# AUTO trains linear alone, reading the scores of the classes the user's actions evoke: with a
+# handful of validation clips, validation too often kept gru where linear was the better head
+# (docs/decisions.md).
 CLASS_SCORE_CANDIDATES = ("linear",)
 DEFAULT_MODEL_KIND = AUTO
 LINEAR_DROPOUT = 0.5
 LINEAR_WEIGHT_DECAY = 3e-2  # L2, on the classifier's weights (the docstring says why)
-EVOKED_PER_CLASS = 5  # backbone classes a user's class adds to what linear reads (training.fit.evoked_classes)
+EVOKED_PER_CLASS = 5  # backbone classes a user's class adds to what linear reads (training.heads.evoked_classes)
 APPEARANCE_UNITS = 8
 GRU_UNITS = 16
 PATH_UNITS = 8
@@ -71,7 +60,7 @@ def build_sequence_model(kind, seq_len, feature_size, num_classes, feature_mean=
                          feature_subset=None):
     """The head `kind` reads, compiled. feature_mean/var: the training frames' statistics, which
     standardise the features; feature_subset (linear only): the indices of the features it reads,
-    when they are the backbone's class scores (training.fit.evoked_classes), which it scales by
+    when they are the backbone's class scores (training.heads.evoked_classes), which it scales by
     one shared deviation, as scores of one softmax, rather than one each."""
     from live.quiet import keras
     from live.sequence_layers import FeatureSubset, FrameChanges, NewestFrame, TemporalStats, TrajectoryShape
