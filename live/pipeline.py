@@ -135,11 +135,6 @@ class StreamClassifier:
         self.smooth = Smoothing.parse(smooth).start()
         self.probs = self.shown = None
 
-    def samples(self, frame):
-        """Whether the frame enters the buffer: decided by a planned source as it read the
-        frame (see Feed.plan), or here, by the same sampler."""
-        return frame.sampled if frame.sampled is not None else self.sampler.keep(frame.timestamp)
-
     def prepare(self, frame):
         """A sampled frame as model input (S, S, 3), and the milliseconds that took."""
         started = time.perf_counter()
@@ -242,7 +237,7 @@ def _turns(classifier, streams, feeds, woken, readers, embedders, on_failure):
                     on_failure(feed.name, feed.failure)
         sampled = []
         for stream, frame in turn:
-            if stream.samples(frame):
+            if frame.sampled:  # decided once, by the source or its Feed (live.sources)
                 sampled.append((stream, frame))
             elif (result := stream.update(frame, None, {"read": frame.read_ms, "preprocess": 0.0, "embed": 0.0,
                                                         "head": 0.0})) is not None:

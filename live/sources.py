@@ -505,6 +505,7 @@ class Feed:
         self._realtime = realtime and not source.live  # a live source comes at its own pace already
         self._clock = None   # for a paced file: wall time (perf_counter) less the frames' timestamps
         self._held = None    # for a paced file: the next frame, decoded before it is due
+        self.sampler = None  # the stream's TimeSampler (plan): every frame this feed hands out is decided
 
     def plan(self, sampler, every_picture):
         """Let the source decide, with this stream's sampler, which frames are sampled, and
@@ -512,7 +513,9 @@ class Feed:
         planned only when its sampler thins frames by time, and --max-fps (if given) takes them
         at least as often: a sampler that keeps every frame (or every n-th) would make its
         held sample points a queue that lags, and a sparser --max-fps would miss them by design.
-        Unplanned, it keeps the newest frame, and the sampler picks among the frames taken."""
+        Unplanned, it keeps the newest frame, and the sampler picks among the frames taken
+        (poll decides them: whichever decides, each frame is decided once, here or at the source)."""
+        self.sampler = sampler
         if not self.source.live or (sampler.period is not None and self._period <= sampler.period):
             self.source.plan(sampler, every_picture)
 
@@ -536,6 +539,8 @@ class Feed:
             self.ended = True
         if self._period:  # no burst to catch up after a stall
             self.due = max(self.due + self._period, time.perf_counter() - self._period)
+        if frame.sampled is None:  # the source was not planned, or cannot decide
+            frame.sampled = self.sampler.keep(frame.timestamp)
         return frame
 
     def _on_time(self, frame, now):
