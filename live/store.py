@@ -16,6 +16,7 @@ Each file's sha256 is computed once and remembered by path, size and modificatio
 """
 import json
 import os
+import re
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -46,8 +47,8 @@ class StoredFile:
                                                   for key, kind in fields.items()):
             raise UserError(f"{where}: a stored file's reference needs {', '.join(fields)}; the bundle is damaged")
         name, sha256 = reference["name"], reference["sha256"].lower()
-        if Path(name).name != name or name.startswith(".") or len(sha256) != 64 \
-                or any(c not in "0123456789abcdef" for c in sha256) or reference["size"] < 0:
+        if Path(name).name != name or name.startswith(".") or not re.fullmatch(r"[0-9a-f]{64}", sha256) \
+                or reference["size"] < 0:
             raise UserError(f"{where}: the stored file reference {name!r} is malformed; the bundle is damaged")
         return cls(name, sha256, reference["size"], reference["url"], reference["title"])
 
