@@ -1,6 +1,6 @@
 """`fit`'s stages, each on its own: prepare (real clips through a real backbone), then choose,
-refit, evaluate and write on features made up in memory (two classes whose frames drift apart),
-so that each is checked without the ones before it."""
+refit, evaluate and write on features made up in memory (two classes, three training sessions
+each, whose frames lie apart), so that each is checked without the ones before it."""
 import json
 from pathlib import Path
 
@@ -69,78 +69,108 @@ def test_prepare_finds_the_clips_extracts_them_and_records_them(tmp_path, cache_
     assert record["label"] == clips[0].label and record["dataset"] == clip_key(tmp_path / "data")
 
 
-def test_choose_trains_every_candidate_and_keeps_the_best(tmp_path):
-    """Stage 2: auto on image features trains gru and linear on the same windows of the training
-    clips less a validation split (whole sessions), and keeps the better by validation."""
+def test_choose_cross_validates_the_candidates_over_sessions(tmp_path):
+    """Stage 2: auto on image features compares linear and gru by cross-validation over the
+    training sessions (one out per fold here: three a class), each scored on every window of the
+    clips it did not train on; the simplest within the tie margin is kept. A candidate that can no
+    longer win is stopped, and says how far it got."""
+    from training.crossval import TIE_MARGIN
     from training.fit import choose
 
     config, prepared = made_up(tmp_path)
     choice = choose(config, prepared)
-    assert set(choice.trained) == {"gru", "linear"} and choice.kind in choice.trained
-    assert {c.group for c in choice.val_clips}.isdisjoint({c.group for c in choice.fit_clips})
-    assert sorted(choice.fit_clips + choice.val_clips, key=lambda c: str(c.path)) == prepared.train_clips
-    best = max(choice.candidates.values(), key=lambda s: s["validation_accuracy"])["validation_accuracy"]
-    assert choice.candidates[choice.kind]["validation_accuracy"] == best
-    assert choice.evoked is None and choice.subset_for("linear") is None  # image features: no class scores
+    assert choice.by == "cross-validation" and choice.folds == 3 and choice.model is None
+    assert list(choice.candidates) == ["linear", "gru"]
+    windows = sum(len(prepared.features[str(c.path)]) for c in prepared.train_clips)  # one a sampled frame
+    linear, gru = choice.candidates["linear"], choice.candidates["gru"]
+    assert linear["windows"] == windows and len(linear["fold_accuracy"]) == 3
+    if gru["accuracy"] is None:  # stopped: it could not beat linear by the margin
+        assert gru["at_most"] <= linear["accuracy"] + TIE_MARGIN and gru["stopped_after_folds"] < 3
+    kept = max(s["accuracy"] for s in choice.candidates.values() if s["accuracy"] is not None)
+    assert choice.candidates[choice.kind]["accuracy"] >= kept - TIE_MARGIN
+    assert choice.kind == "linear" or gru["accuracy"] > linear["accuracy"] + TIE_MARGIN
 
 
-def test_refit_trains_the_kept_head_again_on_every_training_clip(tmp_path):
-    """Stage 3: the kept head, trained from scratch on the training and validation clips for the
-    epochs validation chose; --no-refit keeps the head as validated."""
+def test_choose_without_refit_keeps_the_head_as_validated(tmp_path):
+    """Stage 2 with --no-refit: one validation split of whole sessions; the head kept is the one
+    trained on the rest, with its validation scores."""
     from dataclasses import replace
 
-    from training.fit import choose, refit
+    from training.fit import choose
 
     config, prepared = made_up(tmp_path)
-    config = replace(config, model_kind="linear")
-    choice = choose(config, prepared)
-    model, record = refit(config, prepared, choice)
-    assert model is not choice.model
-    assert record == {"clips": len(prepared.train_clips), "epochs": choice.best_epoch + 1,
-                      "windows": len(prepared.train_clips) * config.windows_per_clip}
-    assert refit(replace(config, refit=False), prepared, choice) == (choice.model, None)
+    choice = choose(replace(config, refit=False, model_kind="linear"), prepared)
+    assert choice.by == "validation" and choice.model is not None and list(choice.candidates) == ["linear"]
+    assert {c.group for c in choice.held}.isdisjoint({c.group for c in choice.clips})
+    assert sorted(choice.clips + choice.held, key=lambda c: str(c.path)) == prepared.train_clips
+    assert choice.candidates["linear"]["windows"] == sum(len(prepared.features[str(c.path)]) for c in choice.held)
 
 
-def test_evaluate_scores_the_head_and_every_candidate_on_the_test_clips(tmp_path):
+def test_refit_trains_the_kept_head_on_every_training_clip(tmp_path):
+    """Stage 3: the kept head trained on every training clip: linear by L-BFGS to convergence,
+    gru by Adam for --epochs x EPOCH_STEPS steps whatever the number of clips; --no-refit keeps
+    the head as validated."""
+    from dataclasses import replace
+
+    from training.fit import Choice, choose, refit
+    from training.train import EPOCH_STEPS
+
+    config, prepared = made_up(tmp_path)
+    model, record = refit(config, prepared, Choice("linear", ("linear",), "requested"))
+    assert record["clips"] == len(prepared.train_clips) and record["method"] == "L-BFGS"
+    assert 0 < record["iterations"] < 1000
+    _, record = refit(replace(config, epochs=2), prepared, Choice("gru", ("gru",), "requested"))
+    assert record["method"] == "Adam" and record["epochs"] == 2 and record["steps"] >= 2 * EPOCH_STEPS
+    validated = choose(replace(config, refit=False, model_kind="linear"), prepared)
+    assert refit(config, prepared, validated) == (validated.model, None)
+
+
+def test_evaluate_scores_the_head_on_the_test_clips_and_its_own(tmp_path):
     """Stage 4: the bundle's head's metrics on the test clips (first window and all windows), and
-    each candidate's accuracy recorded beside its scores; no test clips, no metrics."""
+    its scores on every window of the clips it trained on: it has learnt them; no test clips, no
+    test metrics."""
     from dataclasses import replace
 
     from live.runtimes import compiled_call
-    from training.fit import choose, evaluate, evaluate_clips, refit
+    from training.fit import Choice, evaluate, evaluate_clips, refit
 
     config, prepared = made_up(tmp_path)
-    config = replace(config, model_kind="linear")
-    choice = choose(config, prepared)
-    model, record = refit(config, prepared, choice)
-    test = evaluate(config, prepared, choice, model, record)
+    choice = Choice("linear", ("linear",), "requested")
+    model, _ = refit(config, prepared, choice)
+    scores = evaluate(config, prepared, choice, model)
+    test = scores["test"]
     assert test["all_windows"]["clips"] == len(prepared.test_clips) == 4
     assert test == evaluate_clips(compiled_call(model), prepared.test_clips, prepared.features, ["a", "b"], SEQ_LEN)
-    assert 0 <= choice.candidates["linear"]["test_accuracy_all_windows"] <= 1
-    assert evaluate(config, replace(prepared, test_clips=[]), choice, model, record) is None
+    training = scores["training"]
+    assert training["clips"] == len(prepared.train_clips) and training["clip_accuracy"] == 1.0
+    assert training["windows"] == sum(len(prepared.features[str(c.path)]) for c in prepared.train_clips)
+    assert evaluate(config, replace(prepared, test_clips=[]), choice, model)["test"] is None
 
 
 def test_write_puts_the_bundle_its_report_and_the_summary(tmp_path, capsys):
-    """Stage 5: the bundle (head, labels, manifest with the choice), its report and plots, and
-    the summary's last line naming the head and its held-out accuracy."""
-    from dataclasses import replace
-
+    """Stage 5: the bundle (head, labels, manifest with the choice and every candidate's
+    cross-validated scores), its report and plots, and the summary's last line naming the head
+    and its cross-validated accuracy."""
     from live.bundle import load_bundle
     from training.fit import choose, evaluate, refit, write
 
     config, prepared = made_up(tmp_path)
-    config = replace(config, model_kind="linear")
     choice = choose(config, prepared)
     model, record = refit(config, prepared, choice)
-    test = evaluate(config, prepared, choice, model, record)
-    report = write(config, prepared, choice, model, record, test, started=0.0)
+    scores = evaluate(config, prepared, choice, model)
+    report = write(config, prepared, choice, model, record, scores, started=0.0)
     bundle = Path(config.out)
     manifest = json.loads((bundle / "manifest.json").read_text())
-    assert manifest["model"] == report["model"] == "linear" and manifest["refit"] == record
-    assert manifest["model_selection"]["by"] == "requested"
+    assert manifest["model"] == report["model"] == choice.kind and manifest["refit"] == record
+    selection = manifest["model_selection"]
+    assert selection["by"] == "cross-validation" and selection["folds"] == 3
+    assert selection["candidates"] == json.loads(json.dumps(choice.candidates)) == report["candidates"]
+    accuracy = choice.candidates[choice.kind]["accuracy"]
+    assert manifest["metrics"]["held_out_accuracy"] == accuracy
+    assert manifest["metrics"]["training_clip_accuracy"] == scores["training"]["clip_accuracy"]
     assert json.loads((bundle / "report.json").read_text()) == json.loads(json.dumps(report))
     assert {"confusion_matrix.png", "training_curves.png"} <= {p.name for p in bundle.iterdir()}
     assert load_bundle(bundle).labels == ["a", "b"]
     last = capsys.readouterr().err.strip().splitlines()[-1]
-    accuracy = test["all_windows"]["accuracy"]
-    assert last.startswith(f"wrote {bundle}: linear head, {accuracy:.1%} on held-out clips (test, chance 50.0%)")
+    assert last.startswith(f"wrote {bundle}: {choice.kind} head, {accuracy:.1%} on held-out clips (cross-validated "
+                           "over 3 folds of sessions, every window, chance 50.0%)")

@@ -1,6 +1,6 @@
-"""Few clips a class: speed augmentation keeps live's window layout, every candidate head trains
-on the same windows, and `fit` chooses its head by validation, writes the chosen one and
-records the choice."""
+"""Few clips a class: speed augmentation keeps live's window layout, heads trained on the same
+batches see the same windows, and `fit` chooses its head by cross-validation, writes the chosen
+one and records the choice."""
 import json
 import zipfile
 from pathlib import Path
@@ -66,9 +66,9 @@ def test_speed_augmentation_keeps_the_live_buffer_layout():
 
 
 def test_every_candidate_trains_on_the_same_windows():
-    """fit trains its candidate heads one after another on the same WindowBatches: a second
-    model.fit starts again from the first draw, so epoch by epoch both see the same windows
-    (and later epochs still draw new ones)."""
+    """Heads trained one after another on the same WindowBatches (the validation split's, with
+    --no-refit) see the same windows: a second model.fit starts again from the first draw, so
+    epoch by epoch both see the same windows (and later epochs still draw new ones)."""
     from live.quiet import keras
     from training.augment import SPEED_RANGE
     from training.model import build_sequence_model
@@ -108,13 +108,15 @@ def layer_classes(bundle):
 
 
 @pytest.mark.slow
-def test_fit_keeps_the_head_validation_prefers_and_records_it(tmp_path, cache_dir):
+def test_fit_keeps_the_head_cross_validation_prefers_and_records_it(tmp_path, cache_dir):
     """On a tiny real dataset (two clips cut into segments, EfficientNet-Lite0 features at 5 fps),
-    the default --model auto trains gru and linear, keeps the one with the better validation accuracy (its
-    lower cross-entropy on a tie), trains it again on the training and validation clips, writes that one,
-    and records both candidates' scores and the refit in the manifest and the report."""
+    the default --model auto compares linear and gru by cross-validation (each class is one
+    source, so its segments are dealt out one by one), keeps the best (a tie: the simpler), trains
+    it on every training clip, writes that one, and records every candidate's scores, the choice
+    and the training in the manifest and the report; the kept head has learnt its clips."""
     from live.bundle import load_bundle
     from training.config import FitConfig
+    from training.crossval import simplest_best
     from training.demo_data import make_demo_data
     from training.fit import fit
 
@@ -123,17 +125,16 @@ def test_fit_keeps_the_head_validation_prefers_and_records_it(tmp_path, cache_di
                                         frame_rate=5.0, epochs=3, progress=False))
     manifest = json.loads((tmp_path / "bundle" / "manifest.json").read_text())
     selection = manifest["model_selection"]
-    assert selection["requested"] == "auto" and set(selection["candidates"]) == {"gru", "linear"}
-    assert selection["by"] == "validation accuracy" and manifest["evoked_classes"] is None  # not class scores
-    scores = {kind: (s["validation_accuracy"], -s["validation_cross_entropy"])
-              for kind, s in selection["candidates"].items()}
-    assert manifest["model"] == report["model"] == max(scores, key=scores.get)
+    assert selection["requested"] == "auto" and list(selection["candidates"]) == ["linear", "gru"]
+    assert selection["by"] == "cross-validation" and selection["folds"] == 4 and manifest["evoked_classes"] is None
+    assert selection["candidates"] == report["candidates"]
+    assert manifest["model"] == report["model"] == simplest_best(selection["candidates"])
     assert ("GRU" in layer_classes(tmp_path / "bundle")) == (manifest["model"] == "gru")
-    assert all(0 <= c["test_accuracy_all_windows"] <= 1 for c in report["candidates"].values())
-    # The kept head was trained again on the validation clips too, for the epochs validation chose.
-    assert manifest["refit"] == report["refit"]
-    assert report["refit"]["clips"] == report["dataset"]["train_clips"] + report["dataset"]["validation_clips"]
-    assert report["refit"]["epochs"] == report["best_epoch"]
+    assert manifest["metrics"]["held_out_accuracy"] == selection["candidates"][manifest["model"]]["accuracy"]
+    # The kept head was trained on every training clip, and has learnt them.
+    assert manifest["refit"] == report["refit"] and report["refit"]["clips"] == report["dataset"]["train_clips"] == 8
+    if manifest["model"] == "linear":
+        assert report["training"]["clip_accuracy"] == 1.0 and report["refit"]["method"] == "L-BFGS"
 
     assert load_bundle(tmp_path / "bundle").labels == ["arm_wrestling", "cleaning_pool"]
 

@@ -3,12 +3,12 @@ an atomically written bundle with its report, in named stages:
 
     prepare (training.prepare) -> choose -> refit -> evaluate -> write
 
-Each stage is a function of the config and what the stages before it handed on."""
+Each stage is a function of the config and what the stages before it handed on. How a head
+learns is training.train's; how candidates are compared, training.crossval's."""
 import json
 import platform
-import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -16,18 +16,19 @@ import numpy as np
 
 from live.backbones import get_backbone, load_backbone_model
 from live.bundle import backbone_entries, write_bundle
-from live.errors import UserError, first_line
-from live.quiet import keras
+from live.errors import UserError
 from live.runtimes import compiled_call
 from training import log
-from training.augment import SPEED_RANGE
+from training.crossval import (TIE_MARGIN, added, out_of_reach, session_folds, simplest_best, summary,
+                               window_scores)
 from training.datasets import grouped_split, split_record
 from training.heads import evoked_classes, evoked_names, evoked_subset, feature_statistics  # noqa: F401 (re-exported)
-from training.model import AUTO, CANDIDATES, CLASS_SCORE_CANDIDATES, build_sequence_model
+from training.model import AUTO, CANDIDATES, CLASS_SCORE_CANDIDATES
 from training.prepare import (Prepared, cached_features, measured_frame_rate, prepare,  # noqa: F401 (re-exported)
                               prepare_features, record_dataset, resolved_features)
 from training.report import classification_metrics, confusion_png, curves_png, metrics_text
-from training.windows import WindowBatches, predict_clip, shuffled_frames
+from training.train import EpochBar, Windows, train_head, train_model  # noqa: F401 (re-exported)
+from training.windows import predict_clip
 
 
 def evaluate_clips(head, clips, features, labels, seq_len):
@@ -43,229 +44,174 @@ def evaluate_clips(head, clips, features, labels, seq_len):
             "all_windows": classification_metrics(truth, mean, labels)}
 
 
-def choose_head(histories):
-    """The head to keep of those trained, by their training histories ({kind: Keras history}):
-    the best validation accuracy, at each one's best epoch (lowest validation loss, whose weights
-    early stopping restored); a tie goes to the lower validation cross-entropy (the loss without
-    weight decay, which differs between heads), then to the first kind.
-    Returns (kind, {kind: {"validation_accuracy", "validation_loss", "validation_cross_entropy"}})."""
-    scores = {}
-    for kind, history in histories.items():
-        best = int(np.argmin(history["val_loss"]))
-        scores[kind] = {"validation_accuracy": history["val_accuracy"][best],
-                        "validation_loss": history["val_loss"][best],
-                        "validation_cross_entropy": history["val_cross_entropy"][best]}
-    chosen = max(scores, key=lambda kind: (scores[kind]["validation_accuracy"],
-                                           -scores[kind]["validation_cross_entropy"]))
-    return chosen, scores
-
-
-class EpochBar(keras.callbacks.Callback):
-    """One progress bar for a training, in epochs, with the loss and the validation accuracy so
-    far, in place of Keras's line per epoch (`train fit --verbose` keeps those)."""
-
-    def __init__(self, epochs, description):
-        super().__init__()
-        self.epochs, self.description, self.bar = epochs, description, None
-
-    def on_train_begin(self, logs=None):
-        from tqdm import tqdm
-
-        self.bar = tqdm(total=self.epochs, desc=self.description, unit="epoch", file=sys.stderr, leave=True,
-                        dynamic_ncols=True)
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
-        shown = {"loss": f"{logs['loss']:.3f}"} if "loss" in logs else {}
-        if "val_accuracy" in logs:
-            shown["val_acc"] = f"{logs['val_accuracy']:.1%}"
-        self.bar.set_postfix(shown, refresh=False)
-        self.bar.update(1)
-
-    def on_train_end(self, logs=None):
-        if self.bar is not None:  # early stopping ends it before `epochs`: the bar says where
-            self.bar.close()
-
-
-def train_model(model, train_batches, val_batches, epochs, progress, verbose=False, description="training"):
-    """model.fit on the streamed windows, each epoch's drawn afresh, with early stopping on
-    `val_batches` (without them, `epochs` epochs); returns Keras's History. Progress is one bar
-    (`verbose`: Keras's line per epoch). An error in making a batch (an entry that changed or
-    vanished while training) reaches the user as itself, one line, not as the backend's
-    wrapping of it (tf.data's UnknownError and its traceback)."""
-    callbacks = [train_batches.epoch_callback()]
-    if val_batches is not None:
-        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=8, restore_best_weights=True))
-    if progress and not verbose:
-        callbacks.append(EpochBar(epochs, description))
-    try:
-        return model.fit(train_batches, validation_data=val_batches, epochs=epochs,
-                         verbose=2 if progress and verbose else 0, callbacks=callbacks)
-    except Exception:
-        failure = train_batches.failure or (val_batches.failure if val_batches is not None else None)
-        if isinstance(failure, UserError):
-            raise failure from None
-        if isinstance(failure, OSError):
-            raise UserError(f"a feature cache entry could not be read while training ({first_line(failure)}); "
-                            "run again, and what is missing is extracted again") from None
-        raise
-
-
-@dataclass
-class Windows:
-    """Makes the WindowBatches of a fit, all from one seeded generator, in the order the stages
-    ask for them (training windows, validation windows, then the refit's), so a fit's windows
-    depend on its seed alone."""
-    features: object
-    labels: list
-    config: object  # the FitConfig
-    rng: np.random.Generator
-
-    def batches(self, clips, per_clip, redraw, speed_range=None):
-        index = {label: i for i, label in enumerate(self.labels)}
-        return WindowBatches(self.features, [str(c.path) for c in clips], [index[c.label] for c in clips],
-                             self.config.seq_len, per_clip, self.config.batch_size, self.rng, self.config.dataset.seed,
-                             redraw=redraw, speed_range=speed_range,
-                             per_window=shuffled_frames if self.config.shuffle_frames else None)
-
-    def training(self, clips):
-        """Training windows: drawn afresh every epoch, each sped up or slowed down unless --no-augment."""
-        return self.batches(clips, self.config.windows_per_clip, redraw=True,
-                            speed_range=SPEED_RANGE if self.config.augment else None)
-
-
 @dataclass
 class Choice:
-    """What the choose stage hands on: the kept head's kind, every candidate trained on the same
-    windows with its training history and scores, and the backbone classes linear reads."""
+    """What the choose stage hands on: the head to keep, why (`by`), every candidate's scores on
+    the clips it did not train on, and, with --no-refit, the head as validated."""
     kind: str
     kinds: tuple
-    trained: dict  # {kind: (model, history)}
-    candidates: dict  # {kind: scores}
-    evoked: dict | None  # {label: backbone class indices}, or None: linear reads every feature
-    fit_clips: list
-    val_clips: list
-    train_windows: int
-    windows: Windows
-
-    @property
-    def model(self):
-        return self.trained[self.kind][0]
-
-    @property
-    def history(self):
-        return self.trained[self.kind][1]
-
-    @property
-    def best_epoch(self):
-        """The kept head's best epoch, from 0: its lowest validation loss, whose weights it kept."""
-        return int(np.argmin(self.history["val_loss"]))
-
-    def subset_for(self, kind):
-        """The feature indices `kind` reads (None: all of them)."""
-        return evoked_subset(self.evoked) if self.evoked and kind == "linear" else None
+    by: str  # "cross-validation", "validation", "requested", or why neither could be made
+    candidates: dict = field(default_factory=dict)  # {kind: crossval.summary of its held-out windows}
+    folds: int | None = None
+    model: object = None  # --no-refit: the head trained on the training clips less validation's
+    history: dict | None = None
+    evoked: dict | None = None  # {label: backbone class indices} linear reads, if it reads class scores
+    clips: list | None = None  # --no-refit: the clips the head trained on, and those validation held out
+    held: list | None = None
 
 
 def candidate_kinds(model_kind, backbone):
-    """The heads `fit` trains for `--model model_kind`: that one, or for auto the candidates, which
-    on a backbone of class scores are CLASS_SCORE_CANDIDATES (training.model says why)."""
+    """The heads `fit` compares for `--model model_kind`: that one, or for auto the candidates,
+    simplest first (on a backbone of class scores CLASS_SCORE_CANDIDATES: training.model)."""
     if model_kind != AUTO:
         return (model_kind,)
     return CLASS_SCORE_CANDIDATES if get_backbone(backbone).class_names is not None else CANDIDATES
 
 
+def evoked_for(kind, backbone, features, clips, labels):
+    """The backbone classes a `kind` head trained on `clips` reads ({label: indices}), or None:
+    linear on a backbone of class scores reads those the clips' actions evoke most."""
+    if kind != "linear" or get_backbone(backbone).class_names is None:
+        return None
+    return evoked_classes(features, clips, labels) or None
+
+
+def trained_head(kind, config, prepared, clips, rng_seed, description, val_batches=None):
+    """(model, history, evoked): a `kind` head trained on `clips` alone (its statistics and evoked
+    classes theirs), on windows drawn from a generator seeded by `rng_seed`."""
+    backbone = config.features.backbone
+    evoked = evoked_for(kind, backbone, prepared.features, clips, prepared.labels)
+    windows = Windows(prepared.features, prepared.labels, config, np.random.default_rng(rng_seed))
+    model, history = train_head(kind, config, windows, clips, get_backbone(backbone).feature_size,
+                                evoked_subset(evoked) if evoked else None, val_batches, description)
+    return model, history, evoked
+
+
 def choose(config, prepared):
-    """Stage 2: hold out a validation split of the training clips (grouped by source), train every
-    candidate head on the same windows of the rest, and choose one by validation (choose_head)."""
-    seed, backbone = config.dataset.seed, config.features.backbone
+    """Stage 2: the head to keep. Several candidates (auto) are compared by cross-validation over
+    the training sessions (crossval); --no-refit compares them on one validation split instead and
+    keeps the head as validated; one candidate is kept as requested."""
+    kinds = candidate_kinds(config.model_kind, config.features.backbone)
+    if not config.refit:
+        return choose_by_validation(config, prepared, kinds)
+    if len(kinds) == 1:
+        return Choice(kinds[0], kinds, "requested" if config.model_kind != AUTO else "the only candidate")
+    folds = session_folds(prepared.train_clips, config.dataset.seed)
+    if not folds:
+        log(f"warning: every class has a single training clip, so no head can be scored on clips it did not "
+            f"train on; keeping the simplest, {kinds[0]}")
+        return Choice(kinds[0], kinds, "too few clips to cross-validate: the simplest head")
+    candidates = cross_validate(config, prepared, kinds, folds)
+    kind = simplest_best(candidates)
+    log(f"cross-validation over {len(folds)} folds of sessions, every window of the held-out clips: "
+        + ", ".join(f"{k} {score['accuracy']:.1%}" if score["accuracy"] is not None
+                    else f"{k} at most {score['at_most']:.1%}" for k, score in candidates.items())
+        + f"; keeping {kind}")
+    return Choice(kind, kinds, "cross-validation", candidates, len(folds))
+
+
+def cross_validate(config, prepared, kinds, folds):
+    """{kind: its scores on every window of each fold's held-out clips, pooled, and per fold}:
+    each candidate trained on each fold's training clips alone, on the same windows, simplest
+    first. A candidate is stopped as soon as it can no longer be kept (crossval.out_of_reach: even
+    right on every window still to come, it would not beat a simpler one by TIE_MARGIN); its
+    scores then say how far it got and the most it could have reached."""
+    windows_total = sum(len(prepared.features[str(c.path)]) for _, held in folds for c in held)  # one a frame
+    candidates = {}
+    for kind in kinds:
+        total, per_fold = {}, []
+        for number, (train, held) in enumerate(folds):
+            model, _, _ = trained_head(kind, config, prepared, train, [config.dataset.seed, number + 1],
+                                       f"cross-validating {kind}, fold {number + 1}/{len(folds)}")
+            scores = window_scores(compiled_call(model), held, prepared.features, prepared.labels, config.seq_len)
+            total = added(total, scores)
+            per_fold.append(summary(scores)["accuracy"])
+            best = max((c["accuracy"] for c in candidates.values() if c["accuracy"] is not None), default=None)
+            if number + 1 < len(folds) and out_of_reach(total, windows_total, best):
+                candidates[kind] = {**summary(total), "accuracy": None, "fold_accuracy": per_fold,
+                                    "stopped_after_folds": number + 1,
+                                    "at_most": (total["right"] + windows_total - total["windows"]) / windows_total}
+                log(f"cross-validating {kind}: stopped after {number + 1} of {len(folds)} folds, at most "
+                    f"{candidates[kind]['at_most']:.1%}: it can no longer beat {best:.1%} by {TIE_MARGIN:.1%}")
+                break
+        else:
+            candidates[kind] = {**summary(total), "fold_accuracy": per_fold}
+    return candidates
+
+
+def choose_by_validation(config, prepared, kinds):
+    """--no-refit: hold out a validation split of the training clips (whole sessions), train every
+    candidate on the rest and keep the best on every window of the validation clips, as validated."""
+    seed = config.dataset.seed
     fit_clips, val_clips = grouped_split(prepared.train_clips, config.val_fraction, seed)
     if not fit_clips or not val_clips:
         raise UserError(f"{prepared.data}: too few usable training clips to hold out a validation split "
                         f"({len(prepared.train_clips)} usable, {len(prepared.skipped)} skipped)")
-    keras.utils.set_random_seed(seed)
-    windows = Windows(prepared.features, prepared.labels, config, np.random.default_rng(seed))
-    mean, variance = feature_statistics(prepared.features, fit_clips)
-    # Drawn in this order from the one generator: the first epoch's windows, then validation's
-    # (never sped up: validation scores clips as they are). With --augment the speeds are drawn
-    # from it too, so the validation windows differ from a --no-augment run's on the same seed.
-    train_batches = windows.training(fit_clips)
-    val_batches = windows.batches(val_clips, max(4, config.windows_per_clip // 2), redraw=False)
-    kinds = candidate_kinds(config.model_kind, backbone)
-    # The backbone classes linear reads, chosen from the clips it trains on; the refit keeps them,
-    # the ones validation chose its epochs for.
-    reads_class_scores = get_backbone(backbone).class_names is not None
-    evoked = (evoked_classes(prepared.features, fit_clips, prepared.labels)
-              if reads_class_scores and "linear" in kinds else None) or None
-    choice = Choice(None, kinds, {}, {}, evoked, fit_clips, val_clips, train_batches.windows, windows)
+    val_batches = Windows(prepared.features, prepared.labels, config,
+                          np.random.default_rng([seed, 0])).validation(val_clips)
+    trained, candidates = {}, {}
     for kind in kinds:
-        keras.utils.set_random_seed(seed)  # each candidate starts as it would trained alone
-        model = build_sequence_model(kind, config.seq_len, get_backbone(backbone).feature_size, len(prepared.labels),
-                                     mean, variance, choice.subset_for(kind))
-        log(f"training {kind} model ({model.count_params():,} parameters) on {train_batches.windows} windows "
-            f"an epoch from {len(fit_clips)} clips, validating on {len(val_clips)} clips")
-        # Every candidate's epoch 0 gets the first draw again (epoch_callback), so all see the same windows.
-        history = train_model(model, train_batches, val_batches, config.epochs, config.progress, config.verbose,
-                              f"training {kind}")
-        choice.trained[kind] = model, {k: [float(v) for v in values] for k, values in history.history.items()}
-    choice.kind, choice.candidates = choose_head({kind: history for kind, (_, history) in choice.trained.items()})
+        trained[kind] = trained_head(kind, config, prepared, fit_clips, seed, f"training {kind}", val_batches)
+        candidates[kind] = summary(window_scores(compiled_call(trained[kind][0]), val_clips, prepared.features,
+                                                 prepared.labels, config.seq_len))
+    kind = simplest_best(candidates)
     if len(kinds) > 1:
-        log("validation accuracy: " + ", ".join(f"{kind} {score['validation_accuracy']:.1%}"
-                                                for kind, score in choice.candidates.items())
-            + f"; keeping {choice.kind}")
-    return choice
+        log("validation, every window: " + ", ".join(f"{k} {s['accuracy']:.1%}" for k, s in candidates.items())
+            + f"; keeping {kind}")
+    model, history, evoked = trained[kind]
+    return Choice(kind, kinds, "validation", candidates, None, model, history, evoked, fit_clips, val_clips)
 
 
 def refit(config, prepared, choice):
-    """Stage 3: the kept head trained again, from scratch, on every training clip (validation's
-    too: whole groups, people and scenes, it has otherwise never seen), for the epochs validation
-    chose, on windows drawn afresh. Returns (the bundle's head, the refit's record, or None
-    with --no-refit: the head as validated)."""
-    if not config.refit:
+    """Stage 3: the kept head trained on every training clip (its statistics and evoked classes
+    theirs). Returns (the bundle's head, a record of its training), or, with --no-refit, (the head
+    as validated, None)."""
+    if choice.model is not None:
         return choice.model, None
-    keras.utils.set_random_seed(config.dataset.seed)
-    all_batches = choice.windows.training(prepared.train_clips)
-    epochs = choice.best_epoch + 1
-    model = build_sequence_model(choice.kind, config.seq_len, get_backbone(config.features.backbone).feature_size,
-                                 len(prepared.labels), *feature_statistics(prepared.features, prepared.train_clips),
-                                 choice.subset_for(choice.kind))
-    log(f"training {choice.kind} again on {len(prepared.train_clips)} clips (training and validation), "
-        f"{epochs} epochs")
-    train_model(model, all_batches, None, epochs, config.progress, config.verbose, f"training {choice.kind} again")
-    return model, {"clips": len(prepared.train_clips), "epochs": epochs, "windows": all_batches.windows}
+    kind, clips = choice.kind, prepared.train_clips
+    log(f"training {kind} on {len(clips)} clips")
+    model, choice.history, choice.evoked = trained_head(kind, config, prepared, clips, config.dataset.seed,
+                                                        f"training {kind}")
+    record = {"clips": len(clips)}
+    if "iterations" in choice.history:
+        record.update(method="L-BFGS", iterations=choice.history["iterations"])
+    else:
+        record.update(method="Adam", epochs=len(choice.history["loss"]), steps=choice.history["steps"])
+    return model, record
 
 
-def evaluate(config, prepared, choice, model, refitted):
-    """Stage 4: every candidate's test metrics as validated (into choice.candidates), and the
-    bundle's head's (None without test clips), logged."""
-    tests = {kind: evaluate_clips(compiled_call(candidate), prepared.test_clips, prepared.features,
-                                  prepared.labels, config.seq_len)
-             for kind, (candidate, _) in choice.trained.items()} if prepared.test_clips else {}
-    for kind, score in choice.candidates.items():
-        score["test_accuracy_all_windows"] = tests[kind]["all_windows"]["accuracy"] if tests else None
-    if not prepared.test_clips:
-        return None
-    test = (evaluate_clips(compiled_call(model), prepared.test_clips, prepared.features, prepared.labels,
-                           config.seq_len) if refitted else tests[choice.kind])
-    log(metrics_text(test["all_windows"], "test, mean over all windows"))
-    log(f"test, first window only: accuracy {test['first_window']['accuracy']:.1%}")
-    return test
+def evaluate(config, prepared, choice, model):
+    """Stage 4: the bundle's head on the test clips (metrics: first window, mean over all windows;
+    None without test clips) and on every window of the clips it trained on (has it learnt them?),
+    logged."""
+    head, trained_on = compiled_call(model), choice.clips or prepared.train_clips
+    training = summary(window_scores(head, trained_on, prepared.features, prepared.labels, config.seq_len))
+    log(f"on its training clips: {training['clip_accuracy']:.1%} of the clips, {training['accuracy']:.1%} of "
+        "their windows")
+    test = None
+    if prepared.test_clips:
+        test = evaluate_clips(head, prepared.test_clips, prepared.features, prepared.labels, config.seq_len)
+        log(metrics_text(test["all_windows"], "test, mean over all windows"))
+        log(f"test, first window only: accuracy {test['first_window']['accuracy']:.1%}")
+    return {"test": test, "training": training}
 
 
-def write(config, prepared, choice, model, refitted, test, started):
+def write(config, prepared, choice, model, refitted, scores, started):
     """Stage 5: the report and the manifest, the bundle written atomically with them, and the
     summary's last lines. Returns the report."""
     backbone = config.features.backbone
-    read_classes = evoked_names(backbone, choice.evoked) if choice.evoked and choice.kind == "linear" else None
+    read_classes = evoked_names(backbone, choice.evoked) if choice.evoked else None
     if read_classes:
         log("the linear head reads the scores of the backbone's classes each action evokes most: " + "; ".join(
             f"{label}: {', '.join(map(str, names[:3]))}…" for label, names in read_classes.items()))
     seconds = time.perf_counter() - started
-    report = report_of(prepared, choice, refitted, test, read_classes, seconds)
-    manifest = manifest_of(config, prepared, choice, refitted, test, read_classes)
+    held_out, scored_on = held_out_accuracy(choice, scores)
+    report = report_of(prepared, choice, refitted, scores, read_classes, seconds)
+    manifest = manifest_of(config, prepared, choice, refitted, scores, read_classes, held_out, scored_on)
     extra = {"report.json": (json.dumps(report, indent=2) + "\n").encode(),
              "training_curves.png": curves_png(choice.history)}
-    if test:
-        extra["confusion_matrix.png"] = confusion_png(test["all_windows"])
+    if scores["test"]:
+        extra["confusion_matrix.png"] = confusion_png(scores["test"]["all_windows"])
     streaming = get_backbone(backbone).streaming
     backbone_manifest, backbone_files = backbone_entries(
         load_backbone_model(backbone, prepared.feature_config.backbone_weights) if streaming else None)
@@ -276,9 +222,22 @@ def write(config, prepared, choice, model, refitted, test, started):
         manifest["stream_state"] = STATE_POLICY
     extra.update(backbone_files)
     write_bundle(Path(config.out), model, prepared.labels, manifest, force=config.force, extra_files=extra)
-    held_out = test["all_windows"]["accuracy"] if test else choice.history["val_accuracy"][choice.best_epoch]
-    summarise(Path(config.out), choice.kind, held_out, "test" if test else "validation", len(prepared.labels), seconds)
+    summarise(Path(config.out), choice.kind, held_out, scored_on, len(prepared.labels), seconds)
     return report
+
+
+def held_out_accuracy(choice, scores):
+    """(the kept head's accuracy on clips it did not train on, what it was scored on): the
+    cross-validated accuracy when candidates were cross-validated, else the test clips', else
+    validation's; without any, its training clips' (and says so)."""
+    if choice.by == "cross-validation":
+        return (choice.candidates[choice.kind]["accuracy"],
+                f"cross-validated over {choice.folds} folds of sessions, every window")
+    if scores["test"]:
+        return scores["test"]["all_windows"]["accuracy"], "test"
+    if choice.by == "validation":
+        return choice.candidates[choice.kind]["accuracy"], "validation"
+    return scores["training"]["clip_accuracy"], "none held out: its training clips"
 
 
 def summarise(out, kind, held_out, scored_on, classes, seconds):
@@ -293,18 +252,20 @@ def summarise(out, kind, held_out, scored_on, classes, seconds):
         f"{seconds:.0f} s")
 
 
-def report_of(prepared, choice, refitted, test, read_classes, seconds):
-    """report.json: the dataset, the test metrics, the choice and every candidate's scores, the
-    history, skipped clips and timings."""
+def report_of(prepared, choice, refitted, scores, read_classes, seconds):
+    """report.json: the dataset, the test and training scores, the choice and every candidate's
+    scores, the training history, skipped clips and timings."""
     extraction = prepared.extraction
     return {
         "dataset": {"path": str(prepared.data), "layout": prepared.dataset.layout, "classes": prepared.labels,
-                    "train_clips": len(choice.fit_clips), "validation_clips": len(choice.val_clips),
-                    "test_clips": len(prepared.test_clips), "train_windows": choice.train_windows},
-        "test": test,
+                    "train_clips": len(choice.clips or prepared.train_clips),
+                    "validation_clips": len(choice.held) if choice.held else 0,
+                    "test_clips": len(prepared.test_clips)},
+        "test": scores["test"],
+        "training": scores["training"],
         "model": choice.kind,
+        "selection": {"by": choice.by, "folds": choice.folds, "tie_margin": TIE_MARGIN},
         "candidates": choice.candidates,
-        "best_epoch": choice.best_epoch + 1,
         "refit": refitted,
         "evoked_classes": read_classes,
         "history": choice.history,
@@ -317,20 +278,17 @@ def report_of(prepared, choice, refitted, test, read_classes, seconds):
     }
 
 
-def manifest_of(config, prepared, choice, refitted, test, read_classes):
+def manifest_of(config, prepared, choice, refitted, scores, read_classes, held_out, scored_on):
     """The bundle's manifest, less the backbone's entries (write adds them)."""
-    backbone, frame_path, history, best = config.features.backbone, prepared.frame_path, choice.history, choice.best_epoch
-    by = ("validation accuracy" if len(choice.kinds) > 1
-          else "requested" if config.model_kind != AUTO else "the backbone's class scores")
+    backbone, frame_path, test = config.features.backbone, prepared.frame_path, scores["test"]
     return {
         "backbone": backbone, "image_size": frame_path.image_size,
         "feature_size": get_backbone(backbone).feature_size, "backbone_fingerprint": frame_path.fingerprint,
         "seq_len": config.seq_len, "frame_step": prepared.feature_config.frame_step,
         "frame_rate": prepared.feature_config.frame_rate, "model": choice.kind,
-        "model_selection": {"requested": config.model_kind, "by": by,
-                            "candidates": {kind: {name: score[name] for name in
-                                                  ("validation_accuracy", "validation_loss", "validation_cross_entropy")}
-                                           for kind, score in choice.candidates.items()}},
+        "model_selection": {"requested": config.model_kind, "by": choice.by, "folds": choice.folds,
+                            "scored_on": "every window of the held-out clips", "tie_margin": TIE_MARGIN,
+                            "candidates": choice.candidates},
         "refit": refitted,
         "evoked_classes": read_classes,
         "split": split_record(prepared.dataset, prepared.data, config.dataset.split, config.dataset.classes,
@@ -339,10 +297,9 @@ def manifest_of(config, prepared, choice, refitted, test, read_classes):
                        "clips": len(prepared.train_clips), "description": config.description},
         "metrics": {"test_accuracy_all_windows": test["all_windows"]["accuracy"] if test else None,
                     "test_accuracy_first_window": test["first_window"]["accuracy"] if test else None,
-                    # Of the head as validated: after a refit the bundle's head has trained on those clips.
-                    "validation_loss": history["val_loss"][best],
-                    "validation_accuracy": history["val_accuracy"][best],
-                    "validation_of": "the head before its refit" if refitted else "the bundle's head"},
+                    "held_out_accuracy": held_out, "held_out": scored_on,
+                    "training_accuracy": scores["training"]["accuracy"],
+                    "training_clip_accuracy": scores["training"]["clip_accuracy"]},
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 
@@ -355,5 +312,5 @@ def fit(config, checked=None):
     prepared = prepare(config, checked)
     choice = choose(config, prepared)
     model, refitted = refit(config, prepared, choice)
-    test = evaluate(config, prepared, choice, model, refitted)
-    return write(config, prepared, choice, model, refitted, test, started)
+    scores = evaluate(config, prepared, choice, model)
+    return write(config, prepared, choice, model, refitted, scores, started)

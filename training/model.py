@@ -31,23 +31,22 @@
 """
 import numpy as np
 
-# The one registry of model kinds. `train fit --model` offers these and AUTO, its default: train
-# each of CANDIDATES and keep the one with the best validation accuracy (training.fit.choose_head);
-# on a backbone of class scores, CLASS_SCORE_CANDIDATES (below says why).
+# The one registry of model kinds. `train fit --model` offers these and AUTO, its default: compare
+# CANDIDATES by cross-validation over the training sessions and keep the best, a tie going to the
+# simpler (training.crossval); they are listed simplest first.
 # No one head wins on both kinds of data: "gru" reads time order (the photo-derived order task,
 # where "linear" is at chance within each pair), "linear" reads the scene, which on real actions
 # with few clips is most of the signal. This module imports Keras only inside
 # build_sequence_model, so the CLI can read the names without loading TensorFlow.
 MODEL_KINDS = ("gru", "linear", "motion", "reference")
 AUTO = "auto"
-CANDIDATES = ("gru", "linear")
+CANDIDATES = ("linear", "gru")
 # On a backbone whose features are its own classifier's class scores (MoViNet's Kinetics-600),
-# AUTO trains linear alone, reading the scores of the classes the user's actions evoke: with a
-# handful of validation clips, validation too often kept gru where linear was the better head
-# (docs/decisions.md).
-CLASS_SCORE_CANDIDATES = ("linear",)
+# linear reads the scores of the classes the user's actions evoke (training.heads.evoked_classes).
+CLASS_SCORE_CANDIDATES = ("linear", "gru")
 DEFAULT_MODEL_KIND = AUTO
-LINEAR_DROPOUT = 0.5
+LINEAR_DROPOUT = 0.5  # when it learns by Adam (training.train: on data too big for L-BFGS)
+LINEAR_INPUTS = "linear_inputs"  # the layer whose output the linear classifier reads
 LINEAR_WEIGHT_DECAY = 3e-2  # L2, on the classifier's weights (the docstring says why)
 EVOKED_PER_CLASS = 5  # backbone classes a user's class adds to what linear reads (training.heads.evoked_classes)
 APPEARANCE_UNITS = 8
@@ -101,7 +100,8 @@ def build_sequence_model(kind, seq_len, feature_size, num_classes, feature_mean=
     elif kind == "linear":
         appearance, _ = TemporalStats(name="temporal_stats")([normalised, mask])
         newest = NewestFrame(name="newest_frame")([normalised, mask])
-        x = keras.layers.Dropout(LINEAR_DROPOUT)(keras.layers.Concatenate()([appearance, newest]))
+        x = keras.layers.Concatenate(name=LINEAR_INPUTS)([appearance, newest])
+        x = keras.layers.Dropout(LINEAR_DROPOUT)(x)
     elif kind == "reference":
         # unroll: a fixed-length loop of builtin ops that LiteRT runs, not a while loop of
         # TensorList ops it can't; the same weights and results either way.

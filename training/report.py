@@ -73,8 +73,9 @@ def curves_png(history):
             if prefix + key in history:
                 axes.plot(history[prefix + key], label=(prefix or "train_").rstrip("_"))
         axes.set_title(key)
-        axes.set_xlabel("epoch")
-        axes.legend()
+        axes.set_xlabel("L-BFGS iteration" if "iterations" in history else "epoch")
+        if axes.lines:
+            axes.legend()
     data = _png(figure)
     plt.close(figure)
     return data
