@@ -505,7 +505,9 @@ class Feed:
         self._realtime = realtime and not source.live  # a live source comes at its own pace already
         self._clock = None   # for a paced file: wall time (perf_counter) less the frames' timestamps
         self._held = None    # for a paced file: the next frame, decoded before it is due
-        self.sampler = None  # the stream's TimeSampler (plan): every frame this feed hands out is decided
+        # The stream's TimeSampler (plan): every frame this feed hands out is then decided. A feed
+        # that no model reads (train record's) has none, and decides nothing.
+        self.sampler = None
 
     def plan(self, sampler, every_picture):
         """Let the source decide, with this stream's sampler, which frames are sampled, and
@@ -539,7 +541,7 @@ class Feed:
             self.ended = True
         if self._period:  # no burst to catch up after a stall
             self.due = max(self.due + self._period, time.perf_counter() - self._period)
-        if frame.sampled is None:  # the source was not planned, or cannot decide
+        if frame.sampled is None and self.sampler is not None:  # the source was not planned, or cannot decide
             frame.sampled = self.sampler.keep(frame.timestamp)
         return frame
 

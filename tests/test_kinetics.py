@@ -226,7 +226,7 @@ def test_a_bundle_carrying_a_damaged_backbone_file_is_refused(tmp_path, cache_di
 def test_streaming_backbone_refuses_other_runtimes(cache_dir):
     process = run_command("live", "--file", CLIPS / "arm_wrestling.mp4", "--runtime", "litert-int8",
                           "--no-display")
-    assert_clean_error(process, "movinet_a0_stream backbone runs only as its own int8 LiteRT file")
+    assert_clean_error(process, "(movinet_a0_stream) cannot run with --runtime litert-int8; it runs with litert")
 
 
 def test_readme_first_command_runs_the_shared_clip_through_the_store():

@@ -293,7 +293,7 @@ def window_text(window, env, folder):
     """OCR of the top of the window: the overlay's text (bright, in any colour) against the box
     darkened behind it, as black on white."""
     shot = folder / "screen.png"
-    subprocess.run(["import", "-window", window, str(shot)], env=env, check=True)
+    subprocess.run(["import", "-window", window, str(shot)], env=env, check=True, timeout=30)
     window = cv2.imread(str(shot))
     ink = np.where(window[:window.shape[0] * 2 // 5].max(axis=2) > 150, 0, 255).astype(np.uint8)
     cv2.imwrite(str(shot), ink)

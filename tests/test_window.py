@@ -36,7 +36,7 @@ def press_q(window, env):
 def overlay_text(window, env, folder):
     """OCR of the window's top-left corner, where the overlay sits, enlarged and inverted."""
     shot = folder / "screen.png"
-    subprocess.run(["import", "-window", window, str(folder / "window.png")], env=env, check=True)
+    subprocess.run(["import", "-window", window, str(folder / "window.png")], env=env, check=True, timeout=30)
     subprocess.run(["convert", str(folder / "window.png"), "-crop", "50%x40%+0+0", "-resize", "300%",
                     "-colorspace", "Gray", "-negate", "-threshold", "50%", str(shot)], check=True)
     return subprocess.run(["tesseract", str(shot), "-", "--psm", "6"], capture_output=True, text=True).stdout
@@ -93,7 +93,7 @@ def test_grid_window_shows_every_stream(window_manager, tmp_path):
         shot = tmp_path / "grid.png"
 
         def grid_cells():
-            subprocess.run(["import", "-window", window, str(shot)], env=env, check=True)
+            subprocess.run(["import", "-window", window, str(shot)], env=env, check=True, timeout=30)
             image = cv2.imread(str(shot))
             return [image[r * 480:(r + 1) * 480, c * 640:(c + 1) * 640] for r in (0, 1) for c in (0, 1)]
 
