@@ -33,10 +33,17 @@ def test_folds_hold_out_whole_sessions_of_every_class_and_keep_every_class():
 def test_a_class_of_one_session_is_dealt_out_by_clip_and_a_lone_clip_never_held_out():
     from training.crossval import session_folds
 
-    folds = session_folds(clips_of({"wave": {"monday": 2}, "clap": {"monday": 2}, "nod": {"tuesday": 1}}), seed=0)
-    assert len(folds) == 2  # two clips a class: one out in each fold
-    for train, held in folds:
-        assert sorted(c.label for c in held) == ["clap", "wave"] and {c.label for c in train} == {"wave", "clap", "nod"}
+    from training.crossval import fold_units
+
+    clips = clips_of({"wave": {"monday": 2}, "clap": {"monday": 2}, "nod": {"tuesday": 1}})
+    for seed in range(10):
+        folds = session_folds(clips, seed)
+        assert len(folds) == 2  # two clips a class: one out in each fold
+        for train, held in folds:
+            assert sorted(c.label for c in held) == ["clap", "wave"]
+            assert {c.label for c in train} == {"wave", "clap", "nod"}
+    assert fold_units(clips) == "clips"
+    assert fold_units(clips_of({"wave": {"monday": 1, "friday": 1}, "clap": {"monday": 2}})) == "sessions and clips"
     assert session_folds(clips_of({"wave": {"monday": 1}, "clap": {"monday": 1}}), seed=0) == []
 
 

@@ -79,7 +79,8 @@ def test_choose_cross_validates_the_candidates_over_sessions(tmp_path):
 
     config, prepared = made_up(tmp_path)
     choice = choose(config, prepared)
-    assert choice.by == "cross-validation" and choice.folds == 3 and choice.model is None
+    assert choice.by == "cross-validation" and choice.folds == 3 and choice.units == "sessions"
+    assert choice.model is None
     assert list(choice.candidates) == ["linear", "gru"]
     windows = sum(len(prepared.features[str(c.path)]) for c in prepared.train_clips)  # one a sampled frame
     linear, gru = choice.candidates["linear"], choice.candidates["gru"]

@@ -24,33 +24,44 @@ def session_folds(clips, seed, most=MAX_FOLDS):
     """[(training clips, held-out clips)], each in path order: the sessions dealt out over the
     folds in a seeded order, each held out with its clips of every class, except that a fold
     never holds out all of a class's clips (those stay in its training). A class recorded in one
-    session is dealt out clip by clip (as datasets.grouped_split does); a class of one clip is
-    never held out. As many folds as the class with the most units (sessions, or clips) has, at
-    most `most`; none when no class has two."""
+    session is dealt out clip by clip over the folds (as datasets.grouped_split splits it); a
+    class of one clip is never held out. As many folds as the class with the most units
+    (sessions, or clips) has, at most `most`; none when no class has two."""
     rng = random.Random(seed)
     clips = sorted(clips, key=lambda c: str(c.path))
     by_class = defaultdict(list)
     for clip in clips:
         by_class[clip.label].append(clip)
-    unit = {}  # clip path -> the unit it is held out with
-    for label, members in by_class.items():
-        single = len({session(c) for c in members}) == 1
-        unit.update({str(c.path): f"clip {c.path}" if single else f"session {session(c)}" for c in members})
-    count = min(most, max(len({unit[str(c.path)] for c in members}) for members in by_class.values()))
+    single = {label for label, members in by_class.items() if len({session(c) for c in members}) == 1}
+    count = min(most, max(len(members) if label in single else len({session(c) for c in members})
+                          for label, members in by_class.items()))
     if count < 2:
         return []
-    units = sorted(set(unit.values()))
-    rng.shuffle(units)
-    fold_of = {name: number % count for number, name in enumerate(units)}
+    sessions = sorted({session(c) for label, members in by_class.items() if label not in single for c in members})
+    rng.shuffle(sessions)
+    fold_of = {str(c.path): sessions.index(session(c)) % count
+               for label, members in by_class.items() if label not in single for c in members}
+    for label in sorted(single):
+        order = list(by_class[label])
+        rng.shuffle(order)
+        fold_of.update({str(c.path): number % count for number, c in enumerate(order)})
     folds = []
     for fold in range(count):
-        held = {str(c.path) for c in clips if fold_of[unit[str(c.path)]] == fold}
+        held = {path for path, number in fold_of.items() if number == fold}
         for members in by_class.values():
             if all(str(c.path) in held for c in members):
                 held -= {str(c.path) for c in members}
         if held:
             folds.append(([c for c in clips if str(c.path) not in held], [c for c in clips if str(c.path) in held]))
     return folds
+
+
+def fold_units(clips):
+    """What the folds hold out: "sessions", "clips" (every class recorded in one session: its
+    clips are held out, not new sessions, and the score is an optimistic one), or both."""
+    kinds = {"clips" if len({session(c) for c in clips if c.label == label}) == 1 else "sessions"
+             for label in {c.label for c in clips}}
+    return " and ".join(sorted(kinds, reverse=True))
 
 
 def window_scores(head, clips, features, labels, seq_len):

@@ -19,7 +19,7 @@ from live.bundle import backbone_entries, write_bundle
 from live.errors import UserError
 from live.runtimes import compiled_call
 from training import log
-from training.crossval import (TIE_MARGIN, added, out_of_reach, session_folds, simplest_best, summary,
+from training.crossval import (TIE_MARGIN, added, fold_units, out_of_reach, session_folds, simplest_best, summary,
                                window_scores)
 from training.datasets import grouped_split, split_record
 from training.heads import evoked_classes, evoked_names, evoked_subset, feature_statistics  # noqa: F401 (re-exported)
@@ -53,6 +53,7 @@ class Choice:
     by: str  # "cross-validation", "validation", "requested", or why neither could be made
     candidates: dict = field(default_factory=dict)  # {kind: crossval.summary of its held-out windows}
     folds: int | None = None
+    units: str | None = None  # what the folds held out: sessions, or clips (crossval.fold_units)
     model: object = None  # --no-refit: the head trained on the training clips less validation's
     history: dict | None = None
     evoked: dict | None = None  # {label: backbone class indices} linear reads, if it reads class scores
@@ -101,13 +102,13 @@ def choose(config, prepared):
         log(f"warning: every class has a single training clip, so no head can be scored on clips it did not "
             f"train on; keeping the simplest, {kinds[0]}")
         return Choice(kinds[0], kinds, "too few clips to cross-validate: the simplest head")
-    candidates = cross_validate(config, prepared, kinds, folds)
+    candidates, units = cross_validate(config, prepared, kinds, folds), fold_units(prepared.train_clips)
     kind = simplest_best(candidates)
-    log(f"cross-validation over {len(folds)} folds of sessions, every window of the held-out clips: "
+    log(f"cross-validation over {len(folds)} folds of {units}, every window of the held-out clips: "
         + ", ".join(f"{k} {score['accuracy']:.1%}" if score["accuracy"] is not None
                     else f"{k} at most {score['at_most']:.1%}" for k, score in candidates.items())
         + f"; keeping {kind}")
-    return Choice(kind, kinds, "cross-validation", candidates, len(folds))
+    return Choice(kind, kinds, "cross-validation", candidates, len(folds), units)
 
 
 def cross_validate(config, prepared, kinds, folds):
@@ -159,7 +160,7 @@ def choose_by_validation(config, prepared, kinds):
         log("validation, every window: " + ", ".join(f"{k} {s['accuracy']:.1%}" for k, s in candidates.items())
             + f"; keeping {kind}")
     model, history, evoked = trained[kind]
-    return Choice(kind, kinds, "validation", candidates, None, model, history, evoked, fit_clips, val_clips)
+    return Choice(kind, kinds, "validation", candidates, None, None, model, history, evoked, fit_clips, val_clips)
 
 
 def refit(config, prepared, choice):
@@ -232,7 +233,7 @@ def held_out_accuracy(choice, scores):
     validation's; without any, its training clips' (and says so)."""
     if choice.by == "cross-validation":
         return (choice.candidates[choice.kind]["accuracy"],
-                f"cross-validated over {choice.folds} folds of sessions, every window")
+                f"cross-validated over {choice.folds} folds of {choice.units}, every window")
     if scores["test"]:
         return scores["test"]["all_windows"]["accuracy"], "test"
     if choice.by == "validation":
@@ -264,7 +265,7 @@ def report_of(prepared, choice, refitted, scores, read_classes, seconds):
         "test": scores["test"],
         "training": scores["training"],
         "model": choice.kind,
-        "selection": {"by": choice.by, "folds": choice.folds, "tie_margin": TIE_MARGIN},
+        "selection": {"by": choice.by, "folds": choice.folds, "folds_hold_out": choice.units, "tie_margin": TIE_MARGIN},
         "candidates": choice.candidates,
         "refit": refitted,
         "evoked_classes": read_classes,
@@ -287,6 +288,7 @@ def manifest_of(config, prepared, choice, refitted, scores, read_classes, held_o
         "seq_len": config.seq_len, "frame_step": prepared.feature_config.frame_step,
         "frame_rate": prepared.feature_config.frame_rate, "model": choice.kind,
         "model_selection": {"requested": config.model_kind, "by": choice.by, "folds": choice.folds,
+                            "folds_hold_out": choice.units,
                             "scored_on": "every window of the held-out clips", "tie_margin": TIE_MARGIN,
                             "candidates": choice.candidates},
         "refit": refitted,
