@@ -13,7 +13,7 @@ from live.quiet import leave_out_unused_imports, quiet_native_libraries
 from training.augment import SPEED_RANGE  # numpy only: no Keras import
 from training.config import (DEFAULT_ENGINE, ENGINES, RECORD_COUNTDOWN_S,  # no Keras import
                              ExtractConfig, FeatureConfig, FitConfig)
-from training.model import AUTO, CANDIDATES, CLASS_SCORE_CANDIDATES, DEFAULT_MODEL_KIND, MODEL_KINDS  # names only: no Keras import
+from training.model import AUTO, CANDIDATES, DEFAULT_MODEL_KIND, MODEL_KINDS  # names only: no Keras import
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -133,14 +133,14 @@ bundle_runtime_option = click.option(
                    f"and newest features; on a backbone whose features are its own class scores, such as "
                    f"movinet_a0_stream's Kinetics-600, of the scores of the classes the actions evoke most), "
                    f"motion (the summaries alone), reference (the Keras example's GRU(16) -> GRU(8)), or "
-                   f"{AUTO}: train {' and '.join(CANDIDATES)} and keep the one with the better validation "
-                   f"accuracy (the manifest records the choice); on a backbone of class scores, "
-                   f"{' and '.join(CLASS_SCORE_CANDIDATES)} alone.")
+                   f"{AUTO}: compare {' then '.join(CANDIDATES)} by cross-validation over the training "
+                   f"sessions (every window of the held-out clips; a tie goes to the simpler) and keep the "
+                   f"better (the manifest records every candidate's score).")
 @click.option("--augment/--no-augment", default=True, show_default=True,
               help=f"Replay training clips at random speeds ({SPEED_RANGE[0]}x-{SPEED_RANGE[1]}x).")
 @click.option("--refit/--no-refit", default=True, show_default=True,
-              help="Once validation has chosen the head and its epochs, train it again on the training "
-                   "and validation clips together, for that many epochs.")
+              help="Once cross-validation has chosen the head, train it on every training clip; "
+                   "--no-refit keeps a validation split and the head trained without it.")
 @dataset_options
 @click.option("--shuffle-frames", is_flag=True, help="Ablation: shuffle frames inside each training window.")
 @cache_option
