@@ -95,6 +95,10 @@ def test_wheel_runs_from_any_folder_with_its_bundles_and_declares_what_it_import
     wheel, = (tmp_path / "dist").glob("live_action-*.whl")
     with zipfile.ZipFile(wheel) as archive:
         metadata = archive.read(next(name for name in archive.namelist() if name.endswith(".dist-info/METADATA")))
+        shipped = set(archive.namelist())
+    # Every module of the packages, subpackages included (pyproject.toml lists them one by one).
+    sources = {path.relative_to(ROOT).as_posix() for folder in ("live", "training") for path in (ROOT / folder).rglob("*.py")}
+    assert not sources - shipped, sorted(sources - shipped)
     metadata = metadata.decode()
     declared = {normalized(re.split(r"[\s<>=!~;\[(]", line.split(":", 1)[1].strip())[0])
                 for line in metadata.splitlines() if line.startswith("Requires-Dist:")}
