@@ -68,6 +68,10 @@ class Model:
     def manifest(self):
         return self.classifier.bundle.manifest
 
+    @property
+    def path(self):
+        return self.classifier.bundle.path
+
     def stream(self, source, max_frames=None, smooth=DEFAULTS.smooth, fps=None, max_fps=None, names=None,
                on_failure=None, realtime=False, sinks=(), every_picture=True, event_rule=DEFAULTS.event_rule):
         """Yield one Result per frame of `source`, or of each of a list of sources read side by
@@ -95,15 +99,11 @@ class Model:
         if names is not None and len(names) != len(sources):
             raise ValueError(f"{len(names)} names for {len(sources)} sources")
         from live.pipeline import classify_streams
-        from live.sinks import StreamInfo, close_sinks, deliver, finish_sinks
-        from live.status import StreamTracking
+        from live.sinks import StreamInfo
 
-        opened, feeds, arrived, sinks, tracking = [], [], threading.Event(), list(sinks), {}
+        opened, feeds, arrived = [], [], threading.Event()
         with contextlib.ExitStack() as closing:
-            closing.callback(close_sinks, sinks)  # runs last: after the sources, every sink, once
-            # Before the sinks close: the label events the end closes, however it ends.
-            closing.callback(lambda: finish_sinks(sinks, [event for stream in tracking.values()
-                                                          for event in stream.finish()]))
+            run = SinkRun(list(sinks), closing)
             try:
                 for item in sources:
                     opened.append(open_any(item, fps, len(sources)))
@@ -112,17 +112,13 @@ class Model:
                 for source, _ in opened:
                     if source.live:
                         source.arrived = arrived
-                streams = [StreamInfo(number, name, source.fps, source.size, source)
-                           for number, ((source, _), name) in enumerate(zip(opened, names), start=1)]
-                tracking.update((info.name, StreamTracking(info.name, info.source, max_fps, event_rule))
-                                for info in streams)
-                for sink in sinks:
-                    sink.open(streams)
+                run.open([StreamInfo(number, name, source.fps, source.size, source)
+                          for number, ((source, _), name) in enumerate(zip(opened, names), start=1)],
+                         max_fps, event_rule)
                 with contextlib.closing(classify_streams(self.classifier, feeds, smooth, arrived, on_failure,
                                                        every_picture)) as results:
                     for result in results:
-                        tracking[result.stream].annotate(result)
-                        wanted = deliver(result, sinks)
+                        wanted = run.handle(result)
                         yield result
                         if not wanted:
                             break
@@ -137,6 +133,37 @@ class Model:
                 for source, owned in opened:
                     if owned:  # a source the caller opened is the caller's to close
                         source.close()
+
+
+class SinkRun:
+    """The sinks' side of a run, for every engine (Model.stream here, ClusterModel.stream in
+    live/cluster.py): the sinks are opened with the streams, each result is annotated once
+    (live/status.py) and handed to every sink, and at the end, registered on `closing` so that
+    it comes after whatever is registered later (the sources), the events the end closes go to
+    each sink's `finish` and every sink is closed once."""
+
+    def __init__(self, sinks, closing):
+        self.sinks, self.tracking = sinks, {}
+        from live.sinks import close_sinks, finish_sinks
+
+        closing.callback(close_sinks, sinks)  # runs last: after the sources, every sink, once
+        closing.callback(lambda: finish_sinks(sinks, [event for stream in self.tracking.values()
+                                                      for event in stream.finish()]))
+
+    def open(self, streams, max_fps, event_rule):
+        from live.status import StreamTracking
+
+        self.tracking.update((info.name, StreamTracking(info.name, info.source, max_fps, event_rule))
+                             for info in streams)
+        for sink in self.sinks:
+            sink.open(streams)
+
+    def handle(self, result):
+        """Annotate `result` and hand it to every sink; False when one asks for the run to end."""
+        from live.sinks import deliver
+
+        self.tracking[result.stream].annotate(result)
+        return deliver(result, self.sinks)
 
 
 def is_source_list(source):

@@ -2,6 +2,10 @@
 in a module that imports nothing heavy, so `--help` and the checks made before TensorFlow
 loads can use them."""
 
+# Where a run's streams are classified: in this process, or on Ray actors (live/cluster.py).
+ENGINES = ("local", "ray")
+RAY_MISSING = "--engine ray needs Ray: pip install 'live[distributed]' (or pip install ray)"
+
 # How a model runs (live/runtimes.py dispatches on these names).
 RUNTIMES = ("litert", "litert-int8", "keras", "openvino-int8")
 # Runtimes that run a bundle's own int8 backbone (made by `train quantize`): they need a bundle,

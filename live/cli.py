@@ -10,7 +10,7 @@ import sys
 import click
 
 from live import __version__
-from live.choices import RUNTIMES
+from live.choices import ENGINES, RUNTIMES
 from live.errors import UserError, first_line
 from live.quiet import leave_out_unused_imports, quiet_native_libraries
 from live.config import RunConfig, default
@@ -151,6 +151,15 @@ class Group(OneLineUsageErrors, click.Group):
 @click.option("--backbone-weights", metavar="FILE",
               help="A local file of weights for the bundle's backbone [default: the bundle's own, or the "
                    "backbone's standard ones].")
+@click.option("--engine", type=click.Choice(ENGINES), default=default("engine"), show_default=True,
+              help="Where the streams are classified: in this process, or spread over Ray actors on this "
+                   "machine or a cluster (docs/cluster.md); the outputs are written here either way.")
+@click.option("--address", metavar="auto|HOST:PORT",
+              help="--engine ray: join this Ray cluster ('auto': the one `ray start` made on this machine) "
+                   "[default: start Ray here].")
+@click.option("--workers", type=click.IntRange(1), metavar="N",
+              help="--engine ray: Ray actors to spread the streams over, one CPU each [default: one per CPU "
+                   "of the cluster].")
 @click.option("--display/--no-display", default=default("display"), help="Show a window [default: when a screen exists].")
 @click.option("--output", metavar="PATH",
               help="Write the annotated video (.mp4 or .avi; also .mov, .m4v, .mkv). With several streams, "
@@ -253,20 +262,28 @@ def run(config):
     stop = StopRequest()
     names = unique_names([*config.files, *(str(camera) for camera in config.cameras)])
     sources, sinks, failures = [], [], []
-    try:
-        with stop.guard():
-            for source in open_sources(config, stop):  # each kept as it opens: closed below if a later one fails
-                sources.append(source)
-            model = load(config.weights, config.runtime, config.backbone_weights)
-            window = config.display is not False and not headless_because(config)
-            sinks = build_sinks(config, window, address)
-        stop.in_loop = True  # from here a signal is a flag: the loop ends and the sinks close
-        failure = stream(model, config, sources, names, sinks, stop, failures,
-                         realtime=bool(window or address) and not config.fast)
-    finally:
-        with contextlib.ExitStack() as stack:  # every source closes, even if one fails
-            for source in sources:
-                stack.callback(source.close)
+    with contextlib.ExitStack() as stack:
+        try:
+            with stop.guard():
+                if config.engine == "ray":  # the sources open on the actors, as the streams start
+                    from live.cluster import open_cluster
+
+                    model = stack.enter_context(open_cluster(config))
+                    stop.callbacks.append(model.interrupt)
+                    sources = model.open_sources(config)
+                else:
+                    for source in open_sources(config, stop):  # each kept as it opens: closed below if a later one fails
+                        sources.append(source)
+                    model = load(config.weights, config.runtime, config.backbone_weights)
+                window = config.display is not False and not headless_because(config)
+                sinks = build_sinks(config, window, address)
+            stop.in_loop = True  # from here a signal is a flag: the loop ends and the sinks close
+            failure = stream(model, config, sources, names, sinks, stop, failures,
+                             realtime=bool(window or address) and not config.fast)
+        finally:
+            with contextlib.ExitStack() as closing:  # every source closes, even if one fails
+                for source in sources:
+                    closing.callback(source.close)
     report(model, sources, sinks)
     raise_failures(failure, failures, sources)
     return EXIT_INTERRUPTED if stop.signal == signal.SIGINT else 0
@@ -281,6 +298,8 @@ def checked(config):
 
     if not config.stream_count:
         raise UserError("give an input: --camera INDEX or --file PATH_OR_URL (each may be repeated)")
+    if config.engine != "ray" and (config.address or config.workers):
+        raise UserError("--address and --workers are for --engine ray; add it, or leave them out")
     check_before_loading(config.weights, config.backbone_weights, config.output, config.jsonl, config.events,
                          config.files, config.stream_count, config.runtime)
     address = parse_address(config.serve) if config.serve else None
@@ -345,7 +364,7 @@ def report(model, sources, sinks):
     videos = next((sink.videos for sink in sinks if isinstance(sink, VideoSink)), {})
     click.echo(summary_text(summary.summaries, sources, videos, summary.elapsed or 0.0), err=True)
     manifest = model.manifest
-    click.echo(f"model: {model.classifier.bundle.path} ({manifest['backbone']} features, "
+    click.echo(f"model: {model.path} ({manifest['backbone']} features, "
                f"{manifest.get('model', 'sequence')} head)", err=True)
 
 

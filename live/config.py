@@ -21,6 +21,10 @@ class RunConfig:
     max_frames: int | None = None
     max_fps: float | None = None
     fast: bool = False              # with a window or --serve, files as fast as they go
+    # Where it runs
+    engine: str = "local"           # live/choices.py ENGINES
+    address: str | None = None      # --engine ray: a cluster to join ("auto" or HOST:PORT)
+    workers: int | None = None      # --engine ray: actors [default: one per CPU of the cluster]
     # Outputs
     display: bool | None = None     # None: a window when a screen exists
     output: str | None = None

@@ -13,11 +13,11 @@ from live import store
 from live.backbones import BACKBONES, check_weights_file, get_backbone
 from live.bundle import bundle_path, read_manifest, stored_files
 from live.checks import same_file
+from live.choices import RAY_MISSING
 from live.errors import UserError
 from training.datasets import Dataset, dataset_from_index, load_dataset, recorded_test_split
 from training.features import CacheIndex
 
-RAY_MISSING = "--engine ray needs Ray: pip install 'live[distributed]' (or pip install ray)"
 
 
 class FitInput(NamedTuple):

@@ -26,8 +26,9 @@ from dataclasses import asdict, dataclass, replace
 from tqdm import tqdm
 
 from live.errors import UserError, first_line
+from live.cluster import ray_session, user_error_in
 from training import log
-from training.checks import RAY_MISSING, check_extract
+from training.checks import check_extract
 from training.config import ENGINES, MIN_FRAMES, FeatureConfig
 from training.features import CacheIndex, FeatureCache, FramePath, clip_key, extract_features, load_embedder
 from training.prepare import record_dataset, resolved_features
@@ -104,27 +105,12 @@ def extract_locally(config, job, embedder, clips, cache_index):
 
 def extract_on_ray(config, job, _embedder, clips, cache_index):
     """On Ray actors, started here or on the cluster at `config.address`."""
-    try:
-        import ray
-    except ImportError:
-        raise UserError(RAY_MISSING) from None
-    address, workers = config.address, config.workers
     cache = FeatureCache(job.frame_path, job.features.cache_root)
     swept = cache.sweep_temporaries()
     log(f"cache {cache.folder}" + (f" ({swept} stale temporary files of killed workers removed)" if swept else ""))
-    try:
-        if address:
-            ray.init(address=address, logging_level="ERROR", log_to_driver=False)
-        else:
-            ray.init(num_cpus=workers or 2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise UserError(f"cannot start or join Ray at {address or 'a new local instance'}: "
-                        f"{first_line(exc)}") from None
-    try:
-        count = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+    with ray_session(config.address, config.workers) as ray:
+        count = config.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
         return _run_actors(ray, job, clips, count, config.progress, cache_index)
-    finally:
-        ray.shutdown()
 
 
 def _run_actors(ray, job, clips, count, progress, cache_index):
@@ -138,7 +124,7 @@ def _run_actors(ray, job, clips, count, progress, cache_index):
     try:
         ray.get([actor.summary.remote() for actor in actors])  # ready: time the work, not the start-up
     except ray.exceptions.RayError as exc:
-        raise UserError(_first_user_error(exc)) from None
+        raise UserError(user_error_in(exc)) from None
     dispatch = _Dispatch(ray, lambda: Worker.remote(job), actors, clips, progress, cache_index)
     started = time.perf_counter()
     dispatch.run()
@@ -186,10 +172,10 @@ class _Dispatch:
                 outcome = self.ray.get(ready[0])
             except self.ray.exceptions.RayActorError as exc:
                 if "UserError" in str(exc):
-                    raise UserError(_first_user_error(exc)) from None
+                    raise UserError(user_error_in(exc)) from None
                 self.died(slot, actor, clip, exc)
             except self.ray.exceptions.RayTaskError as exc:
-                raise UserError(_first_user_error(exc)) from None
+                raise UserError(user_error_in(exc)) from None
             else:
                 self.done(actor, clip, outcome)
             self.submit(slot)
@@ -229,15 +215,6 @@ class _Dispatch:
             tqdm.write(f"warning: skipping {clip}: {self.skipped[clip]}", file=sys.stderr)
         self.bar.update(1)
         self.bar.set_postfix(fps=f"{self.frames / (time.perf_counter() - self.started):.0f}", refresh=False)
-
-
-def _first_user_error(exc):
-    """The `UserError` message inside a Ray exception, without Ray's traceback."""
-    text = str(exc)
-    for line in text.splitlines():
-        if "UserError:" in line:
-            return line.split("UserError:", 1)[1].strip()
-    return text.strip().splitlines()[-1][:300]
 
 
 def extract(config, dataset=None):

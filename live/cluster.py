@@ -1,0 +1,308 @@
+"""`live --engine ray`: one run's streams spread over Ray actors, on this machine or a cluster.
+
+The driver (this process) starts Ray, or joins a cluster with `--address`, and starts
+`--workers` actors (live/cluster_worker.py). Each loads the run's bundle once (its files are
+sent from here; the third-party models it names come from each node's model store) and
+runs the local pipeline on its share of the streams, so a stream's records are a local
+run's. Streams are placed by measured cost: each actor times its own sample point, and a
+stream costs its sample points a second. The driver runs the sinks: one JSONL, one events
+file, one summary, one video per stream, one web page, as a local run does.
+
+An actor that dies loses only what was in flight: its streams are reopened on the others, a
+file from its start with the records already delivered skipped (the same records as if
+nothing had happened), a live source from now (a gap in its records), with a `warning:` line.
+Ctrl-C, SIGTERM and the end of the run stop every actor; actors are owned by this process,
+so Ray ends them if it dies.
+"""
+import contextlib
+import time
+from pathlib import Path
+
+import numpy as np
+
+from live.choices import RAY_MISSING
+from live.bundle import bundle_path, default_bundle_path, read_manifest
+from live.cluster_worker import RunOptions, StreamSpec
+from live.config import DEFAULTS
+from live.errors import UserError, first_line
+from live.sources import Frame, warn
+
+TAKE_WAIT_S = 0.2
+
+
+@contextlib.contextmanager
+def ray_session(address=None, workers=None):
+    """Ray, joined at `address` ("auto": the cluster `ray start` made on this machine) or
+    started here with `workers` CPUs; shut down (this driver's part of it) on leaving."""
+    try:
+        import ray
+    except ImportError:
+        raise UserError(RAY_MISSING) from None
+    try:
+        if address:
+            ray.init(address=address, logging_level="ERROR", log_to_driver=False)
+        else:
+            ray.init(num_cpus=workers or 2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise UserError(f"cannot start or join Ray at {address or 'a new local instance'}: "
+                        f"{first_line(exc)}") from None
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+def user_error_in(exc):
+    """The `UserError` message inside a Ray exception, without Ray's traceback."""
+    cause = getattr(exc, "cause", None)
+    if isinstance(cause, UserError):
+        return str(cause)
+    text = str(exc)
+    for line in text.splitlines():
+        if "UserError: " in line:
+            return line.split("UserError: ", 1)[1]
+    return first_line(text, limit=300)
+
+
+class RemoteSource:
+    """The driver's view of a source opened on an actor: what the overlay, the summary and the
+    sinks read of a source, as the actor last reported it."""
+
+    def __init__(self, spec):
+        self.spec = spec
+        self.name = spec.name
+        self.live, self.fps, self.size = False, 0.0, None
+        self.frames_read = self.dropped = self.missed = 0
+        self.early = None
+        self.ended = False
+        self.delivered = -1     # the last frame index handed to the sinks
+        self.last_time, self.last_wall = 0.0, None  # its timestamp, and when it came
+        self.last_probs = self.last_shown = None
+        # A live source reopened elsewhere counts its frames and time from 0 again: its records
+        # go on from where they were (the time in between is the gap).
+        self.index_offset, self.time_offset = 0, 0.0
+
+    def reopened(self):
+        if self.live:
+            self.index_offset = self.delivered + 1
+            self.time_offset = self.last_time + (time.time() - self.last_wall if self.last_wall else 0.0)
+
+    def opened(self, info):
+        self.live, self.fps, self.size = info["live"], info["fps"], info["size"]
+
+    def update(self, figures):
+        self.frames_read, self.dropped, self.missed = figures["frames_read"], figures["dropped"], figures["missed"]
+        self.early = figures["stopped_early"]
+
+    def points_per_second(self, manifest):
+        """The sample points a second this stream asks of an actor: the bundle's sampling rate,
+        or every `frame_step`-th frame of the source's rate."""
+        rate = manifest.get("frame_rate")
+        fps = self.fps or 25.0
+        return min(fps, rate) / manifest["frame_step"] if rate else fps / manifest["frame_step"]
+
+    def stopped_early(self):
+        return tuple(self.early) if self.early else None
+
+    def interrupt(self):
+        """Nothing here: the driver stops the actors."""
+
+    def close(self):
+        """Nothing here: the actor that reads it closes it."""
+
+
+def specs_of(config):
+    """Each input of a run as a StreamSpec, files then cameras, as a local run orders them."""
+    from live.api import unique_names
+
+    given = [{"file": file} for file in config.files] + [{"camera": camera} for camera in config.cameras]
+    names = unique_names([*config.files, *(str(camera) for camera in config.cameras)])
+    return [StreamSpec(name, **inputs) for name, inputs in zip(names, given)]
+
+
+def place(costs, actors_ms, loads=None):
+    """Which actor takes each stream: the one that would be least busy after taking it, by
+    its measured milliseconds per sample point, the streams taken costliest first.
+    `costs`: sample points a second, per stream; `loads`: milliseconds a second each actor
+    has already. Returns an actor index per stream."""
+    loads = list(loads or [0.0] * len(actors_ms))
+    chosen = [0] * len(costs)
+    for stream in sorted(range(len(costs)), key=lambda i: -costs[i]):
+        best = min(range(len(actors_ms)), key=lambda a: (loads[a] + costs[stream] * actors_ms[a], a))
+        loads[best] += costs[stream] * actors_ms[best]
+        chosen[stream] = best
+    return chosen
+
+
+class ClusterModel:
+    """The Ray engine behind the same calls the `live` command makes of a local Model:
+    `stream(sources, …)` yields Results, and `manifest` and `path` describe the bundle."""
+
+    def __init__(self, ray, weights=None, runtime=None, backbone_weights=None, workers=None):
+        from live.cluster_worker import StreamWorker
+
+        self.ray = ray
+        self.path = bundle_path(weights) if weights else default_bundle_path()
+        self.manifest, self.labels = read_manifest(self.path)
+        files = {file.name: file.read_bytes() for file in Path(self.path).iterdir()
+                 if file.is_file() and not file.name.startswith(".")}
+        count = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+        # One CPU per actor, and its threads to match: more would fight the other actors.
+        worker = ray.remote(num_cpus=1, runtime_env={"env_vars": {"LIVE_CPUS": "1"}})(StreamWorker)
+        self.start_actor = lambda: worker.remote(files, runtime, backbone_weights)
+        self.actors = [self.start_actor() for _ in range(count)]
+        try:
+            described = ray.get([actor.describe.remote() for actor in self.actors])
+        except ray.exceptions.RayError as exc:
+            raise UserError(f"a Ray worker could not load the model: {user_error_in(exc)}") from None
+        self.ms = dict(zip(self.actors, (info["ms_per_point"] for info in described)))
+        self.held = {actor: [] for actor in self.actors}  # actor: the RemoteSources it reads
+        self.options = RunOptions()
+        self.loop = False
+        self.interrupted = False
+
+    def interrupt(self):
+        """Ctrl-C or SIGTERM: the results loop ends within a second, even with no result coming."""
+        self.interrupted = True
+
+    @property
+    def seq_len(self):
+        return self.manifest["seq_len"]
+
+    def open_sources(self, config):
+        """The run's inputs, to be opened on the actors when the streams start."""
+        self.loop = config.loop
+        return [RemoteSource(spec) for spec in specs_of(config)]
+
+    def stream(self, sources, max_frames=None, smooth=DEFAULTS.smooth, max_fps=None, names=None, on_failure=None,
+               realtime=False, sinks=(), every_picture=True, event_rule=DEFAULTS.event_rule):
+        """Model.stream's contract over the actors: yields each stream's Results in order and
+        hands them to `sinks`; a failed stream goes to `on_failure` and the others go on."""
+        from live.api import SinkRun
+        from live.sinks import StreamInfo
+
+        self.options = RunOptions(max_frames, max_fps, smooth, False, realtime,
+                                  any(sink.needs_pictures for sink in sinks), 1)
+        with contextlib.ExitStack() as closing:
+            run = SinkRun(list(sinks), closing)
+            closing.callback(self.stop)
+            self.start_streams(sources, list(self.actors))
+            run.open([StreamInfo(number, source.name, source.fps, source.size, source)
+                      for number, source in enumerate(sources, start=1)], max_fps, event_rule)
+            for result in self.results(sources, on_failure):
+                wanted = run.handle(result)
+                yield result
+                if not wanted:
+                    break
+
+    def start_streams(self, sources, actors, loads=None):
+        """Place `sources` over `actors` by cost and start them there; a source that does not
+        open fails the run, as it does locally."""
+        costs = [source.points_per_second(self.manifest) for source in sources]
+        chosen = place(costs, [self.ms[actor] for actor in actors], loads)
+        for index, actor in enumerate(actors):
+            share = [source for source, at in zip(sources, chosen) if at == index]
+            if not share:
+                continue
+            specs = [StreamSpec(s.spec.name, s.spec.file, s.spec.camera, -1 if s.live else s.delivered)
+                     for s in share]
+            options = RunOptions(**{**vars(self.options), "side_by_side": len(share), "loop": self.loop})
+            try:
+                infos = self.ray.get(actor.start.remote(specs, options))
+            except self.ray.exceptions.RayTaskError as exc:
+                raise UserError(user_error_in(exc)) from None
+            for source, info in zip(share, infos):
+                source.opened(info)
+            self.held[actor] += share
+
+    def results(self, sources, on_failure):
+        """The Results of every stream, as the actors send them, until every stream has ended
+        (or a stop); an actor that dies has its streams moved (`move_streams_of`)."""
+        by_name = {source.name: source for source in sources}
+        pending = {actor.take.remote(TAKE_WAIT_S): actor for actor in self.actors}
+        while not self.interrupted and not all(source.ended for source in sources):
+            ready, _ = self.ray.wait(list(pending), num_returns=1, timeout=1.0)
+            for reference in ready:
+                actor = pending.pop(reference)
+                try:
+                    sent_at, records = self.ray.get(reference)
+                except self.ray.exceptions.RayActorError as exc:
+                    taking = set(pending.values())
+                    for moved_to in self.move_streams_of(actor, exc):
+                        if moved_to not in taking:  # a new actor: nothing asked of it yet
+                            pending[moved_to.take.remote(TAKE_WAIT_S)] = moved_to
+                    continue
+                pending[actor.take.remote(TAKE_WAIT_S)] = actor
+                yield from self.unpack_all(records, by_name, sent_at, on_failure)
+
+    def unpack_all(self, records, by_name, sent_at, on_failure):
+        lag_ms = max(0.0, time.time() - sent_at) * 1000
+        for kind, name, detail, *figures in records:
+            source = by_name[name]
+            if kind == "result":
+                source.update(figures[0])
+                if detail["index"] + source.index_offset > source.delivered:  # a moved file replays up to here
+                    yield self.unpack(source, detail, lag_ms)
+            elif kind == "failed" and on_failure:
+                on_failure(name, UserError(detail, exit_code=1))
+            elif kind == "ended":
+                source.update(detail)
+                source.ended = True
+
+    def unpack(self, source, record, lag_ms):
+        from live.pipeline import Result
+
+        if record["probs"] is not None:
+            source.last_probs, source.last_shown = record["probs"], record["shown"]
+        picture = None
+        if record["picture"] is not None:
+            import cv2
+
+            picture = cv2.imdecode(np.frombuffer(record["picture"], np.uint8), cv2.IMREAD_COLOR)
+        timings = record["timings"]
+        timings["latency_ms"] += lag_ms  # from the frame's read to the driver, the trip included
+        read_at = time.perf_counter() - timings["latency_ms"] / 1000
+        frame = Frame(record["index"] + source.index_offset, record["timestamp"] + source.time_offset, picture,
+                      read_at, record["read_ms"], record["sampled"])
+        source.delivered, source.last_time, source.last_wall = frame.index, frame.timestamp, time.time()
+        return Result(frame, self.labels, self.seq_len, record["filled"], source.last_probs, record["sampled"],
+                      timings, source.name, source.last_shown)
+
+    def move_streams_of(self, actor, exc):
+        """An actor died: its streams that had not ended go to the actors left (or to a new one
+        when none is left), placed by cost; the actors that took them."""
+        moving = [source for source in self.held.pop(actor, []) if not source.ended]
+        self.actors.remove(actor)
+        if not self.actors:
+            self.actors.append(self.start_actor())
+            self.ms[self.actors[0]] = self.ray.get(self.actors[0].describe.remote())["ms_per_point"]
+            self.held[self.actors[0]] = []
+        if not moving:
+            return []
+        warn(f"a ray worker died ({first_line(str(exc), limit=120)}); its {len(moving)} stream(s) move to "
+             f"the {len(self.actors)} left: " + ", ".join(source.name for source in moving))
+        for source in moving:
+            source.reopened()
+        loads = [sum(s.points_per_second(self.manifest) for s in self.held[a]) * self.ms[a] for a in self.actors]
+        self.start_streams(moving, list(self.actors), loads)
+        return [actor for actor in self.actors if any(source in self.held[actor] for source in moving)]
+
+    def stop(self):
+        """Every actor stops its streams and ends: on Ctrl-C, SIGTERM, the end, an error."""
+        for actor in self.actors:
+            with contextlib.suppress(Exception):
+                self.ray.get(actor.stop.remote(), timeout=15)
+            with contextlib.suppress(Exception):
+                self.ray.kill(actor)
+        self.actors = []
+
+
+@contextlib.contextmanager
+def open_cluster(config):
+    """The ClusterModel of a `live --engine ray` run, its actors stopped and Ray left on exit."""
+    with ray_session(config.address, config.workers if not config.address else None) as ray:
+        model = ClusterModel(ray, config.weights, config.runtime, config.backbone_weights, config.workers)
+        try:
+            yield model
+        finally:
+            model.stop()
