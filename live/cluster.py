@@ -46,10 +46,29 @@ def ray_session(address=None, workers=None):
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise UserError(f"cannot start or join Ray at {address or 'a new local instance'}: "
                         f"{first_line(exc)}") from None
+    keep_stdout_ours(ray)
     try:
         yield ray
     finally:
         ray.shutdown()
+
+
+def keep_stdout_ours(ray):
+    """Ray's driver prints the cluster's error messages (a worker that died: ten lines of
+    advice) on stdout, where `--jsonl -` writes its records; the run says what happened in its
+    own `warning:` line instead. Ray looks its printer up by name for each message, so this
+    replaces it for this process; its messages of other kinds still go to stderr."""
+    worker_module = ray._private.worker
+    printer = worker_module.print_to_stdstream
+    if getattr(printer, "keeps_stdout", False):
+        return
+
+    def to_stderr_only(data, ignore_prefix):
+        if data.get("pid") != "raylet":
+            printer({**data, "is_err": True}, ignore_prefix)
+
+    to_stderr_only.keeps_stdout = True
+    worker_module.print_to_stdstream = to_stderr_only
 
 
 def user_error_in(exc):
@@ -237,12 +256,16 @@ class ClusterModel:
 
     def unpack_all(self, records, by_name, sent_at, on_failure):
         lag_ms = max(0.0, time.time() - sent_at) * 1000
+        limit = self.options.max_frames
         for kind, name, detail, *figures in records:
             source = by_name[name]
+            if source.ended:  # (a moved live source's --max-frames counts here, not on its new actor)
+                continue
             if kind == "result":
                 source.update(figures[0])
                 if detail["index"] + source.index_offset > source.delivered:  # a moved file replays up to here
                     yield self.unpack(source, detail, lag_ms)
+                    source.ended = bool(limit) and source.delivered + 1 >= limit
             elif kind == "failed" and on_failure:
                 on_failure(name, UserError(detail, exit_code=1))
             elif kind == "ended":
