@@ -95,6 +95,7 @@ class RemoteSource:
         self.early = None
         self.ended = False
         self.delivered = -1     # the last frame index handed to the sinks
+        self.delivered_count = 0  # results handed to the sinks (a live source's frame indexes skip drops)
         self.last_time, self.last_wall = 0.0, None  # its timestamp, and when it came
         self.last_probs = self.last_shown = None
         # A live source reopened elsewhere counts its frames and time from 0 again: its records
@@ -170,11 +171,13 @@ class ClusterModel:
         worker = ray.remote(num_cpus=1, runtime_env={"env_vars": {"LIVE_CPUS": "1"}})(StreamWorker)
         self.start_actor = lambda: worker.remote(files, runtime, backbone_weights)
         self.actors = [self.start_actor() for _ in range(count)]
+        self.ms = {}
         try:
-            described = ray.get([actor.describe.remote() for actor in self.actors])
+            ray.get([actor.__ray_ready__.remote() for actor in self.actors])  # every one loaded
+            for actor in self.actors:
+                self.measure(actor)
         except ray.exceptions.RayError as exc:
             raise UserError(f"a Ray worker could not load the model: {user_error_in(exc)}") from None
-        self.ms = dict(zip(self.actors, (info["ms_per_point"] for info in described)))
         self.held = {actor: [] for actor in self.actors}  # actor: the RemoteSources it reads
         self.options = RunOptions()
         self.loop = False
@@ -183,6 +186,10 @@ class ClusterModel:
     def interrupt(self):
         """Ctrl-C or SIGTERM: the results loop ends within a second, even with no result coming."""
         self.interrupted = True
+
+    def measure(self, actor):
+        """An actor's milliseconds per sample point, measured on it, one actor at a time."""
+        self.ms[actor] = self.ray.get(actor.measure.remote())["ms_per_point"]
 
     @property
     def seq_len(self):
@@ -265,7 +272,8 @@ class ClusterModel:
                 source.update(figures[0])
                 if detail["index"] + source.index_offset > source.delivered:  # a moved file replays up to here
                     yield self.unpack(source, detail, lag_ms)
-                    source.ended = bool(limit) and source.delivered + 1 >= limit
+                    source.delivered_count += 1
+                    source.ended = bool(limit) and source.delivered_count >= limit
             elif kind == "failed" and on_failure:
                 on_failure(name, UserError(detail, exit_code=1))
             elif kind == "ended":
@@ -298,7 +306,7 @@ class ClusterModel:
         self.actors.remove(actor)
         if not self.actors:
             self.actors.append(self.start_actor())
-            self.ms[self.actors[0]] = self.ray.get(self.actors[0].describe.remote())["ms_per_point"]
+            self.measure(self.actors[0])
             self.held[self.actors[0]] = []
         if not moving:
             return []

@@ -57,20 +57,16 @@ class StreamWorker:
         self.records = queue.Queue()
         self.stopping = threading.Event()
         self.runs = []  # (thread, opened sources)
-        self.ms_per_point = self._measure()
 
-    def _measure(self):
+    def measure(self, points=20):
         """Milliseconds of one sample point of one stream on this actor (crop, embed, head),
-        the median of 9 after a warm-up: the driver places streams by it."""
+        the median of `points` after a warm-up: the driver places streams by it. The driver
+        asks once every actor has loaded, so that no actor's loading slows another's count."""
         size = self.model.classifier.image_size
-        frames = [np.random.default_rng(seed).integers(0, 255, (size, size, 3), np.uint8) for seed in range(10)]
-        times = []
-        for result in self.model.stream(frames, fps=5.0):
-            times.append(sum(result.timings[step] for step in ("preprocess", "embed", "head")))
-        return float(np.median(times[1:]))
-
-    def describe(self):
-        return {"host": os.uname().nodename, "pid": os.getpid(), "ms_per_point": self.ms_per_point}
+        frames = [np.random.default_rng(seed).integers(0, 255, (size, size, 3), np.uint8) for seed in range(points + 1)]
+        times = [sum(result.timings[step] for step in ("preprocess", "embed", "head"))
+                 for result in self.model.stream(frames, fps=5.0)]
+        return {"host": os.uname().nodename, "pid": os.getpid(), "ms_per_point": float(np.median(times[1:]))}
 
     def start(self, specs, options):
         """Open the sources of `specs` now (a source that fails to open fails this call) and

@@ -11,7 +11,9 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -255,6 +257,50 @@ def serve_stream(clip, port, timeout=30):
         server.kill()
         raise RuntimeError(f"ffmpeg did not start listening on port {port}")
     return server
+
+
+class CameraServer:
+    """An IP camera as many are: an endless MJPEG stream over HTTP (`url`), looped over a clip at
+    `fps`, to every client that connects, so that a reader that reconnects (a stream moved to
+    another Ray worker) gets it again, as ffmpeg's single-client listener (serve_stream) does not."""
+    def __init__(self, clip, port, fps=25.0):
+        import cv2
+
+        capture = cv2.VideoCapture(str(clip))
+        self.jpegs = []
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            self.jpegs.append(cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 85])[1].tobytes())
+        capture.release()
+        self.period, server = 1.0 / fps, self
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.send_response(200)
+                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+                self.end_headers()
+                started, number = time.perf_counter(), 0
+                try:
+                    while not server.stopped.is_set():
+                        jpeg = server.jpegs[number % len(server.jpegs)]
+                        self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n"
+                                         % len(jpeg) + jpeg + b"\r\n")
+                        number += 1
+                        time.sleep(max(0.0, started + number * server.period - time.perf_counter()))
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+            def log_message(self, *args):
+                pass
+        self.stopped = threading.Event()
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.url = f"http://127.0.0.1:{port}/video.mjpg"
+        self.httpd.daemon_threads = True
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+    def kill(self):
+        self.stopped.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups into node ids

@@ -1,0 +1,154 @@
+"""`live --engine ray`: a run's streams on the actors of a local 2-worker Ray cluster, the sinks
+on the driver. Each stream's records equal a local run's, even after a worker is killed
+mid-run; Ctrl-C and a killed driver leave no actor behind."""
+import collections
+import json
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import CLIPS, CameraServer, assert_clean_error, free_port, frame_count, read_jsonl, run_command, \
+    wait_for
+
+pytestmark = pytest.mark.real_data  # reads the data folder (tests/conftest.py)
+pytest.importorskip("ray")
+
+FILES = [CLIPS / name for name in ("arm_wrestling.mp4", "pool_cleaning.mp4", "basketball.mp4",
+                                   "eye_makeup_320x240.avi")] * 2  # 8 streams: the second of each is NAME#2
+ACTOR = "ray::StreamWorker"
+
+
+def actors_running():
+    return subprocess.run(["pgrep", "-f", ACTOR], capture_output=True, text=True).stdout.split()
+
+
+def by_stream(records):
+    streams = collections.defaultdict(list)
+    for record in records:
+        streams[record["stream"]].append(record)
+    return streams
+
+
+def most_common_label(records):
+    return collections.Counter(record["label"] for record in records).most_common(1)[0][0]
+
+
+@pytest.mark.slow
+def test_sixteen_streams_on_two_workers_equal_local_runs_after_one_is_killed(tmp_path):
+    servers = []
+    try:
+        for _ in range(8):  # 8 IP cameras, each an MJPEG stream that a moved stream reconnects to
+            servers.append(CameraServer(CLIPS / "arm_wrestling.mp4", free_port()))
+        urls = [server.url for server in servers]
+        jsonl = tmp_path / "out.jsonl"
+        # --max-fps 25 replays each file over 6 s, so the run is still going when a worker dies.
+        process = subprocess.Popen(["live", "--engine", "ray", "--workers", "2", "--no-display", "--max-frames", "150",
+                                    "--max-fps", "25", "--jsonl-probs", "--jsonl", "-",
+                                    *[arg for source in [*FILES, *urls] for arg in ("--file", str(source))]],
+                                   stdout=jsonl.open("w"), stderr=subprocess.PIPE, text=True)
+        try:
+            assert wait_for(lambda: len(jsonl.read_text().splitlines()) >= 200 or process.poll() is not None, 240)
+            workers = actors_running()
+            assert len(workers) == 2, workers
+            subprocess.run(["kill", "-9", workers[0]], check=True)  # as a crash in native code would end it
+            _, stderr = process.communicate(timeout=300)
+        finally:
+            process.kill()
+    finally:
+        for server in servers:
+            server.kill()
+    assert process.returncode == 0, stderr
+    warnings = [line for line in stderr.splitlines() if line.startswith("warning: a ray worker died")]
+    assert len(warnings) == 1 and "move to the 1 left" in warnings[0], stderr
+    assert "Traceback" not in stderr and "raylet" not in stderr, stderr
+    streams = by_stream(read_jsonl(jsonl))  # stdout held records only: every line parses
+    assert len(streams) == 16, list(streams)
+    import live
+
+    # The same 8 files side by side in this process: each stream equals a run on it alone
+    # (test_streams.py), so this is each file's local run.
+    local = by_stream(result.to_dict(probs=True) for result in live.load().stream(FILES, max_frames=150))
+    for name, records in local.items():
+        remote = streams[name]
+        assert [r["frame"] for r in remote] == [r["frame"] for r in records] == list(range(150)), name
+        assert [r["sampled"] for r in remote] == [r["sampled"] for r in records], name
+        difference = np.abs(np.array([r["probs"] for r in remote]) - np.array([r["probs"] for r in records]))
+        assert difference.max() <= 1e-4, (name, difference.max())
+    expected = most_common_label(local[str(FILES[0])])
+    for url in urls:  # live: sampled by the wall clock, so not frame for frame; in order, and named alike
+        frames = [record["frame"] for record in streams[url]]
+        assert frames == sorted(set(frames)) and len(frames) == 150, (url, frames)
+        assert most_common_label(streams[url]) == expected, url
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_every_actor_and_keeps_the_outputs(tmp_path):
+    jsonl, video = tmp_path / "out.jsonl", tmp_path / "out.mp4"
+    process = subprocess.Popen(["live", "--engine", "ray", "--workers", "2", "--no-display", "--loop", "--max-fps", "25",
+                                "--file", str(CLIPS / "arm_wrestling.mp4"), "--file", str(CLIPS / "pool_cleaning.mp4"),
+                                "--jsonl", str(jsonl), "--output", str(video)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_for(lambda: len(actors_running()) == 2 or process.poll() is not None, 120), actors_running()
+        def both_streams_going():  # (a complete line of each: the last may be half-written)
+            lines = jsonl.read_text().splitlines()[:-1] if jsonl.exists() else []
+            counts = collections.Counter(json.loads(line)["stream"] for line in lines)
+            return len(counts) == 2 and min(counts.values()) >= 20
+
+        assert wait_for(lambda: both_streams_going() or process.poll() is not None, 120)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130, stderr
+    assert wait_for(lambda: not actors_running(), 30), actors_running()
+    streams = by_stream(read_jsonl(jsonl))
+    # The pictures came from the actors (JPEG) for the driver's videos: one per stream, a
+    # frame for each record.
+    for number, name in enumerate([str(CLIPS / "arm_wrestling.mp4"), str(CLIPS / "pool_cleaning.mp4")], start=1):
+        written = tmp_path / f"out-{number}.mp4"
+        assert frame_count(written) == len(streams[name]) >= 20, (written, len(streams[name]))
+
+
+@pytest.mark.slow
+def test_a_killed_driver_leaves_no_actor(tmp_path):
+    jsonl = tmp_path / "out.jsonl"
+    process = subprocess.Popen(["live", "--engine", "ray", "--workers", "2", "--no-display", "--loop", "--max-fps", "25",
+                                "--file", str(CLIPS / "arm_wrestling.mp4"), "--jsonl", str(jsonl)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert wait_for(lambda: len(actors_running()) == 2 or process.poll() is not None, 120), actors_running()
+        process.kill()  # SIGKILL: nothing of the driver runs after this
+        process.wait()
+    finally:
+        process.kill()
+    assert wait_for(lambda: not actors_running(), 60), actors_running()
+
+
+def test_streams_are_placed_by_measured_cost():
+    from live.cluster import place
+
+    # An actor twice as fast takes twice the streams of equal cost.
+    assert collections.Counter(place([5.0] * 9, [10.0, 20.0])) == {0: 6, 1: 3}
+    # A costly stream (a 30 fps bundle rate) goes where there is room, cheap ones fill the rest.
+    assert place([30.0, 5.0, 5.0, 5.0], [10.0, 10.0]) == [0, 1, 1, 1]
+    # Load an actor already has (streams moved from a dead one) counts.
+    assert place([5.0, 5.0], [10.0, 10.0], loads=[100.0, 0.0]) == [1, 1]
+
+
+def test_ray_options_need_the_ray_engine():
+    process = run_command("live", "--file", CLIPS / "arm_wrestling.mp4", "--workers", "2", "--no-display")
+    assert_clean_error(process, "--engine ray")
+    assert process.returncode == 2
+
+
+def test_ray_engine_without_ray_says_what_to_install():
+    # sys.modules["ray"] = None makes `import ray` fail as it does where Ray isn't installed.
+    code = ("import sys; sys.modules['ray'] = None; from live.cli import main; "
+            f"main(['--engine', 'ray', '--file', {str(CLIPS / 'arm_wrestling.mp4')!r}, '--no-display'])")
+    process = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert_clean_error(process, "pip install")
+    assert process.returncode == 2
