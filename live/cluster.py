@@ -182,6 +182,7 @@ class ClusterModel:
         self.options = RunOptions()
         self.loop = False
         self.interrupted = False
+        self.sinks = []
 
     def interrupt(self):
         """Ctrl-C or SIGTERM: the results loop ends within a second, even with no result coming."""
@@ -209,8 +210,9 @@ class ClusterModel:
 
         self.options = RunOptions(max_frames, max_fps, smooth, False, realtime,
                                   any(sink.needs_pictures for sink in sinks), 1)
+        self.sinks = list(sinks)
         with contextlib.ExitStack() as closing:
-            run = SinkRun(list(sinks), closing)
+            run = SinkRun(self.sinks, closing)
             closing.callback(self.stop)
             self.start_streams(sources, list(self.actors))
             run.open([StreamInfo(number, source.name, source.fps, source.size, source)
@@ -233,8 +235,9 @@ class ClusterModel:
             specs = [StreamSpec(s.spec.name, s.spec.file, s.spec.camera, -1 if s.live else s.delivered)
                      for s in share]
             options = RunOptions(**{**vars(self.options), "side_by_side": len(share), "loop": self.loop})
+            shown = [s.name for s in share if any(sink.wants_pictures(s.name) for sink in self.sinks)]
             try:
-                infos = self.ray.get(actor.start.remote(specs, options))
+                infos = self.ray.get(actor.start.remote(specs, options, shown))
             except self.ray.exceptions.RayTaskError as exc:
                 raise UserError(user_error_in(exc)) from None
             for source, info in zip(share, infos):
@@ -245,7 +248,7 @@ class ClusterModel:
         """The Results of every stream, as the actors send them, until every stream has ended
         (or a stop); an actor that dies has its streams moved (`move_streams_of`)."""
         by_name = {source.name: source for source in sources}
-        pending = {actor.take.remote(TAKE_WAIT_S): actor for actor in self.actors}
+        pending = {self.take(actor): actor for actor in self.actors}
         while not self.interrupted and not all(source.ended for source in sources):
             ready, _ = self.ray.wait(list(pending), num_returns=1, timeout=1.0)
             for reference in ready:
@@ -256,10 +259,17 @@ class ClusterModel:
                     taking = set(pending.values())
                     for moved_to in self.move_streams_of(actor, exc):
                         if moved_to not in taking:  # a new actor: nothing asked of it yet
-                            pending[moved_to.take.remote(TAKE_WAIT_S)] = moved_to
+                            pending[self.take(moved_to)] = moved_to
                     continue
-                pending[actor.take.remote(TAKE_WAIT_S)] = actor
+                pending[self.take(actor)] = actor
                 yield from self.unpack_all(records, by_name, sent_at, on_failure)
+
+    def take(self, actor):
+        """Ask `actor` for its next records, and for pictures of the streams a sink shows now:
+        pictures cross the network only while something looks at them."""
+        shown = [source.name for source in self.held.get(actor, [])
+                 if any(sink.wants_pictures(source.name) for sink in self.sinks)]
+        return actor.take.remote(TAKE_WAIT_S, shown)
 
     def unpack_all(self, records, by_name, sent_at, on_failure):
         lag_ms = max(0.0, time.time() - sent_at) * 1000

@@ -36,7 +36,7 @@ class RunOptions:
     smooth: object = 1
     loop: bool = False
     realtime: bool = False
-    pictures: bool = False    # send each frame's picture (JPEG) for the driver's drawing sinks
+    pictures: bool = False    # a sink of the driver may look at pictures: convert every frame
     side_by_side: int = 1     # streams on this actor, for the decoders' share of the cores
 
 
@@ -57,6 +57,7 @@ class StreamWorker:
         self.records = queue.Queue()
         self.stopping = threading.Event()
         self.runs = []  # (thread, opened sources)
+        self.pictures_for = frozenset()  # the streams whose pictures the driver's sinks look at now
 
     def measure(self, points=20):
         """Milliseconds of one sample point of one stream on this actor (crop, embed, head),
@@ -68,9 +69,11 @@ class StreamWorker:
                  for result in self.model.stream(frames, fps=5.0)]
         return {"host": os.uname().nodename, "pid": os.getpid(), "ms_per_point": float(np.median(times[1:]))}
 
-    def start(self, specs, options):
+    def start(self, specs, options, pictures_for=()):
         """Open the sources of `specs` now (a source that fails to open fails this call) and
-        classify them side by side on a thread of their own; their (fps, size, live) in order."""
+        classify them side by side on a thread of their own, with pictures of `pictures_for`
+        from their first frame; their (fps, size, live) in order."""
+        self.pictures_for = self.pictures_for | frozenset(pictures_for)
         from live.sources import open_source
 
         sources = []
@@ -105,7 +108,7 @@ class StreamWorker:
                 changed[name] = changed[name] or result.sampled
                 if result.frame.index <= skip[name]:
                     continue
-                self.records.put(("result", name, pack(result, changed[name], options.pictures),
+                self.records.put(("result", name, pack(result, changed[name], name in self.pictures_for),
                                   source_figures(by_name[name])))
                 changed[name] = False
         except Exception as exc:  # a fault of this group ends its streams, said as their failure
@@ -115,8 +118,10 @@ class StreamWorker:
             for name, source in by_name.items():
                 self.records.put(("ended", name, source_figures(source)))
 
-    def take(self, wait_s=0.2):
-        """What the streams made since the last call (waiting up to `wait_s` for something)."""
+    def take(self, wait_s=0.2, pictures_for=()):
+        """What the streams made since the last call (waiting up to `wait_s` for something);
+        from now on, pictures of the streams `pictures_for` (those a sink of the driver shows)."""
+        self.pictures_for = frozenset(pictures_for)
         taken = []
         try:
             taken.append(self.records.get(timeout=wait_s))

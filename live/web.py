@@ -81,6 +81,7 @@ class StreamView:
         self.encoded = {}  # (height, overlay): (seq, JPEG bytes)
         self.encodes = 0   # JPEGs made so far: at most one per frame, size and overlay, none without viewers
         self.encoding = threading.Lock()
+        self.watchers = 0  # viewers of its pictures now
         self.last_published = 0.0
         self.history = deque()  # [wall, top], for the chart of a page that opens now
 
@@ -130,7 +131,7 @@ class WebSink(DrawingSink):
         super().__init__(overlay or Overlay(top_k=top_k, threshold=threshold))
         self.announce = announce or (lambda text: print(text, file=sys.stderr, flush=True))
         self.changed = threading.Condition()  # a new result, message or the end
-        self.views = []
+        self.views, self.by_name = [], {}
         self.messages = deque(maxlen=1000)  # (id, kind, JSON text), for /events
         self.label_events = deque(maxlen=BACKLOG_EVENTS)
         self.message_id = 0
@@ -254,16 +255,26 @@ class WebSink(DrawingSink):
                 return None
             return [message for message in self.messages if message[0] > after]
 
-    def take_viewer(self):
+    def take_viewer(self, view=None):
+        """A viewer comes (of `view`'s pictures, if given); False when there are too many."""
         with self.changed:
             if self.viewers >= self.max_viewers:
                 return False
             self.viewers += 1
+            if view is not None:
+                view.watchers += 1
             return True
 
-    def leave(self):
+    def leave(self, view=None):
         with self.changed:
             self.viewers -= 1
+            if view is not None:
+                view.watchers -= 1
+
+    def wants_pictures(self, stream):
+        """Pictures of `stream` only while someone watches it (--engine ray sends them then only)."""
+        view = self.by_name.get(stream)  # (asked before open() too: none watches yet)
+        return bool(view and view.watchers)
 
 
 def as_bgr(image):
@@ -411,18 +422,19 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def _viewer(self, stream, *args):
-        """A response that streams until the viewer leaves or the run ends; counted against the limit."""
-        if not self.web.take_viewer():
+    def _viewer(self, stream, view=None, *args):
+        """A response that streams until the viewer leaves or the run ends; counted against the
+        limit, and as a watcher of `view`'s pictures when it shows them."""
+        if not self.web.take_viewer(view):
             return self._send(HTTPStatus.SERVICE_UNAVAILABLE, b"too many viewers\n")
         try:
-            stream(*args)
+            stream(*(() if view is None else (view,)), *args)
         finally:
-            self.web.leave()
+            self.web.leave(view)
 
     def _snapshot(self, view, height, overlay):
         """The next frame, kept for this viewer as for any other (a copy is made only for viewers)."""
-        if not self.web.take_viewer():
+        if not self.web.take_viewer(view):
             return self._send(HTTPStatus.SERVICE_UNAVAILABLE, b"too many viewers\n")
         try:
             with self.web.changed:
@@ -431,7 +443,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._send(HTTPStatus.SERVICE_UNAVAILABLE, b"no frame yet\n")
             picture = self.web.jpeg(view, height, overlay)
         finally:
-            self.web.leave()
+            self.web.leave(view)
         self._send(HTTPStatus.OK, picture, "image/jpeg")
 
     def _start_stream(self, content_type):

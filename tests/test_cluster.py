@@ -152,3 +152,26 @@ def test_ray_engine_without_ray_says_what_to_install():
     process = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert_clean_error(process, "pip install")
     assert process.returncode == 2
+
+
+@pytest.mark.slow
+def test_the_web_view_shows_a_watched_streams_pictures(tmp_path):
+    from test_serve import Served, clip_frames, decode, is_a_frame_of_the_clip, read_headers, read_parts
+
+    served = Served(tmp_path, "--serve", "0", "--engine", "ray", "--workers", "2",
+                    files=(CLIPS / "pool_cleaning.mp4", CLIPS / "arm_wrestling.mp4"))
+    try:
+        assert wait_for(lambda: [stream["label"] for stream in json.loads(served.get("/api/streams")[2])]
+                        == ["cleaning pool", "arm wrestling"], 180), served.log.read_text()
+        # The actors send a stream's pictures only once someone watches it: they come, and
+        # they are frames of that stream's clip.
+        connection, reader = served.open_stream("/streams/2.mjpg")
+        with connection:
+            assert read_headers(reader)[0] == 200
+            pictures = [decode(part) for part in read_parts(reader, 5)]
+        frames = clip_frames()  # arm_wrestling.mp4
+        assert all(is_a_frame_of_the_clip(picture, frames) for picture in pictures)
+        assert np.abs(pictures[0].astype(int) - pictures[-1].astype(int)).mean() > 1  # the video moves
+    finally:
+        served.stop()
+    assert wait_for(lambda: not actors_running(), 30), actors_running()

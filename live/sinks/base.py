@@ -19,6 +19,11 @@ class Sink:
     # when no sink of a run does, the frames the model skips are never converted (live.sources).
     needs_pictures = True
 
+    def wants_pictures(self, stream):
+        """Whether put() looks at `stream`'s pictures now (the web view: while someone watches
+        it); a run whose frames are made elsewhere (--engine ray) sends them only then."""
+        return self.needs_pictures
+
     def open(self, streams):
         """Called once before the first result, with a StreamInfo per stream."""
 

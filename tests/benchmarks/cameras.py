@@ -1,7 +1,7 @@
 """Benchmark: N real-time cameras in one `live` process (the default bundle, headless).
 
 Run:  python tests/benchmarks/cameras.py [--streams 8,16,24,32] [--seconds 25]
-          [--baseline DIR] [--out bench-results/cameras.json]
+          [--engines local,ray] [--workers 2] [--baseline DIR] [--out bench-results/cameras.json]
 
 Each camera is a local ffmpeg serving a 640x480 H.264 clip at 25 fps in real time, looped, by
 stream copy (`-re -stream_loop -1 ... -c copy`: the servers cost almost nothing), as HTTP
@@ -12,7 +12,8 @@ has given results and `--settle` seconds more have passed, a window of `--second
 - sample points embedded, worst stream: sampled results over the 5 x seconds sample points
   (the bundle samples at 5 fps);
 - p95 latency of the sampled frames, all streams together (from the frame's read to its result);
-- the process's CPU over the window, in cores (of os.cpu_count());
+- the CPU of the process and every process under it (Ray's too, with --engine ray) over the
+  window, in cores (of os.cpu_count()), and in milliseconds per sample point embedded;
 - frames read per second, worst stream (below 25: the readers themselves fall behind, and the
   latency, measured from the read, no longer shows the wait in the socket);
 - the summary's median time per step (read, preprocess, embed, gru), over the streams.
@@ -21,10 +22,14 @@ has given results and `--settle` seconds more have passed, a window of `--second
 `git archive fd0d783 | tar -x -C /tmp/live-main`) right after, for the ratio in the same run.
 Before the runs, the bare cost of decoding a frame of the clip with the same decoder (OpenCV's
 FFmpeg: grab() only, and grab() plus the BGR conversion), one thread, is measured: the floor.
-Results are merged into the JSON file by N and code, so N values can be run one at a time.
+`--engines local,ray` measures each N with `live` alone and with `live --engine ray --workers
+W` (a local Ray cluster started by that process: its actors run the same pipeline, the driver
+the sinks), one after the other: the cluster's overhead on one machine.
+Results are merged into the JSON file by N, code and engine, so N values can be run one at a time.
 Not a test: it asserts nothing, it measures.
 """
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -39,9 +44,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
-from conftest import free_port, listening, wait_for  # noqa: E402
+from conftest import CLIPS, free_port, listening, wait_for  # noqa: E402
 
-CLIP = ROOT / "tests" / "data" / "clips" / "basketball.mp4"
+CLIP = CLIPS / "basketball.mp4"
 WEIGHTS = ROOT / "weights" / "kinetics600"
 FPS, SAMPLE_FPS = 25, 5
 
@@ -87,8 +92,22 @@ def bare_decode_ms(clip, frames=200):
 
 
 def cpu_seconds(pid):
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """CPU seconds of `pid` and every process under it (a Ray driver's raylet and actors)."""
+    children, own = {}, {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # ended meanwhile
+            continue
+        number = int(stat.parent.name)
+        children.setdefault(int(fields[1]), []).append(number)
+        own[number] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    total, todo = 0.0, [pid]
+    while todo:
+        number = todo.pop()
+        total += own.get(number, 0.0)
+        todo += children.get(number, [])
+    return total
 
 
 def lines(path):
@@ -107,16 +126,18 @@ def step_medians(stderr):
     return {step: round(float(np.median(values)), 2) for step, values in steps.items()}
 
 
-def measure(code, clip, count, seconds, settle, folder):
+def measure(code, clip, count, seconds, settle, folder, engine="local", workers=2):
     """One `live` process on `count` fresh servers; the figures of the measured window."""
     ports = set()
     while len(ports) < count:  # free_port() may give a port twice
         ports.add(free_port())
     servers = [serve(clip, port) for port in ports]
     urls = [f"http://127.0.0.1:{port}/stream.ts" for port in ports]
-    jsonl = Path(folder) / f"{count}-{Path(code).name}.jsonl"
+    jsonl = Path(folder) / f"{count}-{Path(code).name}-{engine}.jsonl"
     command = [sys.executable, "-m", "live", *[arg for url in urls for arg in ("--file", url)],
                "--weights", str(WEIGHTS), "--no-display", "--jsonl", str(jsonl)]
+    if engine == "ray":
+        command += ["--engine", "ray", "--workers", str(workers)]
     process = subprocess.Popen(command, cwd=code, env={**os.environ, "PYTHONPATH": str(code)},
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
@@ -149,6 +170,8 @@ def measure(code, clip, count, seconds, settle, folder):
             "p95_sampled_latency_ms": round(float(np.percentile(latencies, 95)), 1) if latencies else None,
             "median_sampled_latency_ms": round(float(np.median(latencies)), 1) if latencies else None,
             "cpu_cores": round((cpu_last - cpu_first) / window, 2),
+            "cpu_ms_per_sample_point": round((cpu_last - cpu_first) * 1000 / max(1, sum(r["sampled"] for r in records)), 2),
+            "engine": engine,
             "read_fps_worst": round(min(read_fps), 1),
             "step_median_ms": step_medians(stderr),
             "sample_points_missed": sum(missed) if missed else None}
@@ -157,8 +180,9 @@ def measure(code, clip, count, seconds, settle, folder):
 def row(label, figures):
     p95 = figures["p95_sampled_latency_ms"]
     steps = ", ".join(f"{step} {ms}" for step, ms in figures["step_median_ms"].items())
-    return (f"{label:<10}{figures['streams']:>8}{figures['classified_worst']:>11.0%}{figures['embedded_worst']:>11.0%}"
+    return (f"{label:<14}{figures['streams']:>8}{figures['classified_worst']:>11.0%}{figures['embedded_worst']:>11.0%}"
             f"{p95 if p95 is not None else float('nan'):>10.0f}{figures['cpu_cores']:>7.2f}"
+            f"{figures['cpu_ms_per_sample_point']:>9.1f}"
             f"{figures['read_fps_worst']:>10.1f}   {steps}")
 
 
@@ -169,6 +193,8 @@ def main():
     parser.add_argument("--settle", type=float, default=5.0, help="Seconds after every stream's first result.")
     parser.add_argument("--baseline", metavar="DIR", help="Another checkout, measured the same way after this one.")
     parser.add_argument("--only", choices=("this", "baseline"), help="Measure one of the two codes only.")
+    parser.add_argument("--engines", default="local", help="local, ray or both (local,ray): live --engine.")
+    parser.add_argument("--workers", type=int, default=2, help="Ray actors, with --engines ray.")
     parser.add_argument("--out", default=str(ROOT / "bench-results" / "cameras.json"))
     args = parser.parse_args()
 
@@ -184,18 +210,21 @@ def main():
                        clip="640x480 H.264 25 fps, no B-frames, GOP 25", floor=floor)
         print(f"machine: {results['machine']}; bare decode, one thread: {floor['decode_ms']} ms a frame, "
               f"{floor['decode_and_convert_ms']} ms with the conversion to BGR")
-        print(f"{'code':<10}{'streams':>8}{'classified':>11}{'embedded':>11}{'p95 ms':>10}{'cores':>7}"
+        print(f"{'code/engine':<14}{'streams':>8}{'classified':>11}{'embedded':>11}{'p95 ms':>10}{'cores':>7}"
+              f"{'cpu ms':>9}"
               f"{'read fps':>10}   median ms per step")
         for count in [int(n) for n in args.streams.split(",")]:
-            for label, code in codes.items():
+            for (label, code), engine in itertools.product(codes.items(), args.engines.split(",")):
+                run = (code, clip, count, args.seconds, args.settle, folder, engine, args.workers)
                 try:
-                    figures = measure(code, clip, count, args.seconds, args.settle, folder)
+                    figures = measure(*run)
                 except RuntimeError as exc:  # a server that did not answer in time, on a loaded machine
                     print(f"{label} {count}: {str(exc)[:200]}; once more", flush=True)
-                    figures = measure(code, clip, count, args.seconds, args.settle, folder)
-                results.setdefault(label, {})[str(count)] = {**figures, "code": str(code)}
+                    figures = measure(*run)
+                key = label if engine == "local" else f"{label}/{engine}"
+                results.setdefault(key, {})[str(count)] = {**figures, "code": str(code)}
                 out.write_text(json.dumps(results, indent=2))  # after each: a run cut short keeps what it measured
-                print(row(label, figures), flush=True)
+                print(row(f"{label}/{engine}", figures), flush=True)
     print(f"wrote {out}")
 
 

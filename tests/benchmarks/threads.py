@@ -26,7 +26,10 @@ from bench import source_frames  # noqa: E402
 from live.pipeline import classify_streams, warm_up  # noqa: E402
 from live.sources import Feed, FrameIterable  # noqa: E402
 
-CLIPS = [ROOT / "tests" / "data" / "clips" / name
+sys.path.insert(0, str(ROOT / "tests"))
+from conftest import CLIPS as DATA_CLIPS  # noqa: E402  the data folder (../shared, or $LIVE_TEST_DATA)
+
+CLIPS = [DATA_CLIPS / name
          for name in ("arm_wrestling.mp4", "pool_cleaning.mp4", "basketball.mp4", "flipping_pancake.mkv")]
 
 
