@@ -16,6 +16,7 @@ so Ray ends them if it dies.
 """
 import contextlib
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,16 @@ from live.config import DEFAULTS
 from live.errors import UserError, first_line
 from live.sources import Frame, warn
 
+
+def note(message):
+    """A `note:` line on stderr: news, not a fault."""
+    import sys
+
+    print(f"note: {message}", file=sys.stderr, flush=True)
+
 TAKE_WAIT_S = 0.2
+BALANCE_EVERY_S = 5.0  # how often the driver looks for an actor that falls behind
+ROOM = 0.8  # an actor takes a stream while its measured load stays under this share of its CPU
 
 
 @contextlib.contextmanager
@@ -96,6 +106,9 @@ class RemoteSource:
         self.ended = False
         self.delivered = -1     # the last frame index handed to the sinks
         self.delivered_count = 0  # results handed to the sinks (a live source's frame indexes skip drops)
+        self.run = 0            # times it moved (StreamSpec.run)
+        self.missed_seen = 0    # `missed` when the actors' balance was last checked
+        self.left = set()       # actors it was moved away from (never moved back to one)
         self.last_time, self.last_wall = 0.0, None  # its timestamp, and when it came
         self.last_probs = self.last_shown = None
         # A live source reopened elsewhere counts its frames and time from 0 again: its records
@@ -103,6 +116,9 @@ class RemoteSource:
         self.index_offset, self.time_offset = 0, 0.0
 
     def reopened(self):
+        """Moved: opened again elsewhere, from where it was."""
+        self.run += 1
+        self.missed = self.missed_seen = 0
         if self.live:
             self.index_offset = self.delivered + 1
             self.time_offset = self.last_time + (time.time() - self.last_wall if self.last_wall else 0.0)
@@ -154,6 +170,39 @@ def place(costs, actors_ms, loads=None):
     return chosen
 
 
+@dataclass
+class ActorLoad:
+    """What the driver knows of an actor when it checks the balance."""
+    actor: object
+    ms_per_point: float
+    streams: list  # [(RemoteSource, its sample points a second, sample points it missed since the last check)]
+
+    @property
+    def busy_ms(self):  # milliseconds of work a second, by the measured cost
+        return sum(points for _, points, _ in self.streams) * self.ms_per_point
+
+    @property
+    def missed(self):
+        return sum(missed for _, _, missed in self.streams)
+
+
+def stream_to_shed(loads, room=ROOM):
+    """(from, stream, to, its sample points missed) to move, or None: the live stream that missed the most sample points
+    on an actor that falls behind (missed some since the last check), to the actor with the
+    most room that missed none, would stay under `room` of its CPU with it, and is not one the
+    stream already left. One move per check: the next check sees its effect."""
+    fine = sorted((load for load in loads if not load.missed), key=lambda load: load.busy_ms)
+    for behind in sorted((load for load in loads if load.missed), key=lambda load: -load.missed):
+        for source, points, missed in sorted(behind.streams, key=lambda stream: -stream[2]):
+            if not source.live or not missed:
+                continue
+            for target in fine:
+                if target.actor not in source.left and \
+                        target.busy_ms + points * target.ms_per_point <= room * 1000:
+                    return behind.actor, source, target.actor, missed
+    return None
+
+
 class ClusterModel:
     """The Ray engine behind the same calls the `live` command makes of a local Model:
     `stream(sources, …)` yields Results, and `manifest` and `path` describe the bundle."""
@@ -183,6 +232,7 @@ class ClusterModel:
         self.loop = False
         self.interrupted = False
         self.sinks = []
+        self.balanced = time.monotonic()
 
     def interrupt(self):
         """Ctrl-C or SIGTERM: the results loop ends within a second, even with no result coming."""
@@ -232,7 +282,7 @@ class ClusterModel:
             share = [source for source, at in zip(sources, chosen) if at == index]
             if not share:
                 continue
-            specs = [StreamSpec(s.spec.name, s.spec.file, s.spec.camera, -1 if s.live else s.delivered)
+            specs = [StreamSpec(s.spec.name, s.spec.file, s.spec.camera, -1 if s.live else s.delivered, s.run)
                      for s in share]
             options = RunOptions(**{**vars(self.options), "side_by_side": len(share), "loop": self.loop})
             shown = [s.name for s in share if any(sink.wants_pictures(s.name) for sink in self.sinks)]
@@ -263,6 +313,8 @@ class ClusterModel:
                     continue
                 pending[self.take(actor)] = actor
                 yield from self.unpack_all(records, by_name, sent_at, on_failure)
+            if time.monotonic() - self.balanced >= BALANCE_EVERY_S:
+                self.balance()
 
     def take(self, actor):
         """Ask `actor` for its next records, and for pictures of the streams a sink shows now:
@@ -274,9 +326,11 @@ class ClusterModel:
     def unpack_all(self, records, by_name, sent_at, on_failure):
         lag_ms = max(0.0, time.time() - sent_at) * 1000
         limit = self.options.max_frames
-        for kind, name, detail, *figures in records:
+        for kind, name, run, detail, *figures in records:
             source = by_name[name]
-            if source.ended:  # (a moved live source's --max-frames counts here, not on its new actor)
+            # (a moved live source's --max-frames counts here, not on its new actor; a moved
+            # stream's records from before the move say nothing now)
+            if source.ended or run != source.run:
                 continue
             if kind == "result":
                 source.update(figures[0])
@@ -308,6 +362,28 @@ class ClusterModel:
         source.delivered, source.last_time, source.last_wall = frame.index, frame.timestamp, time.time()
         return Result(frame, self.labels, self.seq_len, record["filled"], source.last_probs, record["sampled"],
                       timings, source.name, source.last_shown)
+
+    def balance(self):
+        """Move one live stream off an actor that falls behind, to one with room (stream_to_shed)."""
+        self.balanced = time.monotonic()
+        loads = []
+        for actor in self.actors:
+            streams = [(source, source.points_per_second(self.manifest), source.missed - source.missed_seen)
+                       for source in self.held[actor] if not source.ended]
+            for source in self.held[actor]:
+                source.missed_seen = source.missed
+            loads.append(ActorLoad(actor, self.ms[actor], streams))
+        move = stream_to_shed(loads)
+        if move is None:
+            return
+        behind, source, target, missed = move
+        note(f"{source.name} moves to another ray worker: {missed} of its sample points were missed in the last "
+             f"{BALANCE_EVERY_S:.0f} s where it was")
+        self.ray.get(behind.drop.remote(source.name))
+        self.held[behind].remove(source)
+        source.left.add(behind)
+        source.reopened()
+        self.start_streams([source], [target])
 
     def move_streams_of(self, actor, exc):
         """An actor died: its streams that had not ended go to the actors left (or to a new one

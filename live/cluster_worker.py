@@ -26,6 +26,7 @@ class StreamSpec:
     file: str | None = None   # a path or URL
     camera: int | None = None
     skip_through: int = -1    # frames up to this index were delivered already (a moved file replays to here)
+    run: int = 0              # how many times it has moved: its records say it, so the driver drops stale ones
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,8 @@ class StreamWorker:
         self.stopping = threading.Event()
         self.runs = []  # (thread, opened sources)
         self.pictures_for = frozenset()  # the streams whose pictures the driver's sinks look at now
+        self.dropped = set()  # streams moved to another actor: nothing more of them goes out
+        self.sources = {}     # stream name: its opened source
 
     def measure(self, points=20):
         """Milliseconds of one sample point of one stream on this actor (crop, embed, head),
@@ -85,6 +88,7 @@ class StreamWorker:
             for source in sources:
                 source.close()
             raise
+        self.sources.update((spec.name, source) for spec, source in zip(specs, sources))
         thread = threading.Thread(target=self._classify, args=(specs, sources, options), daemon=True)
         self.runs.append((thread, sources))
         thread.start()
@@ -92,11 +96,13 @@ class StreamWorker:
 
     def _classify(self, specs, sources, options):
         skip = {spec.name: spec.skip_through for spec in specs}
+        runs = {spec.name: spec.run for spec in specs}
         by_name = dict(zip(skip, sources))
         changed = dict.fromkeys(skip, True)  # the first record of each stream carries its probabilities
 
         def failed(name, error):
-            self.records.put(("failed", name, str(error)))
+            if name not in self.dropped:
+                self.records.put(("failed", name, runs[name], str(error)))
 
         try:
             for result in self.model.stream(sources, max_frames=options.max_frames, smooth=options.smooth,
@@ -106,9 +112,9 @@ class StreamWorker:
                     break
                 name = result.stream
                 changed[name] = changed[name] or result.sampled
-                if result.frame.index <= skip[name]:
+                if result.frame.index <= skip[name] or name in self.dropped:
                     continue
-                self.records.put(("result", name, pack(result, changed[name], name in self.pictures_for),
+                self.records.put(("result", name, runs[name], pack(result, changed[name], name in self.pictures_for),
                                   source_figures(by_name[name])))
                 changed[name] = False
         except Exception as exc:  # a fault of this group ends its streams, said as their failure
@@ -116,7 +122,8 @@ class StreamWorker:
                 failed(name, f"{name}: unexpected {type(exc).__name__}: {exc}")
         finally:
             for name, source in by_name.items():
-                self.records.put(("ended", name, source_figures(source)))
+                if name not in self.dropped:
+                    self.records.put(("ended", name, runs[name], source_figures(source)))
 
     def take(self, wait_s=0.2, pictures_for=()):
         """What the streams made since the last call (waiting up to `wait_s` for something);
@@ -129,7 +136,15 @@ class StreamWorker:
                 taken.append(self.records.get_nowait())
         except queue.Empty:
             pass
-        return time.time(), taken
+        return time.time(), [record for record in taken if record[1] not in self.dropped]
+
+    def drop(self, name):
+        """Stop reading live stream `name` (the driver moves it to an actor with room): its
+        source closes, so its feed ends, and the others of its group go on."""
+        self.dropped.add(name)
+        if self.sources[name].live:
+            self.sources[name].close()
+        return True
 
     def stop(self):
         """End every stream and close its source; returns once the threads have ended."""

@@ -50,7 +50,9 @@ def test_sixteen_streams_on_two_workers_equal_local_runs_after_one_is_killed(tmp
                                     *[arg for source in [*FILES, *urls] for arg in ("--file", str(source))]],
                                    stdout=jsonl.open("w"), stderr=subprocess.PIPE, text=True)
         try:
-            assert wait_for(lambda: len(jsonl.read_text().splitlines()) >= 200 or process.poll() is not None, 240)
+            if not wait_for(lambda: len(jsonl.read_text().splitlines()) >= 200 or process.poll() is not None, 240):
+                process.kill()
+                pytest.fail(f"no 200 records in 240 s; live said: {process.communicate()[1][-3000:]}")
             workers = actors_running()
             assert len(workers) == 2, workers
             subprocess.run(["kill", "-9", workers[0]], check=True)  # as a crash in native code would end it
@@ -175,3 +177,29 @@ def test_the_web_view_shows_a_watched_streams_pictures(tmp_path):
     finally:
         served.stop()
     assert wait_for(lambda: not actors_running(), 30), actors_running()
+
+
+def test_a_stream_is_shed_from_an_actor_that_falls_behind_to_one_with_room():
+    from live.cluster import ActorLoad, stream_to_shed
+    from live.cluster_worker import StreamSpec
+    from live.cluster import RemoteSource
+
+    def camera(name, live=True):
+        source = RemoteSource(StreamSpec(name, file=f"http://127.0.0.1/{name}"))
+        source.live = live
+        return source
+
+    a, b, c = camera("a"), camera("b"), camera("c")
+    behind = ActorLoad("busy", 10.0, [(a, 5.0, 0), (b, 5.0, 4), (c, 5.0, 1)])
+    # The stream that missed the most moves, to the actor with the most room.
+    roomy, roomier = ActorLoad("roomy", 10.0, [(camera("d"), 5.0, 0)] * 10), ActorLoad("roomier", 10.0, [])
+    assert stream_to_shed([behind, roomy, roomier]) == ("busy", b, "roomier", 4)
+    # Not to an actor without room (10 streams of 5 points at 16 ms: 800 ms a second already),
+    # nor to one that falls behind itself, nor back where it came from.
+    assert stream_to_shed([behind, ActorLoad("full", 16.0, roomy.streams)]) is None
+    assert stream_to_shed([behind, ActorLoad("also behind", 1.0, [(camera("e"), 5.0, 2)])]) is None
+    b.left.add("roomier")
+    assert stream_to_shed([behind, roomier]) == ("busy", c, "roomier", 1)
+    # A file is never shed (it does not fall behind: it goes slower), nor is anything where none is missed.
+    assert stream_to_shed([ActorLoad("files", 10.0, [(camera("f", live=False), 5.0, 3)]), roomier]) is None
+    assert stream_to_shed([roomy, roomier]) is None
