@@ -15,6 +15,7 @@ Ctrl-C, SIGTERM and the end of the run stop every actor; actors are owned by thi
 so Ray ends them if it dies.
 """
 import contextlib
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +49,9 @@ def ray_session(address=None, workers=None):
         import ray
     except ImportError:
         raise UserError(RAY_MISSING) from None
+    # Ray replaces the SIGTERM handler with one that exits at once (exit 15, outputs not closed);
+    # the command's own handlers (live/cli.py StopRequest) are put back.
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
     try:
         if address:
             ray.init(address=address, logging_level="ERROR", log_to_driver=False)
@@ -56,6 +60,10 @@ def ray_session(address=None, workers=None):
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise UserError(f"cannot start or join Ray at {address or 'a new local instance'}: "
                         f"{first_line(exc)}") from None
+    finally:
+        for signum, handler in handlers.items():
+            if handler is not None:
+                signal.signal(signum, handler)
     keep_stdout_ours(ray)
     try:
         yield ray

@@ -203,3 +203,19 @@ def test_a_stream_is_shed_from_an_actor_that_falls_behind_to_one_with_room():
     # A file is never shed (it does not fall behind: it goes slower), nor is anything where none is missed.
     assert stream_to_shed([ActorLoad("files", 10.0, [(camera("f", live=False), 5.0, 3)]), roomier]) is None
     assert stream_to_shed([roomy, roomier]) is None
+
+
+@pytest.mark.slow
+def test_sigterm_while_the_actors_load_stops_cleanly(tmp_path):
+    # Ray replaces the driver's SIGTERM handler with one that exits with status 15 at once.
+    process = subprocess.Popen(["live", "--engine", "ray", "--workers", "2", "--no-display", "--loop",
+                                "--file", str(CLIPS / "arm_wrestling.mp4"), "--jsonl", str(tmp_path / "out.jsonl")],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_for(lambda: actors_running() or process.poll() is not None, 120), "no actor started"
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 0 and stderr.strip().splitlines()[-1] == "stopped", stderr
+    assert wait_for(lambda: not actors_running(), 30), actors_running()

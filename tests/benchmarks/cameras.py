@@ -91,8 +91,8 @@ def bare_decode_ms(clip, frames=200):
     return costs
 
 
-def cpu_seconds(pid):
-    """CPU seconds of `pid` and every process under it (a Ray driver's raylet and actors)."""
+def process_tree_cpu(pid):
+    """{pid: CPU seconds} of `pid` and every process under it (a Ray driver's raylet and actors)."""
     children, own = {}, {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -102,12 +102,25 @@ def cpu_seconds(pid):
         number = int(stat.parent.name)
         children.setdefault(int(fields[1]), []).append(number)
         own[number] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    total, todo = 0.0, [pid]
+    tree, todo = {}, [pid]
     while todo:
         number = todo.pop()
-        total += own.get(number, 0.0)
+        tree[number] = own.get(number, 0.0)
         todo += children.get(number, [])
-    return total
+    return tree
+
+
+def cpu_over(pid, seconds, every=0.5):
+    """CPU seconds the process tree of `pid` used over the next `seconds`: each process's last
+    reading less its first (0 for one that started meanwhile), read every `every` seconds, so a
+    process that ends within the window (Ray's idle workers) still counts what it used."""
+    first = process_tree_cpu(pid)
+    last = dict(first)
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        time.sleep(min(every, max(0.0, deadline - time.perf_counter())))
+        last.update(process_tree_cpu(pid))
+    return sum(value - first.get(number, 0.0) for number, value in last.items())
 
 
 def lines(path):
@@ -146,9 +159,9 @@ def measure(code, clip, count, seconds, settle, folder, engine="local", workers=
         if process.poll() is not None or not started:
             raise RuntimeError(f"live did not start on {count} streams: {process.stderr.read()[-2000:]}")
         time.sleep(settle)
-        first, cpu_first, clock_first = len(lines(jsonl)), cpu_seconds(process.pid), time.perf_counter()
-        time.sleep(seconds)
-        last, cpu_last, clock_last = len(lines(jsonl)), cpu_seconds(process.pid), time.perf_counter()
+        first, clock_first = len(lines(jsonl)), time.perf_counter()
+        cpu = cpu_over(process.pid, seconds)
+        last, clock_last = len(lines(jsonl)), time.perf_counter()
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=60)
     finally:
@@ -169,8 +182,8 @@ def measure(code, clip, count, seconds, settle, folder, engine="local", workers=
             "embedded_worst": round(min(embedded), 3), "embedded_mean": round(float(np.mean(embedded)), 3),
             "p95_sampled_latency_ms": round(float(np.percentile(latencies, 95)), 1) if latencies else None,
             "median_sampled_latency_ms": round(float(np.median(latencies)), 1) if latencies else None,
-            "cpu_cores": round((cpu_last - cpu_first) / window, 2),
-            "cpu_ms_per_sample_point": round((cpu_last - cpu_first) * 1000 / max(1, sum(r["sampled"] for r in records)), 2),
+            "cpu_cores": round(cpu / window, 2),
+            "cpu_ms_per_sample_point": round(cpu * 1000 / max(1, sum(r["sampled"] for r in records)), 2),
             "engine": engine,
             "read_fps_worst": round(min(read_fps), 1),
             "step_median_ms": step_medians(stderr),

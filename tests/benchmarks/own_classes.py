@@ -147,9 +147,9 @@ def fitted(train, test, backbone, seed, **options):
     with tempfile.TemporaryDirectory() as folder:
         data = link_dataset(Path(folder) / "data", train, test)
         started = time.perf_counter()
+        options = {"frame_rate": FRAME_RATES.get(backbone), **options}  # --fit-option frame_rate=R overrides
         report = fit(FitConfig.from_options(data=str(data), out=str(Path(folder) / "bundle"), backbone=backbone,
-                                            frame_rate=FRAME_RATES.get(backbone), seed=seed, progress=False,
-                                            **options))
+                                            seed=seed, progress=False, **options))
         return report, time.perf_counter() - started
 
 
@@ -239,8 +239,9 @@ def main():
         for backbone in args.backbone.split(","):
             clips = all_clips(args.data)
             task_clips = directions(clips) if task == "reversed" else clips
+            rate = options.get("frame_rate", FRAME_RATES.get(backbone))
             config = resolved_features(FitConfig.from_options(data=str(args.data), out="-", backbone=backbone,
-                                                              frame_rate=FRAME_RATES.get(backbone)).features, clips)
+                                                              frame_rate=rate).features, clips)
             features, _, _, timing = prepare_features(task_clips, config, progress=False)
             if timing["clips"]:
                 print(f"warning: {timing['clips']} clips were not in the cache and were extracted "
