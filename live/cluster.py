@@ -282,10 +282,12 @@ class ClusterModel:
                     break
 
     def start_streams(self, sources, actors, loads=None):
-        """Place `sources` over `actors` by cost and start them there; a source that does not
-        open fails the run, as it does locally."""
+        """Place `sources` over `actors` by cost and start them there, every actor at once (an
+        actor already decoding its streams while the next opens its own slows the opening); a
+        source that does not open fails the run, as it does locally."""
         costs = [source.points_per_second(self.manifest) for source in sources]
         chosen = place(costs, [self.ms[actor] for actor in actors], loads)
+        started = []
         for index, actor in enumerate(actors):
             share = [source for source, at in zip(sources, chosen) if at == index]
             if not share:
@@ -294,8 +296,10 @@ class ClusterModel:
                      for s in share]
             options = RunOptions(**{**vars(self.options), "side_by_side": len(share), "loop": self.loop})
             shown = [s.name for s in share if any(sink.wants_pictures(s.name) for sink in self.sinks)]
+            started.append((actor, share, actor.start.remote(specs, options, shown)))
+        for actor, share, opening in started:
             try:
-                infos = self.ray.get(actor.start.remote(specs, options, shown))
+                infos = self.ray.get(opening)
             except self.ray.exceptions.RayTaskError as exc:
                 raise UserError(user_error_in(exc)) from None
             for source, info in zip(share, infos):

@@ -157,7 +157,8 @@ def measure(code, clip, count, seconds, settle, folder, engine="local", workers=
         started = wait_for(lambda: process.poll() is not None or
                            len({json.loads(line)["stream"] for line in lines(jsonl)[-20 * count:]}) == count, 120)
         if process.poll() is not None or not started:
-            raise RuntimeError(f"live did not start on {count} streams: {process.stderr.read()[-2000:]}")
+            process.kill()  # first: reading the stderr of a process still running waits for ever
+            raise RuntimeError(f"live did not start on {count} streams: {process.communicate()[1][-2000:]}")
         time.sleep(settle)
         first, clock_first = len(lines(jsonl)), time.perf_counter()
         cpu = cpu_over(process.pid, seconds)
