@@ -2,10 +2,13 @@
 on the driver. Each stream's records equal a local run's, even after a worker is killed
 mid-run; Ctrl-C and a killed driver leave no actor behind."""
 import collections
+import contextlib
 import json
+import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,8 +24,33 @@ FILES = [CLIPS / name for name in ("arm_wrestling.mp4", "pool_cleaning.mp4", "ba
 ACTOR = "ray::StreamWorker"
 
 
-def actors_running():
-    return subprocess.run(["pgrep", "-f", ACTOR], capture_output=True, text=True).stdout.split()
+def actors_of(process):
+    """The pids of the Ray actors under `process` (its local Ray's raylet starts them): tests on
+    other workers of the suite may run clusters of their own at the same time."""
+    children = collections.defaultdict(list)
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            children[int(stat.read_text().rsplit(")", 1)[1].split()[1])].append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    found, todo = [], list(children[process.pid])
+    while todo:
+        pid = todo.pop()
+        todo += children[pid]
+        with contextlib.suppress(OSError):
+            if ACTOR in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace"):
+                found.append(pid)
+    return found
+
+
+def running(pids):
+    """Those of `pids` still running (not ended, not a zombie waiting to be reaped)."""
+    alive = []
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+                alive.append(pid)
+    return alive
 
 
 def by_stream(records):
@@ -53,9 +81,9 @@ def test_sixteen_streams_on_two_workers_equal_local_runs_after_one_is_killed(tmp
             if not wait_for(lambda: len(jsonl.read_text().splitlines()) >= 200 or process.poll() is not None, 240):
                 process.kill()
                 pytest.fail(f"no 200 records in 240 s; live said: {process.communicate()[1][-3000:]}")
-            workers = actors_running()
+            workers = actors_of(process)
             assert len(workers) == 2, workers
-            subprocess.run(["kill", "-9", workers[0]], check=True)  # as a crash in native code would end it
+            os.kill(workers[0], signal.SIGKILL)  # as a crash in native code would end it
             _, stderr = process.communicate(timeout=300)
         finally:
             process.kill()
@@ -94,7 +122,9 @@ def test_ctrl_c_stops_every_actor_and_keeps_the_outputs(tmp_path):
                                 "--jsonl", str(jsonl), "--output", str(video)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        assert wait_for(lambda: len(actors_running()) == 2 or process.poll() is not None, 120), actors_running()
+        assert wait_for(lambda: len(actors_of(process)) == 2 or process.poll() is not None, 120), "no actors"
+        actors = actors_of(process)
+
         def both_streams_going():  # (a complete line of each: the last may be half-written)
             lines = jsonl.read_text().splitlines()[:-1] if jsonl.exists() else []
             counts = collections.Counter(json.loads(line)["stream"] for line in lines)
@@ -106,7 +136,7 @@ def test_ctrl_c_stops_every_actor_and_keeps_the_outputs(tmp_path):
     finally:
         process.kill()
     assert process.returncode == 130, stderr
-    assert wait_for(lambda: not actors_running(), 30), actors_running()
+    assert wait_for(lambda: not running(actors), 30), running(actors)
     streams = by_stream(read_jsonl(jsonl))
     # The pictures came from the actors (JPEG) for the driver's videos: one per stream, a
     # frame for each record.
@@ -122,12 +152,13 @@ def test_a_killed_driver_leaves_no_actor(tmp_path):
                                 "--file", str(CLIPS / "arm_wrestling.mp4"), "--jsonl", str(jsonl)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        assert wait_for(lambda: len(actors_running()) == 2 or process.poll() is not None, 120), actors_running()
+        assert wait_for(lambda: len(actors_of(process)) == 2 or process.poll() is not None, 120), "no actors"
+        actors = actors_of(process)
         process.kill()  # SIGKILL: nothing of the driver runs after this
         process.wait()
     finally:
         process.kill()
-    assert wait_for(lambda: not actors_running(), 60), actors_running()
+    assert wait_for(lambda: not running(actors), 60), running(actors)
 
 
 def test_streams_are_placed_by_measured_cost():
@@ -165,6 +196,7 @@ def test_the_web_view_shows_a_watched_streams_pictures(tmp_path):
     try:
         assert wait_for(lambda: [stream["label"] for stream in json.loads(served.get("/api/streams")[2])]
                         == ["cleaning pool", "arm wrestling"], 180), served.log.read_text()
+        actors = actors_of(served.process)
         # The actors send a stream's pictures only once someone watches it: they come, and
         # they are frames of that stream's clip.
         connection, reader = served.open_stream("/streams/2.mjpg")
@@ -176,7 +208,7 @@ def test_the_web_view_shows_a_watched_streams_pictures(tmp_path):
         assert np.abs(pictures[0].astype(int) - pictures[-1].astype(int)).mean() > 1  # the video moves
     finally:
         served.stop()
-    assert wait_for(lambda: not actors_running(), 30), actors_running()
+    assert actors and wait_for(lambda: not running(actors), 60), running(actors)
 
 
 def test_a_stream_is_shed_from_an_actor_that_falls_behind_to_one_with_room():
@@ -212,10 +244,11 @@ def test_sigterm_while_the_actors_load_stops_cleanly(tmp_path):
                                 "--file", str(CLIPS / "arm_wrestling.mp4"), "--jsonl", str(tmp_path / "out.jsonl")],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        assert wait_for(lambda: actors_running() or process.poll() is not None, 120), "no actor started"
+        assert wait_for(lambda: actors_of(process) or process.poll() is not None, 120), "no actor started"
+        actors = actors_of(process)
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=60)
     finally:
         process.kill()
     assert process.returncode == 0 and stderr.strip().splitlines()[-1] == "stopped", stderr
-    assert wait_for(lambda: not actors_running(), 30), actors_running()
+    assert wait_for(lambda: not running(actors), 30), running(actors)
