@@ -16,6 +16,7 @@ so Ray ends them if it dies.
 """
 import contextlib
 import signal
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +52,8 @@ def ray_session(address=None, workers=None):
         raise UserError(RAY_MISSING) from None
     # Ray replaces the SIGTERM handler with one that exits at once (exit 15, outputs not closed);
     # the command's own handlers (live/cli.py StopRequest) are put back.
+    if address:
+        check_reachable(address)
     handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
     try:
         if address:
@@ -69,6 +72,19 @@ def ray_session(address=None, workers=None):
         yield ray
     finally:
         ray.shutdown()
+
+
+def check_reachable(address, timeout_s=5.0):
+    """A HOST:PORT that nothing answers on is said in a line now: Ray itself retries for minutes,
+    printing its own warnings."""
+    host, _, port = address.rpartition(":")
+    if address == "auto" or "://" in address or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise UserError(f"cannot reach a Ray cluster at {address} ({exc.strerror or exc}); start one there "
+                        "with `ray start --head`, or give its address as --address HOST:PORT") from None
 
 
 def keep_stdout_ours(ray):
@@ -94,11 +110,13 @@ def user_error_in(exc):
     cause = getattr(exc, "cause", None)
     if isinstance(cause, UserError):
         return str(cause)
-    text = str(exc)
-    for line in text.splitlines():
+    if cause is not None:
+        return f"{type(cause).__name__}: {first_line(cause, limit=300)}"
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    for line in lines:
         if "UserError: " in line:
             return line.split("UserError: ", 1)[1]
-    return first_line(text, limit=300)
+    return lines[-1][:300] if lines else type(exc).__name__  # the error itself, after Ray's traceback
 
 
 class RemoteSource:
@@ -297,14 +315,21 @@ class ClusterModel:
             options = RunOptions(**{**vars(self.options), "side_by_side": len(share), "loop": self.loop})
             shown = [s.name for s in share if any(sink.wants_pictures(s.name) for sink in self.sinks)]
             started.append((actor, share, actor.start.remote(specs, options, shown)))
+        lost = []
         for actor, share, opening in started:
             try:
                 infos = self.ray.get(opening)
+            except self.ray.exceptions.RayActorError as exc:  # it died too (a lost node takes several)
+                lost.append((actor, share, exc))
+                continue
             except self.ray.exceptions.RayTaskError as exc:
                 raise UserError(user_error_in(exc)) from None
             for source, info in zip(share, infos):
                 source.opened(info)
             self.held[actor] += share
+        for actor, share, exc in lost:
+            self.held.setdefault(actor, []).extend(share)
+            self.move_streams_of(actor, exc)
 
     def results(self, sources, on_failure):
         """The Results of every stream, as the actors send them, until every stream has ended
@@ -318,15 +343,16 @@ class ClusterModel:
                 try:
                     sent_at, records = self.ray.get(reference)
                 except self.ray.exceptions.RayActorError as exc:
-                    taking = set(pending.values())
-                    for moved_to in self.move_streams_of(actor, exc):
-                        if moved_to not in taking:  # a new actor: nothing asked of it yet
-                            pending[self.take(moved_to)] = moved_to
+                    self.move_streams_of(actor, exc)
                     continue
                 pending[self.take(actor)] = actor
                 yield from self.unpack_all(records, by_name, sent_at, on_failure)
             if time.monotonic() - self.balanced >= BALANCE_EVERY_S:
                 self.balance()
+            asking = set(pending.values())
+            for actor in self.actors:  # one started for a move: nothing asked of it yet
+                if actor not in asking:
+                    pending[self.take(actor)] = actor
 
     def take(self, actor):
         """Ask `actor` for its next records, and for pictures of the streams a sink shows now:
@@ -389,9 +415,12 @@ class ClusterModel:
         if move is None:
             return
         behind, source, target, missed = move
+        try:
+            self.ray.get(behind.drop.remote(source.name))
+        except self.ray.exceptions.RayActorError:
+            return  # it died: its next take says so, and all its streams move then
         note(f"{source.name} moves to another ray worker: {missed} of its sample points were missed in the last "
              f"{BALANCE_EVERY_S:.0f} s where it was")
-        self.ray.get(behind.drop.remote(source.name))
         self.held[behind].remove(source)
         source.left.add(behind)
         source.reopened()
@@ -399,7 +428,9 @@ class ClusterModel:
 
     def move_streams_of(self, actor, exc):
         """An actor died: its streams that had not ended go to the actors left (or to a new one
-        when none is left), placed by cost; the actors that took them."""
+        when none is left), placed by cost."""
+        if actor not in self.actors:  # already moved from (its start and its take both failed)
+            return
         moving = [source for source in self.held.pop(actor, []) if not source.ended]
         self.actors.remove(actor)
         if not self.actors:
@@ -407,20 +438,20 @@ class ClusterModel:
             self.measure(self.actors[0])
             self.held[self.actors[0]] = []
         if not moving:
-            return []
+            return
         warn(f"a ray worker died ({first_line(str(exc), limit=120)}); its {len(moving)} stream(s) move to "
              f"the {len(self.actors)} left: " + ", ".join(source.name for source in moving))
         for source in moving:
             source.reopened()
         loads = [sum(s.points_per_second(self.manifest) for s in self.held[a]) * self.ms[a] for a in self.actors]
         self.start_streams(moving, list(self.actors), loads)
-        return [actor for actor in self.actors if any(source in self.held[actor] for source in moving)]
 
     def stop(self):
         """Every actor stops its streams and ends: on Ctrl-C, SIGTERM, the end, an error."""
+        stopping = [actor.stop.remote() for actor in self.actors]  # all at once: each may wait on its sources
+        with contextlib.suppress(Exception):
+            self.ray.wait(stopping, num_returns=len(stopping), timeout=15)
         for actor in self.actors:
-            with contextlib.suppress(Exception):
-                self.ray.get(actor.stop.remote(), timeout=15)
             with contextlib.suppress(Exception):
                 self.ray.kill(actor)
         self.actors = []
@@ -429,6 +460,12 @@ class ClusterModel:
 @contextlib.contextmanager
 def open_cluster(config):
     """The ClusterModel of a `live --engine ray` run, its actors stopped and Ray left on exit."""
+    if not config.address:  # a Ray of this machine's: a file that is not here fails now, not on an actor
+        from live.sources import FileSource, is_url
+
+        for file in config.files:
+            if not is_url(file):
+                FileSource(file).close()
     with ray_session(config.address, config.workers if not config.address else None) as ray:
         model = ClusterModel(ray, config.weights, config.runtime, config.backbone_weights, config.workers)
         try:

@@ -17,6 +17,9 @@ from live.errors import UserError
 
 JPEG_QUALITY = 90  # pictures go to the driver only for the sinks that draw them
 TAKE_AT_MOST = 2000  # records a take() returns: the driver's turn stays short
+# Records waiting for the driver: past this the streams wait (a file is read slower, a camera
+# drops frames), so an actor that outruns its driver (files with pictures) holds bounded memory.
+MAX_WAITING = 4000
 
 
 @dataclass(frozen=True)
@@ -55,7 +58,7 @@ class StreamWorker:
                 raise UserError(f"a bundle file name {name!r} is not a plain file name")
             (folder / name).write_bytes(data)
         self.model = load(folder, runtime, backbone_weights)
-        self.records = queue.Queue()
+        self.records = queue.Queue(maxsize=MAX_WAITING)
         self.stopping = threading.Event()
         self.runs = []  # (thread, opened sources)
         self.pictures_for = frozenset()  # the streams whose pictures the driver's sinks look at now
@@ -89,6 +92,9 @@ class StreamWorker:
                 source.close()
             raise
         self.sources.update((spec.name, source) for spec, source in zip(specs, sources))
+        # Moved back here (after the actor it went to died): its records go out again; those of
+        # its earlier run here carry an older `run`, and the driver drops them.
+        self.dropped -= {spec.name for spec in specs}
         thread = threading.Thread(target=self._classify, args=(specs, sources, options), daemon=True)
         self.runs.append((thread, sources))
         thread.start()
@@ -102,7 +108,7 @@ class StreamWorker:
 
         def failed(name, error):
             if name not in self.dropped:
-                self.records.put(("failed", name, runs[name], str(error)))
+                self.put(("failed", name, runs[name], str(error)))
 
         try:
             for result in self.model.stream(sources, max_frames=options.max_frames, smooth=options.smooth,
@@ -114,7 +120,7 @@ class StreamWorker:
                 changed[name] = changed[name] or result.sampled
                 if result.frame.index <= skip[name] or name in self.dropped:
                     continue
-                self.records.put(("result", name, runs[name], pack(result, changed[name], name in self.pictures_for),
+                self.put(("result", name, runs[name], pack(result, changed[name], name in self.pictures_for),
                                   source_figures(by_name[name])))
                 changed[name] = False
         except Exception as exc:  # a fault of this group ends its streams, said as their failure
@@ -123,7 +129,15 @@ class StreamWorker:
         finally:
             for name, source in by_name.items():
                 if name not in self.dropped:
-                    self.records.put(("ended", name, runs[name], source_figures(source)))
+                    self.put(("ended", name, runs[name], source_figures(source)))
+
+    def put(self, record):
+        """Queue a record for the driver, waiting while the queue is full, until a stop."""
+        while not self.stopping.is_set():
+            try:
+                return self.records.put(record, timeout=0.5)
+            except queue.Full:
+                continue
 
     def take(self, wait_s=0.2, pictures_for=()):
         """What the streams made since the last call (waiting up to `wait_s` for something);
@@ -142,8 +156,10 @@ class StreamWorker:
         """Stop reading live stream `name` (the driver moves it to an actor with room): its
         source closes, so its feed ends, and the others of its group go on."""
         self.dropped.add(name)
-        if self.sources[name].live:
-            self.sources[name].close()
+        source = self.sources[name]
+        if source.live:  # its reader may take seconds to let go: the driver does not wait for it
+            source.interrupt()
+            threading.Thread(target=source.close, daemon=True).start()
         return True
 
     def stop(self):

@@ -252,3 +252,10 @@ def test_sigterm_while_the_actors_load_stops_cleanly(tmp_path):
         process.kill()
     assert process.returncode == 0 and stderr.strip().splitlines()[-1] == "stopped", stderr
     assert wait_for(lambda: not running(actors), 30), running(actors)
+
+
+def test_a_cluster_address_nothing_answers_on_is_one_line():
+    process = run_command("live", "--engine", "ray", "--address", f"127.0.0.1:{free_port()}", "--no-display",
+                          "--file", CLIPS / "arm_wrestling.mp4", timeout=60)
+    assert_clean_error(process, "cannot reach a Ray cluster", "ray start --head")
+    assert process.returncode == 2
