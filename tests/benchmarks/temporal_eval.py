@@ -220,13 +220,13 @@ def main():
                     keras.backend.clear_session()
                     per_pair, mean = scores(records, saturation_change[variant], without_grey=False)
                     row = dict(variant=variant, fold=fold, model=model, seed=seed, mean=mean, pairs=per_pair,
-                               clips=records, best_epoch=report["best_epoch"],
+                               clips=records, best_epoch=report.get("best_epoch"),  # None: trained by steps
                                seconds=round(time.perf_counter() - started, 1))
                     done[key(row)] = row
                     out.write_text(json.dumps(list(done.values()), indent=1) + "\n")
                     print(f"{variant:5} fold {fold} {model:9} seed {seed}: {mean:.3f}  "
                           + "  ".join(f"{v:.2f}" for v in per_pair.values())
-                          + f"  (epoch {row['best_epoch']}, {row['seconds']} s)", file=sys.stderr, flush=True)
+                          + f"  ({row['seconds']} s)", file=sys.stderr, flush=True)
 
     results = sorted((r for r in done.values() if r["variant"] in variants and r["fold"] in folds
                       and r["model"] in models and r["seed"] in seeds),
