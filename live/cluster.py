@@ -18,7 +18,7 @@ import contextlib
 import signal
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -159,9 +159,8 @@ class RemoteSource:
     def points_per_second(self, manifest):
         """The sample points a second this stream asks of an actor: the bundle's sampling rate,
         or every `frame_step`-th frame of the source's rate."""
-        rate = manifest.get("frame_rate")
         fps = self.fps or 25.0
-        return min(fps, rate) / manifest["frame_step"] if rate else fps / manifest["frame_step"]
+        return min(fps, manifest.get("frame_rate") or fps) / manifest["frame_step"]
 
     def stopped_early(self):
         return tuple(self.early) if self.early else None
@@ -284,8 +283,8 @@ class ClusterModel:
         from live.api import SinkRun
         from live.sinks import StreamInfo
 
-        self.options = RunOptions(max_frames, max_fps, smooth, False, realtime,
-                                  any(sink.needs_pictures for sink in sinks), 1)
+        self.options = RunOptions(max_frames, max_fps, smooth, self.loop, realtime,
+                                  any(sink.needs_pictures for sink in sinks))
         self.sinks = list(sinks)
         with contextlib.ExitStack() as closing:
             run = SinkRun(self.sinks, closing)
@@ -312,7 +311,7 @@ class ClusterModel:
                 continue
             specs = [StreamSpec(s.spec.name, s.spec.file, s.spec.camera, -1 if s.live else s.delivered, s.run)
                      for s in share]
-            options = RunOptions(**{**vars(self.options), "side_by_side": len(share), "loop": self.loop})
+            options = replace(self.options, side_by_side=len(share))
             shown = [s.name for s in share if any(sink.wants_pictures(s.name) for sink in self.sinks)]
             started.append((actor, share, actor.start.remote(specs, options, shown)))
         lost = []
@@ -341,12 +340,12 @@ class ClusterModel:
             for reference in ready:
                 actor = pending.pop(reference)
                 try:
-                    sent_at, records = self.ray.get(reference)
+                    sent_at, records, figures = self.ray.get(reference)
                 except self.ray.exceptions.RayActorError as exc:
                     self.move_streams_of(actor, exc)
                     continue
                 pending[self.take(actor)] = actor
-                yield from self.unpack_all(records, by_name, sent_at, on_failure)
+                yield from self.unpack_all(records, figures, by_name, sent_at, on_failure)
             if time.monotonic() - self.balanced >= BALANCE_EVERY_S:
                 self.balance()
             asking = set(pending.values())
@@ -361,17 +360,19 @@ class ClusterModel:
                  if any(sink.wants_pictures(source.name) for sink in self.sinks)]
         return actor.take.remote(TAKE_WAIT_S, shown)
 
-    def unpack_all(self, records, by_name, sent_at, on_failure):
+    def unpack_all(self, records, figures, by_name, sent_at, on_failure):
         lag_ms = max(0.0, time.time() - sent_at) * 1000
         limit = self.options.max_frames
-        for kind, name, run, detail, *figures in records:
+        for name, (run, latest) in figures.items():  # the sources' counts, for the overlay and summary
+            if name in by_name and run == by_name[name].run and not by_name[name].ended:
+                by_name[name].update(latest)
+        for kind, name, run, detail in records:
             source = by_name[name]
             # (a moved live source's --max-frames counts here, not on its new actor; a moved
             # stream's records from before the move say nothing now)
             if source.ended or run != source.run:
                 continue
             if kind == "result":
-                source.update(figures[0])
                 if detail["index"] + source.index_offset > source.delivered:  # a moved file replays up to here
                     yield self.unpack(source, detail, lag_ms)
                     source.delivered_count += 1

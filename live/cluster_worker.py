@@ -64,6 +64,7 @@ class StreamWorker:
         self.pictures_for = frozenset()  # the streams whose pictures the driver's sinks look at now
         self.dropped = set()  # streams moved to another actor: nothing more of them goes out
         self.sources = {}     # stream name: its opened source
+        self.stream_runs = {}  # stream name: its StreamSpec.run here
 
     def measure(self, points=20):
         """Milliseconds of one sample point of one stream on this actor (crop, embed, head),
@@ -92,6 +93,7 @@ class StreamWorker:
                 source.close()
             raise
         self.sources.update((spec.name, source) for spec, source in zip(specs, sources))
+        self.stream_runs.update((spec.name, spec.run) for spec in specs)
         # Moved back here (after the actor it went to died): its records go out again; those of
         # its earlier run here carry an older `run`, and the driver drops them.
         self.dropped -= {spec.name for spec in specs}
@@ -120,8 +122,7 @@ class StreamWorker:
                 changed[name] = changed[name] or result.sampled
                 if result.frame.index <= skip[name] or name in self.dropped:
                     continue
-                self.put(("result", name, runs[name], pack(result, changed[name], name in self.pictures_for),
-                                  source_figures(by_name[name])))
+                self.put(("result", name, runs[name], pack(result, changed[name], name in self.pictures_for)))
                 changed[name] = False
         except Exception as exc:  # a fault of this group ends its streams, said as their failure
             for name in skip:
@@ -140,8 +141,9 @@ class StreamWorker:
                 continue
 
     def take(self, wait_s=0.2, pictures_for=()):
-        """What the streams made since the last call (waiting up to `wait_s` for something);
-        from now on, pictures of the streams `pictures_for` (those a sink of the driver shows)."""
+        """What the streams made since the last call (waiting up to `wait_s` for something), and
+        each source's figures now (once a call, not with every record); from now on, pictures of
+        the streams `pictures_for` (those a sink of the driver shows)."""
         self.pictures_for = frozenset(pictures_for)
         taken = []
         try:
@@ -150,7 +152,9 @@ class StreamWorker:
                 taken.append(self.records.get_nowait())
         except queue.Empty:
             pass
-        return time.time(), [record for record in taken if record[1] not in self.dropped]
+        figures = {name: (self.stream_runs[name], source_figures(source))
+                   for name, source in self.sources.items() if name not in self.dropped}
+        return time.time(), [record for record in taken if record[1] not in self.dropped], figures
 
     def drop(self, name):
         """Stop reading live stream `name` (the driver moves it to an actor with room): its
